@@ -1,0 +1,55 @@
+"""Find a TFLite interpreter without TensorFlow: ai_edge_litert first, tflite_runtime second."""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from edgecnn.errors import UsageError
+
+_CANDIDATES = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+)
+
+
+@lru_cache(maxsize=1)
+def interpreter_module():
+    """The first importable interpreter module, e.g. ``ai_edge_litert.interpreter``."""
+    for module_name, _ in _CANDIDATES:
+        try:
+            return importlib.import_module(module_name)
+        except ImportError:
+            continue
+    raise UsageError(
+        "no TFLite interpreter found (tried ai_edge_litert and tflite_runtime)",
+        "install one with: pip install ai-edge-litert",
+    )
+
+
+def runtime_info() -> dict:
+    """Name and version of the interpreter package in use, for benchmark tables."""
+    module = interpreter_module()
+    package = module.__name__.split(".")[0]
+    version = "unknown"
+    try:
+        from importlib.metadata import version as dist_version
+
+        dist = dict(_CANDIDATES)[module.__name__]
+        version = dist_version(dist)
+    except Exception:  # noqa: BLE001 - version is informational only
+        pass
+    return {"runtime": package, "runtime_version": version}
+
+
+def make_interpreter(model_content: bytes, num_threads: int | None = None):
+    """An interpreter over the model bytes, with XNNPACK on ``num_threads`` threads."""
+    module = interpreter_module()
+    kwargs = {"model_content": model_content}
+    if num_threads is not None:
+        kwargs["num_threads"] = int(num_threads)
+    try:
+        return module.Interpreter(**kwargs)
+    except ValueError as err:
+        raise UsageError(f"not a valid TFLite model: {str(err).splitlines()[0]}",
+                         "pass a .tflite file written by 'edgecnn convert'") from None

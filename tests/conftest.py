@@ -1,0 +1,43 @@
+"""Shared fixtures: run the CLI in-process and capture what a user would see."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``edgecnn ARGS...`` in this process; returns exit code, stdout and stderr."""
+    from edgecnn.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_one_line_error(result: CliResult, *needles: str, code: int = 2) -> None:
+    """A usage error: the given exit code, one 'error:' line naming the problem, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.out, result.err)
+    lines = [ln for ln in result.err.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:") or ln.startswith("Error:")]
+    assert errors, result.err
+    assert "Traceback" not in result.err
+    for needle in needles:
+        assert needle.lower() in result.err.lower(), (needle, result.err)

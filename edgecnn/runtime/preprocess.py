@@ -68,7 +68,7 @@ class Preprocessor:
     def to_model_color(self, image: np.ndarray, color: str) -> tuple[np.ndarray, bool]:
         """Image in the model's channel count; True if channels must still be reversed.
 
-        The RGB<->BGR swap is not done here: it is folded into the per-channel look-up table.
+        The RGB<->BGR swap is left for after resizing, where it touches fewer pixels.
         """
         if image.dtype != np.uint8:
             raise UsageError(f"images must be uint8, got {image.dtype}")
@@ -89,7 +89,9 @@ class Preprocessor:
         return image, want != have
 
     def _apply_lut(self, fitted: np.ndarray, swap: bool) -> np.ndarray:
-        lut = self.lut[:, ::-1] if swap else self.lut
+        if swap:
+            fitted = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)
+        lut = self.lut
         if self.channels == 1:
             table = lut[:, 0]
             if table.dtype in (np.int8, np.uint8):

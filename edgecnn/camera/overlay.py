@@ -1,0 +1,137 @@
+"""Draw results on a frame: boxes and labels, top-k categories, FPS and stage timings.
+
+Every function draws in place on a BGR ``uint8`` image with OpenCV primitives and returns the
+same array, so the camera loop pays for a few rectangles and short strings, nothing more.
+Colours come from a fixed palette indexed by class id (no per-frame colour computation), and
+text sizes are cached per string, because ``cv2.getTextSize`` is a measurable part of the
+overlay cost at 30+ FPS.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterable, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from edgecnn.errors import UsageError
+from edgecnn.runtime.types import Category, Detection
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+# 20 well-separated BGR colours (Tableau 20 reordered so neighbouring ids contrast).
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
+    (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23),
+    (232, 199, 174), (120, 187, 255), (138, 223, 152), (150, 152, 255), (213, 176, 197),
+    (148, 156, 196), (210, 182, 247), (199, 199, 199), (141, 219, 219), (229, 218, 158),
+)
+
+
+def class_color(index: int) -> tuple[int, int, int]:
+    """The BGR colour for a class id (stable across frames and runs)."""
+    return PALETTE[int(index) % len(PALETTE)]
+
+
+def _text_color(bg: tuple[int, int, int]) -> tuple[int, int, int]:
+    # Perceived luminance of the BGR background decides black or white text.
+    b, g, r = bg
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
+
+
+@lru_cache(maxsize=1024)
+def _text_size(text: str, scale: float, thickness: int) -> tuple[int, int, int]:
+    (w, h), base = cv2.getTextSize(text, FONT, scale, thickness)
+    return w, h, base
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        raise UsageError(f"overlay needs a BGR uint8 HxWx3 image, got shape {shape}")
+
+
+def _label_box(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int],
+               scale: float, thickness: int) -> None:
+    """A filled label with its bottom-left corner at (x, y), kept inside the image."""
+    h_img, w_img = image.shape[:2]
+    tw, th, base = _text_size(text, scale, thickness)
+    pad = 2
+    x = max(0, min(int(x), w_img - tw - 2 * pad))
+    y = int(y)
+    if y - th - base - 2 * pad < 0:  # no room above the box: put the label inside it
+        y = th + base + 2 * pad
+    y = min(y, h_img)
+    cv2.rectangle(image, (x, y - th - base - 2 * pad), (x + tw + 2 * pad, y), color, cv2.FILLED)
+    cv2.putText(image, text, (x + pad, y - base - pad), FONT, scale, _text_color(color),
+                thickness, cv2.LINE_AA)
+
+
+def draw_detections(image: np.ndarray, detections: Iterable[Detection],
+                    labels: Sequence[str] | None = None, *, thickness: int = 2,
+                    font_scale: float = 0.5, show_score: bool = True) -> np.ndarray:
+    """Draw each detection's box and ``label score`` tag in its class colour.
+
+    Args:
+        image: BGR uint8 frame, drawn on in place.
+        detections: boxes in this image's pixel coordinates (what ``Detector`` returns).
+        labels: optional names overriding ``detection.category.label`` by class index.
+        thickness: box line width in pixels.
+        font_scale: OpenCV font scale of the tags.
+        show_score: append the score to the tag.
+
+    Returns:
+        ``image`` (the same array).
+    """
+    _check_image(image)
+    h, w = image.shape[:2]
+    text_thickness = max(1, thickness // 2)
+    for det in detections:
+        cat = det.category
+        color = class_color(cat.index)
+        b = det.box
+        x1 = int(round(min(max(b.left, 0), w - 1)))
+        y1 = int(round(min(max(b.top, 0), h - 1)))
+        x2 = int(round(min(max(b.right, 0), w - 1)))
+        y2 = int(round(min(max(b.bottom, 0), h - 1)))
+        cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
+        name = labels[cat.index] if labels is not None and 0 <= cat.index < len(labels) \
+            else cat.label
+        text = f"{name} {cat.score:.2f}" if show_score else str(name)
+        _label_box(image, text, x1, y1, color, font_scale, text_thickness)
+    return image
+
+
+def draw_categories(image: np.ndarray, categories: Iterable[Category], *, origin=(8, 8),
+                    font_scale: float = 0.6) -> np.ndarray:
+    """Draw a classifier's top-k as ``label score`` rows in the top-left corner."""
+    _check_image(image)
+    x, y = origin
+    for cat in categories:
+        text = f"{cat.label} {cat.score:.2f}"
+        _, th, base = _text_size(text, font_scale, 1)
+        y += th + base + 4
+        _label_box(image, text, x, y, class_color(cat.index), font_scale, 1)
+    return image
+
+
+def draw_stats(image: np.ndarray, fps: float | None, stage_ms: Mapping[str, float] | None = None,
+               *, font_scale: float = 0.5) -> np.ndarray:
+    """Draw ``FPS`` and per-stage milliseconds in the top-right corner on a dark band."""
+    _check_image(image)
+    parts = [f"{fps:.1f} FPS" if fps is not None else "-- FPS"]
+    for name, ms in (stage_ms or {}).items():
+        parts.append(f"{name} {ms:.1f}ms")
+    text = "  ".join(parts)
+    tw, th, base = _text_size(text, font_scale, 1)
+    h, w = image.shape[:2]
+    x = max(0, w - tw - 10)
+    y = th + base + 6
+    # Darken the band instead of a solid box so the scene stays visible underneath.
+    band = image[0:min(h, y + 2), x:min(w, x + tw + 10)]
+    band >>= 1
+    cv2.putText(image, text, (x + 5, y - base - 1), FONT, font_scale, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return image

@@ -1,0 +1,60 @@
+"""Overlay drawing: pixels change where boxes, labels and stats belong, and nowhere else."""
+
+import numpy as np
+import pytest
+
+from edgecnn.camera.overlay import (PALETTE, class_color, draw_categories, draw_detections,
+                                    draw_stats)
+from edgecnn.errors import UsageError
+from edgecnn.runtime.types import Category, Detection, Rect
+
+
+def _frame(h=240, w=320):
+    return np.zeros((h, w, 3), np.uint8)
+
+
+def test_box_drawn_in_class_colour_at_its_place():
+    img = _frame()
+    det = Detection(Rect(100, 80, 200, 180), Category(2, "car", 0.87))
+    out = draw_detections(img, [det], thickness=2)
+    assert out is img
+    color = class_color(2)
+    # Left and bottom edges carry the class colour; the inside of the box stays black.
+    assert tuple(img[150, 100]) == color
+    assert tuple(img[180, 150]) == color
+    assert img[130:170, 110:190].max() == 0
+    # Far from the box and its label nothing is drawn.
+    assert img[200:, 250:].max() == 0
+
+
+def test_label_uses_override_names_and_stays_inside_image():
+    img = _frame()
+    det = Detection(Rect(0, 0, 50, 50), Category(0, "x", 0.5))
+    draw_detections(img, [det], labels=["person"])
+    # A box touching the top edge puts its label inside the image (rows 0..~20 painted).
+    assert img[2:18, 2:40].any()
+
+
+def test_boxes_outside_image_are_clipped_not_crashing():
+    img = _frame()
+    det = Detection(Rect(-50, -20, 1000, 900), Category(25, "far", 0.3))
+    draw_detections(img, [det])
+    assert tuple(img[239, 160]) == class_color(25) == PALETTE[25 % len(PALETTE)]
+
+
+def test_categories_and_stats_draw_in_their_corners():
+    img = _frame()
+    draw_categories(img, [Category(0, "cat", 0.9), Category(1, "dog", 0.1)])
+    assert img[:60, :80].any() and not img[120:, :].any()
+    img2 = np.full((240, 320, 3), 200, np.uint8)
+    draw_stats(img2, 29.7, {"pre": 1.5, "infer": 12.0})
+    # The stats band is darkened in the top-right and the bottom-left is untouched.
+    assert img2[2, 315].max() < 200
+    assert (img2[200:, :100] == 200).all()
+
+
+def test_rejects_non_bgr_images():
+    with pytest.raises(UsageError):
+        draw_detections(np.zeros((10, 10), np.uint8), [])
+    with pytest.raises(UsageError):
+        draw_stats(np.zeros((10, 10, 3), np.float32), 1.0, {})

@@ -27,3 +27,7 @@ class TrainConfig:
     patience: int | None = None     # early stopping on the monitored metric
     max_train: int | None = None    # cap on training samples (quick runs, tests)
     verbose: int = 1                # 0 silent, 1 progress lines
+    schedule: str = "cosine"        # "cosine" (with warm-up) | "constant"
+    label_smoothing: float = 0.0    # classify: cross-entropy label smoothing
+    weight_decay: float = 0.0       # decoupled weight decay (optimizer "adamw")
+    deterministic: bool = True      # op determinism: a fixed seed gives identical weights

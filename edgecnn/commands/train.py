@@ -1,0 +1,78 @@
+"""``edgecnn train``: options -> TrainConfig -> train_classifier / train_detector."""
+
+from __future__ import annotations
+
+import click
+
+
+def _list_archs(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from edgecnn.models.registry import list_models
+
+    task = ctx.params.get("task")
+    for entry in sorted(list_models(task), key=lambda e: (e.task, e.name)):
+        click.echo(f"{entry.name:<16} {entry.task:<9} {entry.description}")
+    ctx.exit(0)
+
+
+@click.command(short_help="Train a classifier or detector from a dataset.")
+@click.option("--task", type=click.Choice(["classify", "detect"]), default="classify",
+              show_default=True, is_eager=True, help="What to train.")
+@click.option("--list-archs", is_flag=True, expose_value=False, is_eager=True,
+              callback=_list_archs, help="List the registered architectures and exit.")
+@click.option("--data", "data", required=True,
+              help="Dataset SPEC: digits, fashion-mnist, mnist, an idx folder, an image folder "
+                   "(one sub-folder per class), or for detect a YOLO data.yaml / VOC / COCO.")
+@click.option("--arch", required=True, help="Architecture name (see --list-archs).")
+@click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
+@click.option("--imgsz", type=int, default=None, help="Square input size (default: native).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=None, help="Peak learning rate (default per optimizer).")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam",
+              show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
+              show_default=True, help="Learning-rate schedule.")
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True,
+              help="Decoupled weight decay (adamw).")
+@click.option("--no-augment", is_flag=True, help="Turn off random shifts/flips.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="Folder holding the fashion-mnist / mnist idx files.")
+@click.option("--val-split", type=float, default=0.1, show_default=True)
+@click.option("--width", type=float, default=1.0, show_default=True,
+              help="Width multiplier (dsnet family).")
+@click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
+              default="none", show_default=True, help="tf.distribute strategy.")
+@click.option("--patience", type=int, default=None, help="Early stopping patience (epochs).")
+@click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, label_smoothing,
+          weight_decay, no_augment, seed, data_dir, val_split, width, distribute, patience,
+          max_train, quiet) -> None:
+    """Train a classifier or detector; writes model.keras, run.json, labels.txt,
+    history.csv and curves.png into --out (atomically).
+
+    \b
+    Example:
+      edgecnn train --task classify --data fashion-mnist --arch dsnet_s --epochs 15 --out runs/fm
+    """
+    from edgecnn.train.config import TrainConfig
+
+    config = TrainConfig(task=task, data=data, arch=arch, out=out, imgsz=imgsz, epochs=epochs,
+                         batch=batch, lr=lr, optimizer=optimizer, seed=seed, data_dir=data_dir,
+                         val_split=val_split, width=width, augment=not no_augment,
+                         distribute=None if distribute == "none" else distribute,
+                         patience=patience, max_train=max_train, verbose=0 if quiet else 1,
+                         schedule=schedule, label_smoothing=label_smoothing,
+                         weight_decay=weight_decay)
+    if task == "classify":
+        from edgecnn.train.classify import train_classifier
+
+        train_classifier(config)
+    else:
+        from edgecnn.train.detect import train_detector
+
+        train_detector(config)

@@ -1,0 +1,92 @@
+"""Reader for the idx format of MNIST and Fashion-MNIST (gzip-compressed or raw).
+
+The format is a 4-byte magic (two zero bytes, a type code, the number of dimensions), one
+big-endian uint32 per dimension, then the data. Only unsigned bytes (type 0x08) occur in the
+datasets we read, so other type codes are rejected with a clear message.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import UsageError
+
+# Debian's dataset-fashion-mnist and the original distribution use these names.
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one idx file (``.gz`` or raw) into a uint8 array of its declared shape."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as err:
+        raise UsageError(f"cannot read idx file {path}: {err}",
+                         "re-download the dataset files") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise UsageError(f"{path} is not an idx file (bad magic number)",
+                         "pass MNIST-style idx files")
+    dtype_code, ndim = raw[2], raw[3]
+    if dtype_code != 0x08:
+        raise UsageError(f"{path}: idx type 0x{dtype_code:02x} is not supported (only uint8)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UsageError(f"{path} is truncated (header)", "re-download the dataset files")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    count = int(np.prod(shape)) if shape else 0
+    if len(raw) - header < count:
+        raise UsageError(f"{path} is truncated: {len(raw) - header} of {count} bytes",
+                         "re-download the dataset files")
+    return np.frombuffer(raw, dtype=np.uint8, count=count, offset=header).reshape(shape)
+
+
+def find_split(folder: Path, split: str) -> tuple[Path, Path] | None:
+    """(images, labels) paths of ``split`` in ``folder`` (raw or .gz), or None if absent."""
+    found = []
+    for stem in SPLIT_FILES[split]:
+        for candidate in (folder / stem, folder / f"{stem}.gz",
+                          folder / stem.replace("-idx", ".idx"),
+                          folder / f"{stem.replace('-idx', '.idx')}.gz"):
+            if candidate.is_file():
+                found.append(candidate)
+                break
+        else:
+            return None
+    return found[0], found[1]
+
+
+def has_idx(folder: Path) -> bool:
+    return folder.is_dir() and find_split(folder, "train") is not None
+
+
+def load_idx_folder(folder: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"train": (x, y), "test": (x, y)} from a folder of idx files; ``test`` may be absent."""
+    folder = Path(folder)
+    out = {}
+    for split in SPLIT_FILES:
+        paths = find_split(folder, split)
+        if paths is None:
+            continue
+        x, y = read_idx(paths[0]), read_idx(paths[1])
+        if x.ndim not in (3, 4) or y.ndim != 1:
+            raise UsageError(f"{paths[0]}: expected N x H x W images and N labels, got "
+                             f"shapes {x.shape} and {y.shape}")
+        if len(x) != len(y):
+            raise UsageError(f"{folder}: {split} has {len(x)} images but {len(y)} labels",
+                             "the image and label files do not belong together")
+        out[split] = (x if x.ndim == 4 else x[..., None], y.astype(np.int64))
+    if "train" not in out:
+        raise UsageError(f"{folder} has no train-images-idx3-ubyte[.gz] and "
+                         "train-labels-idx1-ubyte[.gz]", "pass a folder of MNIST-style idx files")
+    return out

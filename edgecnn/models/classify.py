@@ -1,0 +1,140 @@
+"""Classification architectures: the seed article's CNN and the compact ``dsnet`` family.
+
+Every builder returns a functional ``keras.Model`` made of plain Conv2D, DepthwiseConv2D,
+BatchNormalization, ReLU, Add, pooling and Dense layers only, so that
+
+- the TFLite converter maps each to a builtin op and folds BatchNormalization into the
+  preceding convolution (convolutions here have no bias for that reason);
+- full-int8 post-training quantization works (no custom ops, no in-model Rescaling: the input
+  normalization is data, ``run.json`` mean/std, folded into the input quantization);
+- the channel pruner (``edgecnn.prune``) can walk the graph layer by layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecnn.errors import UsageError
+from edgecnn.lazy import keras
+from edgecnn.models.registry import register_model
+
+# Faster-moving BN statistics than Keras' 0.99: our runs are short (hundreds to a few thousand
+# steps) and the slow default leaves validation far behind training in the first epochs.
+BN_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class Stage:
+    """``repeats`` depthwise-separable blocks with ``channels`` outputs; the first has ``stride``."""
+
+    channels: int
+    stride: int = 1
+    repeats: int = 1
+
+
+def _scaled(channels: int, width: float, divisor: int = 8) -> int:
+    """Width-multiplied channel count rounded to a multiple of ``divisor`` (SIMD friendly)."""
+    scaled = max(divisor, int(channels * width + divisor / 2) // divisor * divisor)
+    # Never round down by more than 10%: the accuracy loss is not worth the saved MACs.
+    return scaled + divisor if scaled < 0.9 * channels * width else scaled
+
+
+def _conv_bn_relu(x, filters: int, kernel: int, stride: int, name: str):
+    k = keras()
+    x = k.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                        name=f"{name}_conv")(x)
+    x = k.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return k.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def ds_block(x, filters: int, stride: int, name: str):
+    """Depthwise 3x3 (BN, ReLU) then pointwise 1x1 (BN, ReLU); residual when shapes allow.
+
+    The residual joins *after* the pointwise ReLU so every int8 tensor feeding the Add is
+    non-negative, which keeps the Add's quantization range tight.
+    """
+    k = keras()
+    shortcut = x
+    y = k.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                                 name=f"{name}_dw")(x)
+    y = k.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(y)
+    y = k.layers.ReLU(name=f"{name}_dw_relu")(y)
+    y = k.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(y)
+    y = k.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_pw_bn")(y)
+    y = k.layers.ReLU(name=f"{name}_pw_relu")(y)
+    if stride == 1 and int(shortcut.shape[-1]) == filters:
+        y = k.layers.Add(name=f"{name}_add")([shortcut, y])
+    return y
+
+
+def dsnet(input_shape, num_classes: int, stem: int, stages: tuple[Stage, ...],
+          width: float = 1.0, stem_stride: int = 1, dropout: float = 0.0,
+          name: str = "dsnet"):
+    """Stem conv, depthwise-separable stages, global average pooling, dense softmax."""
+    k = keras()
+    if width <= 0:
+        raise UsageError(f"width multiplier must be > 0, got {width}", "use e.g. --width 1.0")
+    inputs = k.Input(shape=tuple(input_shape), name="image")
+    x = _conv_bn_relu(inputs, _scaled(stem, width), 3, stem_stride, "stem")
+    for s, stage in enumerate(stages):
+        for r in range(stage.repeats):
+            x = ds_block(x, _scaled(stage.channels, width), stage.stride if r == 0 else 1,
+                         f"s{s + 1}b{r + 1}")
+    x = k.layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout > 0:
+        x = k.layers.Dropout(dropout, name="dropout")(x)
+    outputs = k.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return k.Model(inputs, outputs, name=name)
+
+
+@register_model("seed", task="classify",
+                description="the seed article's CNN: conv32-pool-conv64-pool-dense128")
+def seed(input_shape, num_classes: int, **kwargs):
+    """Exactly the seed article's CNN (two 3x3 convs with max pooling, a 128-unit dense layer)."""
+    k = keras()
+    _reject_unused("seed", kwargs)
+    side = min(int(input_shape[0]), int(input_shape[1]))
+    if side < 10:
+        raise UsageError(f"the seed model needs images of at least 10x10, got {side}x{side}",
+                         "use --imgsz 10 or more, or a dsnet architecture")
+    inputs = k.Input(shape=tuple(input_shape), name="image")
+    x = k.layers.Conv2D(32, 3, activation="relu", name="conv1")(inputs)
+    x = k.layers.MaxPooling2D(2, name="pool1")(x)
+    x = k.layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
+    x = k.layers.MaxPooling2D(2, name="pool2")(x)
+    x = k.layers.Flatten(name="flatten")(x)
+    x = k.layers.Dense(128, activation="relu", name="fc1")(x)
+    outputs = k.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return k.Model(inputs, outputs, name="seed")
+
+
+@register_model("dsnet_test", task="classify",
+                description="tiny depthwise-separable net for tests (trains in seconds)")
+def dsnet_test(input_shape, num_classes: int, width: float = 1.0, **kwargs):
+    _reject_unused("dsnet_test", kwargs)
+    return dsnet(input_shape, num_classes, stem=8, stages=(Stage(16, 2), Stage(16, 1)),
+                 width=width, name="dsnet_test")
+
+
+@register_model("dsnet_s", task="classify", default_imgsz=28,
+                description="compact depthwise-separable net (~60k params at width 1)")
+def dsnet_s(input_shape, num_classes: int, width: float = 1.0, dropout: float = 0.0, **kwargs):
+    _reject_unused("dsnet_s", kwargs)
+    stages = (Stage(32, 1), Stage(64, 2, 2), Stage(128, 2, 2), Stage(160, 2, 1))
+    return dsnet(input_shape, num_classes, stem=24, stages=stages, width=width,
+                 dropout=dropout, name="dsnet_s")
+
+
+@register_model("dsnet_m", task="classify", default_imgsz=28,
+                description="larger depthwise-separable net (~200k params at width 1)")
+def dsnet_m(input_shape, num_classes: int, width: float = 1.0, dropout: float = 0.1, **kwargs):
+    _reject_unused("dsnet_m", kwargs)
+    stages = (Stage(48, 1), Stage(96, 2, 2), Stage(192, 2, 3), Stage(256, 2, 1))
+    return dsnet(input_shape, num_classes, stem=32, stages=stages, width=width,
+                 dropout=dropout, name="dsnet_m")
+
+
+def _reject_unused(arch: str, kwargs: dict) -> None:
+    if kwargs:
+        raise UsageError(f"architecture {arch} does not take option(s) "
+                         f"{', '.join(sorted(kwargs))}", "drop them or choose a dsnet model")

@@ -1,0 +1,1 @@
+"""Plots (matplotlib, Agg backend) and markdown reports of runs. Imported only when used."""

@@ -1,0 +1,161 @@
+"""``train_classifier``: dataset SPEC + architecture name -> a run directory.
+
+The run directory (see ``edgecnn.rundir``) is written atomically: a failed or interrupted run
+leaves the previous one (or nothing) in place, never a half-written directory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from edgecnn.errors import UsageError
+from edgecnn.fsutil import atomic_dir
+from edgecnn.rundir import MODEL_FILE, RunInfo
+from edgecnn.train.config import TrainConfig
+
+DEFAULT_LR = {"adam": 1e-3, "adamw": 2e-3, "sgd": 0.05}
+MEAN, STD = (0.0,), (255.0,)
+
+
+def train_classifier(config: TrainConfig, stream=None) -> Path:
+    """Train ``config.arch`` on ``config.data``; return the run directory written.
+
+    Prints one line per epoch (to ``stream``, default stdout). The best checkpoint by
+    validation accuracy is kept; ``run.json`` records data, labels, input size, colour,
+    normalization and the final val/test accuracy.
+
+    Example:
+        run = train_classifier(TrainConfig(task="classify", data="digits", arch="dsnet_test",
+                                           out="runs/digits", epochs=3))
+    """
+    out = stream or sys.stdout
+    if config.task != "classify":
+        raise UsageError(f"train_classifier got task {config.task!r}", "use --task classify")
+    _check_numbers(config)
+    from edgecnn.data import load_classification
+    from edgecnn.models.registry import get_entry
+
+    entry = get_entry(config.arch, task="classify")   # fail fast on a bad name, before data
+    imgsz = config.imgsz or None
+    data = load_classification(config.data, data_dir=config.data_dir, imgsz=imgsz,
+                               val_split=config.val_split, seed=config.seed,
+                               max_train=config.max_train)
+    _say(config, out, f"data  {data.summary()}")
+    for warning in data.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
+    from edgecnn.lazy import keras
+    from edgecnn.train import common
+    from edgecnn.train.callbacks import progress_callback
+    from edgecnn.train.distribute import make_strategy, replica_count
+    from edgecnn.data.classify_pipeline import eval_dataset, train_dataset
+
+    k = keras()
+    common.seed_everything(config.seed, config.deterministic)
+    strategy = make_strategy(config.distribute)
+    input_shape = (data.imgsz, data.imgsz, data.channels)
+    train_ds, steps = train_dataset(data.x_train, data.y_train, data.num_classes, config.batch,
+                                    MEAN, STD, config.augment, data.hflip, config.seed)
+    val_ds = eval_dataset(data.x_val, data.y_val, data.num_classes, 256, MEAN, STD)
+    peak = config.lr if config.lr is not None else DEFAULT_LR.get(config.optimizer.lower(), 1e-3)
+    total = steps * config.epochs
+    with strategy.scope():
+        model = entry.builder(input_shape=input_shape, num_classes=data.num_classes,
+                              **_arch_kwargs(entry.builder, config))
+        lr = common.learning_rate(config.schedule, peak, total,
+                                  warmup_steps=min(steps, total // 10) if config.epochs > 2 else 0)
+        model.compile(optimizer=common.make_optimizer(config.optimizer, lr, config.weight_decay),
+                      loss=k.losses.CategoricalCrossentropy(
+                          label_smoothing=config.label_smoothing),
+                      metrics=["accuracy"])
+    _say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
+         f"{input_shape}, {replica_count(strategy)} replica(s), {steps} steps/epoch, "
+         f"{config.optimizer} lr {peak:g} {config.schedule}")
+
+    run_dir = common.check_out_dir(config.out)
+    with atomic_dir(run_dir) as tmp:
+        best_path = tmp / MODEL_FILE
+        progress = progress_callback(config.epochs, stream=out)
+        callbacks = [k.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy",
+                                                 mode="max", save_best_only=True)]
+        if config.verbose:
+            callbacks.append(progress)
+        if config.patience:
+            callbacks.append(k.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                       patience=int(config.patience)))
+        start = time.perf_counter()
+        history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
+                            validation_data=val_ds, callbacks=callbacks, verbose=0,
+                            shuffle=False)
+        train_seconds = time.perf_counter() - start
+        hist = {key: [float(v) for v in values] for key, values in history.history.items()
+                if key not in ("learning_rate", "lr")}
+
+        import edgecnn.models.layers  # noqa: F401 - custom layers for safe loading
+        best = k.saving.load_model(best_path, compile=False, safe_mode=True)
+        metrics = {"val_accuracy": _accuracy(best, data.x_val, data.y_val),
+                   "train_seconds": round(train_seconds, 2),
+                   "epochs_run": len(hist.get("loss", [])),
+                   "best_epoch": int(max(range(len(hist["val_accuracy"])),
+                                         key=hist["val_accuracy"].__getitem__)) + 1,
+                   "params": int(model.count_params())}
+        if data.has_test:
+            metrics["test_accuracy"] = _accuracy(best, data.x_test, data.y_test)
+        info = RunInfo(task="classify", arch=config.arch, labels=list(data.labels),
+                       imgsz=(data.imgsz, data.imgsz), channels=data.channels, color=data.color,
+                       resize="stretch", mean=list(MEAN), std=list(STD), data=config.data,
+                       data_dir=str(config.data_dir) if config.data_dir else None,
+                       output_activation="softmax", seed=config.seed,
+                       extra={"metrics": metrics, "config": asdict(config),
+                              "warnings": list(data.warnings)})
+        info.save(tmp)
+        common.write_history_csv(tmp / "history.csv", hist)
+        from edgecnn.report.plots import plot_curves
+
+        plot_curves(hist, tmp / "curves.png", title=f"{config.arch} on {config.data}")
+    test = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
+    _say(config, out, f"done  best epoch {metrics['best_epoch']}: val accuracy "
+         f"{metrics['val_accuracy']:.4f}{test}; {train_seconds:.1f}s training -> {run_dir}")
+    return run_dir
+
+
+def _accuracy(model, x, y, batch: int = 512) -> float:
+    """Top-1 accuracy of a Keras model on uint8 images (normalized as in training)."""
+    import numpy as np
+
+    correct = 0
+    for i in range(0, len(x), batch):
+        xb = (x[i:i + batch].astype(np.float32) - np.float32(MEAN[0])) / np.float32(STD[0])
+        pred = np.asarray(model(xb, training=False)).argmax(axis=1)
+        correct += int((pred == y[i:i + batch]).sum())
+    return round(correct / max(1, len(x)), 6)
+
+
+def _arch_kwargs(builder, config: TrainConfig) -> dict:
+    """Pass ``width`` only when set (so archs without a width multiplier still work)."""
+    if config.width == 1.0:
+        return {}
+    if "width" not in inspect.signature(builder).parameters:
+        raise UsageError(f"architecture {config.arch} has no width multiplier",
+                         "drop --width or choose a dsnet model")
+    return {"width": config.width}
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    if config.epochs < 1:
+        raise UsageError(f"epochs must be >= 1, got {config.epochs}", "use --epochs 1 or more")
+    if config.batch < 1:
+        raise UsageError(f"batch must be >= 1, got {config.batch}", "use --batch 1 or more")
+    if config.lr is not None and config.lr <= 0:
+        raise UsageError(f"learning rate must be > 0, got {config.lr}", "use e.g. --lr 0.001")
+    if config.max_train is not None and config.max_train < 2:
+        raise UsageError(f"max-train must be >= 2, got {config.max_train}")
+
+
+def _say(config: TrainConfig, stream, line: str) -> None:
+    if config.verbose:
+        print(line, file=stream, flush=True)

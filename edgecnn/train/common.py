@@ -1,0 +1,84 @@
+"""What classify and detect training share: seeding, schedules, optimizers, run-dir files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+from edgecnn.errors import UsageError
+from edgecnn.fsutil import write_atomic
+from edgecnn.lazy import keras, tensorflow
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, numpy and TensorFlow; with ``deterministic`` also force deterministic ops.
+
+    Op determinism costs little on CPU for the small models we train and makes a fixed seed
+    reproduce the same weights bit for bit.
+    """
+    tf = tensorflow()
+    keras().utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def learning_rate(schedule: str, peak: float, total_steps: int, warmup_steps: int = 0):
+    """A Keras learning-rate schedule: ``constant`` or ``cosine`` (linear warm-up, then cosine)."""
+    k = keras()
+    if schedule == "constant":
+        return float(peak)
+    if schedule != "cosine":
+        raise UsageError(f"unknown learning-rate schedule {schedule!r}", "use cosine or constant")
+    warmup = max(0, min(int(warmup_steps), total_steps - 1))
+    return k.optimizers.schedules.CosineDecay(
+        initial_learning_rate=float(peak) if warmup == 0 else float(peak) * 0.01,
+        decay_steps=max(1, total_steps - warmup), alpha=0.01,
+        warmup_target=float(peak) if warmup else None, warmup_steps=warmup)
+
+
+def make_optimizer(name: str, lr, weight_decay: float = 0.0):
+    k = keras()
+    key = name.lower()
+    if key == "adam":
+        return k.optimizers.Adam(learning_rate=lr)
+    if key == "adamw":
+        return k.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay or 1e-4)
+    if key == "sgd":
+        return k.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+    raise UsageError(f"unknown optimizer {name!r}", "choose adam, adamw or sgd")
+
+
+def current_lr(optimizer) -> float:
+    lr = optimizer.learning_rate
+    try:
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+    except Exception:  # noqa: BLE001 - display only
+        return math.nan
+
+
+def write_history_csv(path: str | os.PathLike, history: dict[str, list[float]]) -> None:
+    """One row per epoch: ``epoch`` then every metric Keras logged, in a stable order."""
+    keys = sorted(history, key=lambda k: (k.startswith("val_"), k))
+    rows = len(next(iter(history.values()), []))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for i in range(rows):
+        writer.writerow([i + 1, *(f"{float(history[k][i]):.6g}" for k in keys)])
+    write_atomic(path, buf.getvalue())
+
+
+def read_history_csv(path: str | os.PathLike) -> dict[str, list[float]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
+
+
+def check_out_dir(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
+    return out

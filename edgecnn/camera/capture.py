@@ -1,0 +1,206 @@
+"""A capture thread between a frame source and inference.
+
+Two policies, chosen from the source:
+
+- **latest** (cameras, streams, or any source with ``realtime=True``): the queue holds at most
+  ``queue_size`` frames; when inference is slower than the camera, the oldest waiting frame is
+  dropped (and counted) so the next ``get()`` returns the newest frame and latency stays at
+  about one inference, not a growing backlog. A finite source read with ``realtime=True`` is
+  paced at its nominal FPS, so it behaves like a camera playing the file.
+- **every frame** (files and finite memory sources): ``put`` blocks, nothing is dropped.
+
+A live source that stops delivering is reopened with bounded exponential back-off
+(``backoff_initial * 2**k`` capped at ``backoff_max``); every successful reopen counts as a
+reconnect, every failed attempt as a retry. End of file ends the capture cleanly.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecnn.camera.sources import FrameSource
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How the capture thread reads its source.
+
+    Attributes:
+        realtime: treat any source as live (drop stale frames; pace finite sources at FPS).
+        queue_size: frames held for the consumer in the latest-frame policy (>= 1).
+        max_reconnect_attempts: consecutive failed reopens before giving up on a stream.
+        backoff_initial: first wait before reopening, seconds.
+        backoff_max: cap of the exponential back-off, seconds.
+    """
+
+    realtime: bool = False
+    queue_size: int = 1
+    max_reconnect_attempts: int = 10
+    backoff_initial: float = 0.1
+    backoff_max: float = 5.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame: ``index`` counts frames read from the source (dropped ones too)."""
+
+    index: int
+    t: float
+    image: np.ndarray
+
+
+@dataclass
+class CaptureStats:
+    read: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    reconnect_attempts: int = 0
+    read_errors: int = 0
+    backoff_s: float = 0.0
+    decode_s: float = 0.0
+    end_reason: str = ""
+    last_error: str = ""
+
+
+class Capture:
+    """Reads ``source`` on a daemon thread; ``get()`` hands frames to the consumer.
+
+    Example:
+        with Capture(open_source("0")) as cap:
+            while (frame := cap.get()) is not None:
+                detector.detect(frame.image)
+    """
+
+    def __init__(self, source: FrameSource, options: CaptureOptions = CaptureOptions()):
+        self.source = source
+        self.options = options
+        self.latest = source.live or options.realtime
+        self.stats = CaptureStats()
+        self._frames: collections.deque[Frame] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="edgecnn-capture", daemon=True)
+        self._t0 = 0.0
+
+    # -- consumer side -------------------------------------------------------------------
+    def start(self, t0: float | None = None) -> "Capture":
+        """Start reading; frame times ``t`` are seconds since ``t0`` (default: now)."""
+        self._t0 = time.perf_counter() if t0 is None else t0
+        self._thread.start()
+        return self
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The next frame (newest in latest-frame mode); None when the source has ended.
+
+        Raises:
+            TimeoutError: no frame within ``timeout`` seconds while the source is still alive.
+        """
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        with self._cond:
+            while not self._frames and not self._done:
+                remaining = None if deadline is None else deadline - time.perf_counter()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError("no frame yet")
+                self._cond.wait(remaining if remaining is not None else 0.5)
+            if not self._frames:
+                return None
+            frame = self._frames.popleft()
+            self._cond.notify_all()
+            return frame
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+        self.source.release()
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def __enter__(self) -> "Capture":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- capture thread ------------------------------------------------------------------
+    def _put(self, frame: Frame) -> None:
+        with self._cond:
+            if self.latest:
+                while len(self._frames) >= max(1, self.options.queue_size):
+                    self._frames.popleft()
+                    self.stats.dropped += 1
+            else:
+                while len(self._frames) >= max(1, self.options.queue_size) + 1 \
+                        and not self._stop.is_set():
+                    self._cond.wait(0.1)
+            self._frames.append(frame)
+            self._cond.notify_all()
+
+    def _read(self) -> np.ndarray | None:
+        start = time.perf_counter()
+        try:
+            image = self.source.read()
+        except Exception as err:  # noqa: BLE001 - a failing driver is a dropped frame, not a crash
+            self.stats.read_errors += 1
+            self.stats.last_error = f"{type(err).__name__}: {err}"
+            image = None
+        self.stats.decode_s += time.perf_counter() - start
+        return image
+
+    def _reconnect(self) -> bool:
+        """Reopen a dropped live source with bounded exponential back-off."""
+        opts = self.options
+        for attempt in range(max(1, opts.max_reconnect_attempts)):
+            delay = min(opts.backoff_max, opts.backoff_initial * (2 ** attempt))
+            self.stats.backoff_s += delay
+            if self._stop.wait(delay):
+                return False
+            self.stats.reconnect_attempts += 1
+            try:
+                ok = self.source.reopen()
+            except Exception as err:  # noqa: BLE001 - counted, retried, reported in the summary
+                self.stats.last_error = f"{type(err).__name__}: {err}"
+                ok = False
+            if ok:
+                self.stats.reconnects += 1
+                return True
+        return False
+
+    def _run(self) -> None:
+        pace = self.options.realtime and not self.source.live and self.source.fps > 0
+        period = 1.0 / self.source.fps if pace else 0.0
+        next_t = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                image = self._read()
+                if image is None:
+                    if not self.source.live:
+                        self.stats.end_reason = "end of input"
+                        break
+                    if not self._reconnect():
+                        if not self._stop.is_set():
+                            self.stats.end_reason = "source lost (reconnect attempts exhausted)"
+                        break
+                    continue
+                frame = Frame(self.stats.read, time.perf_counter() - self._t0, image)
+                self.stats.read += 1
+                self._put(frame)
+                if pace:
+                    next_t += period
+                    delay = next_t - time.perf_counter()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()

@@ -1,0 +1,437 @@
+"""The real-time loop: capture, preprocess, infer, postprocess, draw, write; timed per stage.
+
+``run(model, source, options)`` is the whole camera command without the argument parsing.
+Pipelined (the default), three threads overlap the work of consecutive frames::
+
+    capture thread ─▶ preprocess thread ─▶ inference thread ─▶ caller's thread
+    (newest frame)     (resize + LUT)       (interpreter)       (postprocess, draw, write,
+                                                                 display, stop checks)
+
+Queues between stages hold one item, so at most one frame waits per stage and the newest-frame
+policy of the capture thread still bounds latency. The interpreter and OpenCV release the GIL
+in their C++ work, so while frame ``n`` is inferred, frame ``n+1`` is preprocessed and frame
+``n-1`` drawn and encoded. ``pipeline=False`` runs the same stages one after another.
+
+Nothing a single frame does can end the loop: an exception in any stage is counted, its
+message kept (first few distinct ones), and the loop goes on; only ``max_consecutive_errors``
+failures in a row stop it, so a model that fails on every frame does not spin forever.
+SIGINT and SIGTERM set a stop flag; outputs are finalized in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from edgecnn.camera import overlay
+from edgecnn.camera.capture import Capture, CaptureOptions, Frame
+from edgecnn.camera.sources import FrameSource
+from edgecnn.camera.summary import Summary, percentiles
+from edgecnn.camera.writer import JsonLinesSink, VideoSink
+
+STAGES = ("preprocess", "inference", "postprocess", "draw", "write")
+_END = object()
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """What a camera run does besides inference.
+
+    Attributes:
+        max_frames: stop after this many processed frames.
+        duration: stop after this many seconds.
+        draw: draw results and stats on the frame (needed for a useful ``save``/``display``).
+        save: video output path (written atomically, playable after Ctrl-C).
+        json: JSON Lines output path, ``-`` for stdout.
+        display: show a window (needs OpenCV with GUI support; checked by the CLI).
+        realtime: treat a file like a camera: pace at its FPS and drop stale frames.
+        pipeline: overlap preprocessing, inference and output in threads.
+        color: channel order of the source's frames (OpenCV delivers ``BGR``).
+        max_consecutive_errors: stop after this many failing frames in a row.
+        handle_signals: turn SIGINT/SIGTERM into a clean stop (main thread only).
+        capture: options of the capture thread (queue, back-off).
+    """
+
+    max_frames: int | None = None
+    duration: float | None = None
+    draw: bool = True
+    save: str | None = None
+    json: str | None = None
+    display: bool = False
+    realtime: bool = False
+    pipeline: bool = True
+    color: str = "BGR"
+    max_consecutive_errors: int = 100
+    handle_signals: bool = True
+    capture: CaptureOptions = field(default_factory=CaptureOptions)
+
+
+class _Task:
+    """Adapts a Classifier or a Detector to the loop's stages."""
+
+    def __init__(self, model: Any, color: str):
+        self.model = model
+        self.color = color
+        self.detect = hasattr(model, "detect")
+        meta = getattr(model, "metadata", None)
+        self.labels = list(meta.labels) if meta is not None else None
+        # Detector.infer can skip dequantizing: postprocess thresholds int8 scores directly,
+        # the same fast path Detector.detect takes.
+        self.infer_kwargs = {}
+        if self.detect and "dequantize" in inspect.signature(model.infer).parameters:
+            self.infer_kwargs = {"dequantize": False}
+
+    def preprocess(self, image: np.ndarray):
+        if self.detect:
+            return self.model.preprocess(image, self.color)
+        return self.model.preprocess(image, self.color), None
+
+    def infer(self, tensor):
+        return self.model.infer(tensor, **self.infer_kwargs)
+
+    def postprocess(self, raw, ctx):
+        if self.detect:
+            boxes, scores = raw
+            return self.model.postprocess(boxes, scores, ctx)
+        return self.model.postprocess(raw)
+
+    def draw(self, image: np.ndarray, results) -> None:
+        if self.detect:
+            overlay.draw_detections(image, results)
+        else:
+            overlay.draw_categories(image, results)
+
+    def record(self, results) -> dict:
+        key = "detections" if self.detect else "categories"
+        return {key: [r.to_dict() for r in results]}
+
+
+class _Item:
+    __slots__ = ("frame", "tensor", "ctx", "raw", "timings", "error")
+
+    def __init__(self, frame: Frame):
+        self.frame = frame
+        self.tensor = None
+        self.ctx = None
+        self.raw = None
+        self.timings: dict[str, float] = {}
+        self.error: str | None = None
+
+
+class _ErrorLog:
+    """Thread-safe count of failing frames and the first few distinct messages."""
+
+    def __init__(self, keep: int = 5):
+        self.count = 0
+        self.messages: list[str] = []
+        self.keep = keep
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, err: BaseException) -> str:
+        msg = f"{stage}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        with self._lock:
+            self.count += 1
+            if len(self.messages) < self.keep and msg not in self.messages:
+                self.messages.append(msg)
+        return msg
+
+
+def _timed(item: _Item, stage: str, errors: _ErrorLog, fn: Callable[[], Any]) -> Any:
+    start = time.perf_counter()
+    try:
+        return fn()
+    except Exception as err:  # noqa: BLE001 - one bad frame must not end the loop
+        item.error = errors.add(stage, err)
+        return None
+    finally:
+        item.timings[stage] = (time.perf_counter() - start) * 1000.0
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+class _Runner:
+    def __init__(self, task: _Task, capture: Capture, options: LoopOptions):
+        self.task = task
+        self.capture = capture
+        self.options = options
+        self.stop = threading.Event()
+        self.stopped_by = ""
+        self.errors = _ErrorLog()
+        self.stage_ms: dict[str, list[float]] = {s: [] for s in (*STAGES, "total", "latency")}
+        self.out_times: list[float] = []
+        self.frames = 0
+        self.consecutive_errors = 0
+        self.video: VideoSink | None = None
+        self.jsonl: JsonLinesSink | None = None
+        self.fps_ema: float | None = None
+        self.last_stage_ms: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stopped_by:
+            self.stopped_by = reason
+        self.stop.set()
+
+    # -- stages -------------------------------------------------------------------------
+    def do_pre(self, item: _Item) -> None:
+        out = _timed(item, "preprocess", self.errors,
+                     lambda: self.task.preprocess(item.frame.image))
+        if item.error is None:
+            item.tensor, item.ctx = out
+
+    def do_infer(self, item: _Item) -> None:
+        if item.error is None:
+            item.raw = _timed(item, "inference", self.errors, lambda: self.task.infer(item.tensor))
+            item.tensor = None
+
+    def do_output(self, item: _Item) -> None:
+        """Postprocess, draw, write, display; runs on the caller's thread."""
+        results = None
+        if item.error is None:
+            results = _timed(item, "postprocess", self.errors,
+                             lambda: self.task.postprocess(item.raw, item.ctx))
+        if item.error is None and self.options.draw:
+            _timed(item, "draw", self.errors, lambda: self._draw(item, results))
+        if item.error is None:
+            _timed(item, "write", self.errors, lambda: self._write(item, results))
+        if item.error is not None:
+            self.consecutive_errors += 1
+            if self.consecutive_errors >= self.options.max_consecutive_errors:
+                self.request_stop(f"{self.consecutive_errors} consecutive frame errors")
+            return
+        self.consecutive_errors = 0
+        now = time.perf_counter()
+        item.timings["total"] = sum(item.timings.get(s, 0.0) for s in STAGES)
+        item.timings["latency"] = (now - self.t0 - item.frame.t) * 1000.0
+        for name, ms in item.timings.items():
+            self.stage_ms[name].append(ms)
+        if self.out_times:
+            dt = now - self.out_times[-1]
+            inst = 1.0 / dt if dt > 0 else 0.0
+            self.fps_ema = inst if self.fps_ema is None else 0.9 * self.fps_ema + 0.1 * inst
+        self.out_times.append(now)
+        self.last_stage_ms = {"pre": item.timings.get("preprocess", 0.0),
+                              "infer": item.timings.get("inference", 0.0),
+                              "post": item.timings.get("postprocess", 0.0)}
+        self.frames += 1
+        if self.options.display:
+            self._show(item.frame.image)
+        if self.options.max_frames is not None and self.frames >= self.options.max_frames:
+            self.request_stop("max frames")
+
+    def _draw(self, item: _Item, results) -> None:
+        self.task.draw(item.frame.image, results)
+        overlay.draw_stats(item.frame.image, self.fps_ema, self.last_stage_ms)
+
+    def _write(self, item: _Item, results) -> None:
+        if self.video is not None:
+            self.video.write(item.frame.image)
+        if self.jsonl is not None:
+            record = {"frame": item.frame.index, "t": round(item.frame.t, 4)}
+            record.update(self.task.record(results))
+            record["timings_ms"] = {k: round(v, 3) for k, v in item.timings.items()}
+            self.jsonl.write(record)
+
+    def _show(self, image: np.ndarray) -> None:
+        import cv2
+
+        cv2.imshow("edgecnn camera", image)
+        if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+            self.request_stop("key pressed")
+
+    # -- drivers ------------------------------------------------------------------------
+    def _next_frame(self) -> Frame | None | bool:
+        """A frame, None at end of input, or False when nothing arrived yet."""
+        try:
+            frame = self.capture.get(timeout=0.1)
+        except TimeoutError:
+            return False
+        return frame
+
+    def _check_duration(self) -> None:
+        d = self.options.duration
+        if d is not None and time.perf_counter() - self.t0 >= d:
+            self.request_stop("duration")
+
+    def run_sequential(self) -> None:
+        while not self.stop.is_set():
+            self._check_duration()
+            if self.stop.is_set():
+                break
+            frame = self._next_frame()
+            if frame is False:
+                continue
+            if frame is None:
+                self.request_stop(self.capture.stats.end_reason or "end of input")
+                break
+            item = _Item(frame)
+            self.do_pre(item)
+            self.do_infer(item)
+            self.do_output(item)
+
+    def _stage_thread(self, name: str, fn: Callable[[_Item], None], src: Callable[[], Any],
+                      dst: queue.Queue) -> threading.Thread:
+        def work() -> None:
+            while not self.stop.is_set():
+                item = src()
+                if item is False:
+                    continue
+                if item is _END:
+                    _put(dst, _END, self.stop)
+                    return
+                fn(item)
+                if not _put(dst, item, self.stop):
+                    return
+
+        thread = threading.Thread(target=work, name=f"edgecnn-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def run_pipelined(self) -> None:
+        q_pre: queue.Queue = queue.Queue(maxsize=1)
+        q_out: queue.Queue = queue.Queue(maxsize=1)
+
+        def from_capture():
+            frame = self._next_frame()
+            if frame is False:
+                return False
+            return _END if frame is None else _Item(frame)
+
+        def from_queue(q: queue.Queue):
+            def get():
+                try:
+                    return q.get(timeout=0.1)
+                except queue.Empty:
+                    return False
+            return get
+
+        threads = [self._stage_thread("preprocess", self.do_pre, from_capture, q_pre),
+                   self._stage_thread("inference", self.do_infer, from_queue(q_pre), q_out)]
+        get_out = from_queue(q_out)
+        try:
+            while not self.stop.is_set():
+                self._check_duration()
+                if self.stop.is_set():
+                    break
+                item = get_out()
+                if item is False:
+                    continue
+                if item is _END:
+                    self.request_stop(self.capture.stats.end_reason or "end of input")
+                    break
+                self.do_output(item)
+        finally:
+            self.stop.set()
+            for t in threads:
+                t.join(timeout=10.0)
+
+
+def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *,
+        stop_event: threading.Event | None = None) -> Summary:
+    """Run ``model`` on every (or the newest) frame of ``source`` until a stop condition.
+
+    Args:
+        model: a ``Classifier`` or ``Detector`` from ``edgecnn.runtime.load``.
+        source: an open frame source (``open_source(...)``); released at the end.
+        options: outputs and stop conditions.
+        stop_event: set it from another thread to stop the run (tests, embedding apps).
+
+    Returns:
+        The :class:`Summary`; outputs are finalized before it is returned.
+    """
+    task = _Task(model, options.color)
+    capture_opts = options.capture
+    if options.realtime and not capture_opts.realtime:
+        from dataclasses import replace
+
+        capture_opts = replace(capture_opts, realtime=True)
+    capture = Capture(source, capture_opts)
+    runner = _Runner(task, capture, options)
+    if stop_event is not None:
+        runner.stop = stop_event
+    # Create the outputs before the first frame so an unwritable path fails fast.
+    try:
+        if options.save:
+            runner.video = VideoSink(options.save, fps=source.fps or 30.0)
+        if options.json:
+            runner.jsonl = JsonLinesSink(options.json)
+    except BaseException:
+        if runner.video is not None:
+            runner.video.abort()
+        source.release()
+        raise
+
+    previous: dict[int, Any] = {}
+    if options.handle_signals and threading.current_thread() is threading.main_thread():
+        def on_signal(signum, _frame):
+            runner.request_stop(f"signal {signal.Signals(signum).name}")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    runner.t0 = time.perf_counter()
+    capture.start(t0=runner.t0)
+    summary = None
+    try:
+        if options.pipeline:
+            runner.run_pipelined()
+        else:
+            runner.run_sequential()
+    finally:
+        runner.stop.set()
+        capture.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        try:
+            summary = _summarize(runner, source, model)
+            if runner.jsonl is not None:
+                # The last line of the stream: consumers tell it apart by its "summary" key.
+                runner.jsonl.write({"summary": summary.to_dict()})
+        finally:
+            for sink in (runner.video, runner.jsonl):
+                if sink is not None:
+                    sink.close()
+            if options.display:
+                import cv2
+
+                cv2.destroyAllWindows()
+    return summary
+
+
+def _summarize(runner: _Runner, source: FrameSource, model: Any) -> Summary:
+    duration = max(1e-9, (runner.out_times[-1] if runner.out_times else time.perf_counter())
+                   - runner.t0)
+    intervals = np.diff(runner.out_times) if len(runner.out_times) > 1 else np.array([])
+    med = float(np.median(intervals)) if intervals.size else 0.0
+    stats = runner.capture.stats
+    tfl = getattr(model, "model", None)
+    return Summary(
+        frames=runner.frames, read=stats.read, dropped=stats.dropped,
+        reconnects=stats.reconnects, reconnect_attempts=stats.reconnect_attempts,
+        errors=runner.errors.count, duration_s=round(duration, 4),
+        fps_mean=round(runner.frames / duration, 3) if runner.frames else 0.0,
+        fps_p50=round(1.0 / med, 3) if med > 0 else 0.0,
+        stages_ms={k: percentiles(v) for k, v in runner.stage_ms.items() if v},
+        decode_share=round(min(1.0, stats.decode_s / duration), 4),
+        stopped_by=runner.stopped_by or stats.end_reason or "stopped",
+        source=source.describe(),
+        model=str(getattr(tfl, "path", "") or ""),
+        threads=getattr(tfl, "threads", None),
+        pipelined=runner.options.pipeline,
+        error_messages=tuple(runner.errors.messages + ([stats.last_error] if stats.last_error
+                                                       else [])),
+    )

@@ -1,0 +1,86 @@
+"""``edgecnn camera``: live inference on a camera, stream or video file."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("camera")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--source", "-s", required=True,
+              help="Camera index (0), /dev/videoN, video file, rtsp:// or http:// URL, "
+                   "GStreamer pipeline ending in appsink, or 'picamera2'.")
+@click.option("--width", type=int, default=None, help="Requested capture width.")
+@click.option("--height", type=int, default=None, help="Requested capture height.")
+@click.option("--fps", type=float, default=None, help="Requested capture frame rate.")
+@click.option("--threads", type=int, default=None,
+              help="Interpreter threads (default: CPU cores, at most 4).")
+@click.option("--display", is_flag=True, help="Show a window (needs OpenCV with GUI support).")
+@click.option("--headless", is_flag=True, help="No window (the default; for scripts).")
+@click.option("--save", type=click.Path(dir_okay=False), default=None,
+              help="Write the annotated video here (.mp4/.avi); playable even after Ctrl-C.")
+@click.option("--json", "json_out", is_flag=False, flag_value="-", default=None,
+              metavar="[FILE]",
+              help="JSON Lines, one object per frame (stdout if no FILE); last line: summary.")
+@click.option("--max-frames", type=int, default=None, help="Stop after N processed frames.")
+@click.option("--duration", type=float, default=None, help="Stop after S seconds.")
+@click.option("--realtime", is_flag=True,
+              help="Play a file like a camera: at its FPS, dropping stale frames.")
+@click.option("--score", type=float, default=None, help="Score threshold (0..1).")
+@click.option("--no-draw", is_flag=True, help="Do not draw results on the frames.")
+@click.option("--sequential", is_flag=True,
+              help="Run stages one after another instead of pipelined in threads.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the summary.")
+def camera(model: str, source: str, width: int | None, height: int | None, fps: float | None,
+           threads: int | None, display: bool, headless: bool, save: str | None,
+           json_out: str | None, max_frames: int | None, duration: float | None,
+           realtime: bool, score: float | None, no_draw: bool, sequential: bool,
+           quiet: bool) -> None:
+    """Run MODEL (.tflite with edgecnn metadata) on frames from --source until it ends,
+    --max-frames / --duration is reached, or Ctrl-C; print a summary at exit."""
+    import os
+    import sys
+
+    from edgecnn.camera.loop import LoopOptions, run
+    from edgecnn.camera.sources import open_source, opencv_has_gui
+    from edgecnn.camera.writer import check_output_path
+    from edgecnn.errors import EdgeCNNError, UsageError
+    from edgecnn.runtime import load
+
+    if threads is None:
+        threads = max(1, min(4, os.cpu_count() or 1))
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}", "use --threads 1 or more")
+    for name, value in (("--width", width), ("--height", height), ("--fps", fps),
+                        ("--max-frames", max_frames), ("--duration", duration)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{name} must be > 0, got {value}")
+    if score is not None and not 0.0 <= score <= 1.0:
+        raise UsageError(f"--score must be within 0..1, got {score}")
+    if display and headless:
+        raise UsageError("--display and --headless contradict each other", "pick one")
+    if display and not opencv_has_gui():
+        raise UsageError("--display needs OpenCV with GUI support; this one has none "
+                         "(opencv-python-headless)",
+                         "use --save OUT.mp4 / --json, or pip install opencv-python")
+    for path in (save, None if json_out in (None, "-") else json_out):
+        if path is not None:
+            check_output_path(path)
+
+    options = {} if score is None else {"score_threshold": score}
+    runner_model = load(model, threads=threads, **options)
+    src = open_source(source, width=width, height=height, fps=fps)
+    loop_options = LoopOptions(max_frames=max_frames, duration=duration, draw=not no_draw,
+                               save=save, json=json_out, display=display, realtime=realtime,
+                               pipeline=not sequential)
+    summary = run(runner_model, src, loop_options)
+    if not quiet:
+        click.echo(summary.format_text(), err=True)
+        if save and summary.frames:
+            click.echo(f"saved {save}", err=True)
+    if summary.frames == 0 and summary.errors:
+        raise EdgeCNNError(f"no frame could be processed: {summary.error_messages[0]}")
+    if summary.stopped_by.startswith("source lost"):
+        raise EdgeCNNError(f"{summary.stopped_by} after {summary.frames} frames",
+                           "check the camera or stream")
+    sys.stdout.flush()

@@ -268,3 +268,25 @@ def finish_report(report: LabelReport, train: list[DetectionSample], val: list[D
         for s in samples:
             counts += np.bincount(s.classes, minlength=num_classes)[:num_classes]
     report.class_counts = counts.tolist()
+
+
+def check_dataset(spec: str | Path, images: str | Path | None = None, decode: bool = False
+                  ) -> DetectionDataset:
+    """Load a dataset for ``edgecnn data check``; ``decode`` also decodes every image.
+
+    A header can be intact while the pixel data is corrupt, so ``decode=True`` reads each image
+    fully and counts failures as ``unreadable_image``.
+    """
+    dataset = load_detection_dataset(spec, images=images)
+    if decode:
+        for sample in dataset.train + dataset.val:
+            try:
+                image = read_image(sample.image_path)
+            except ImageDecodeError:
+                dataset.report.add(Problem.UNREADABLE_IMAGE,
+                                   relative_name(sample.image_path, dataset.root))
+                continue
+            if image.shape[:2] != (sample.height, sample.width):
+                dataset.report.add(Problem.SIZE_MISMATCH,
+                                   relative_name(sample.image_path, dataset.root))
+    return dataset

@@ -4,12 +4,14 @@ Never imports TensorFlow (a test checks it in a subprocess with TensorFlow block
 """
 
 from edgecnn.runtime.classifier import Classifier, ClassifierOptions
+from edgecnn.runtime.detector import Detector, DetectorOptions
 from edgecnn.runtime.metadata import DecoderSpec, InputSpec, Metadata
 from edgecnn.runtime.model import TensorInfo, TFLiteModel
 from edgecnn.runtime.types import Category, Detection, Letterbox, Rect
 
 __all__ = [
-    "Category", "Classifier", "ClassifierOptions", "DecoderSpec", "Detection", "InputSpec",
+    "Category", "Classifier", "ClassifierOptions", "DecoderSpec", "Detection", "Detector",
+    "DetectorOptions", "InputSpec",
     "Letterbox", "Metadata", "Rect", "TensorInfo", "TFLiteModel", "load",
 ]
 
@@ -19,7 +21,5 @@ def load(path, threads: int | None = None, **options):
     model = TFLiteModel(path, threads=threads)
     meta = model.require_metadata()
     if meta.task == "detect":
-        from edgecnn.runtime.detector import Detector, DetectorOptions
-
         return Detector(model, DetectorOptions(threads=threads, **options))
     return Classifier(model, ClassifierOptions(threads=threads, **options))

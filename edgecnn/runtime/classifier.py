@@ -74,8 +74,9 @@ class Classifier:
     def postprocess(self, raw: np.ndarray) -> list[Category]:
         probs = self.scores(raw)
         k = max(1, min(self.options.top_k, probs.size))
-        top = np.argpartition(-probs, k - 1)[:k]
-        top = top[np.argsort(-probs[top], kind="stable")]
+        # A full stable sort (cheap for any label count) makes ties deterministic: equal scores
+        # come out by class index, as docs/FORMAT.md and the Kotlin core expect.
+        top = np.argsort(-probs, kind="stable")[:k]
         labels = self.metadata.labels
         return [Category(int(i), labels[i], float(probs[i])) for i in top
                 if probs[i] >= self.options.score_threshold]

@@ -1,0 +1,292 @@
+"""Detection post-processing as pure numpy functions: anchors, decoding, thresholds, NMS.
+
+These implement the contract of docs/FORMAT.md ("Detection head outputs") and are shared by
+the runtime :class:`~edgecnn.runtime.detector.Detector`, training-time evaluation and the golden
+vector generator, so all three produce the same boxes.
+
+The fast path never touches the whole ``[N, C]`` score tensor more than once: the best class per
+anchor and the threshold test run first (in the quantized domain for int8 outputs), and only the
+few surviving anchors are dequantized, decoded and suppressed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from edgecnn.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Quant:
+    """Affine quantization of a tensor: ``real = (q - zero_point) * scale``; scale 0 = float."""
+
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0
+
+
+FLOAT = Quant()
+
+
+@dataclass(frozen=True)
+class RawDetections:
+    """Detections in model-input pixels, sorted by score (ties: lower anchor index first).
+
+    Attributes:
+        boxes: ``(K, 4)`` float32 ``x1, y1, x2, y2`` in model-input pixels (not clipped).
+        scores: ``(K,)`` float32 dequantized scores.
+        classes: ``(K,)`` int32 class ids.
+        anchors: ``(K,)`` int64 anchor indices the detections came from.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    anchors: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def grid_size(size: int, stride: int) -> int:
+    """Cells along one side at ``stride``; rounds up like a 'same'-padded stride-2 conv stack."""
+    return -(-int(size) // int(stride))
+
+
+@lru_cache(maxsize=32)
+def anchor_points(imgsz_hw: tuple[int, int],
+                  strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Anchor centres and strides in the FORMAT.md order (stride ascending, then row-major).
+
+    Args:
+        imgsz_hw: model input ``(height, width)``.
+        strides: feature strides, e.g. ``(8, 16, 32)``.
+
+    Returns:
+        ``centers`` ``(N, 2)`` float32 ``(cx, cy)`` in model-input pixels and ``stride_per_anchor``
+        ``(N,)`` float32. Both are cached and read-only.
+
+    Example:
+        >>> c, s = anchor_points((64, 64), (8, 16, 32))
+        >>> c.shape, c[0].tolist(), s[-1].item()
+        ((84, 2), [4.0, 4.0], 32.0)
+    """
+    h, w = (int(v) for v in imgsz_hw)
+    strides = tuple(int(s) for s in strides)
+    if h <= 0 or w <= 0 or not strides or min(strides) <= 0:
+        raise UsageError(f"invalid anchor grid: input {h}x{w}, strides {list(strides)}")
+    if list(strides) != sorted(strides):
+        raise UsageError(f"decoder strides must be ascending, got {list(strides)}")
+    centers, per_anchor = [], []
+    for s in strides:
+        gh, gw = grid_size(h, s), grid_size(w, s)
+        ys, xs = np.meshgrid(np.arange(gh, dtype=np.float32), np.arange(gw, dtype=np.float32),
+                             indexing="ij")
+        centers.append(np.stack([(xs.ravel() + 0.5) * s, (ys.ravel() + 0.5) * s], axis=1))
+        per_anchor.append(np.full(gh * gw, s, dtype=np.float32))
+    c, st = np.concatenate(centers), np.concatenate(per_anchor)
+    c.flags.writeable = False
+    st.flags.writeable = False
+    return c, st
+
+
+def num_anchors(imgsz_hw: tuple[int, int], strides: tuple[int, ...]) -> int:
+    return sum(grid_size(imgsz_hw[0], s) * grid_size(imgsz_hw[1], s) for s in strides)
+
+
+def decode_boxes(ltrb: np.ndarray, centers: np.ndarray, strides: np.ndarray) -> np.ndarray:
+    """``(l, t, r, b)`` distances in stride units -> ``x1, y1, x2, y2`` in model-input pixels.
+
+    Args:
+        ltrb: ``(K, 4)`` float distances (dequantized).
+        centers: ``(K, 2)`` anchor centres of the same rows.
+        strides: ``(K,)`` anchor strides of the same rows.
+    """
+    d = np.asarray(ltrb, dtype=np.float32) * np.asarray(strides, dtype=np.float32)[:, None]
+    c = np.asarray(centers, dtype=np.float32)
+    return np.concatenate([c - d[:, :2], c + d[:, 2:]], axis=1)
+
+
+def dequantize(q: np.ndarray, quant: Quant) -> np.ndarray:
+    """float32 values of a raw output, computed exactly as the runtime does everywhere."""
+    if not quant.quantized:
+        return np.asarray(q, dtype=np.float32)
+    return (np.asarray(q).astype(np.float32) - np.float32(quant.zero_point)) \
+        * np.float32(quant.scale)
+
+
+def quantized_threshold(threshold: float, quant: Quant, dtype) -> int | None:
+    """Smallest raw value whose dequantized float32 is ``>= threshold``; None if none is.
+
+    Comparing raw scores against this value selects exactly the anchors the float comparison
+    selects (it is derived from the same float32 dequantization, not from a rounded formula).
+    """
+    info = np.iinfo(dtype)
+    values = dequantize(np.arange(info.min, info.max + 1, dtype=np.int64), quant)
+    passing = np.flatnonzero(values >= np.float32(threshold))
+    return int(info.min + passing[0]) if passing.size else None
+
+
+def best_class_candidates(scores: np.ndarray, threshold: float, quant: Quant = FLOAT,
+                          classes: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best class of every anchor whose best score passes the threshold.
+
+    Args:
+        scores: ``(N, C)`` raw scores, float or integer (quantized with ``quant``).
+        threshold: score threshold in probability units; kept if ``score >= threshold``.
+        quant: quantization of ``scores`` when they are integers.
+        classes: optional allowed class ids; the best class is taken among them only.
+
+    Returns:
+        ``(anchor_idx, class_ids, scores)`` of the candidates, scores as float32, in anchor
+        order. Ties between classes of one anchor go to the lower class id.
+    """
+    if classes is not None:
+        scores = scores[:, classes]
+    integer = np.issubdtype(scores.dtype, np.integer)
+    if integer and quant.quantized:
+        qthr = quantized_threshold(threshold, quant, scores.dtype)
+        if qthr is None:
+            return _empty_candidates()
+        best = scores.max(axis=1)
+        idx = np.flatnonzero(best >= qthr)
+        best_scores = dequantize(best[idx], quant)
+    else:
+        best = scores.max(axis=1)
+        if integer:
+            best = best.astype(np.float32)
+        idx = np.flatnonzero(best >= np.float32(threshold))
+        best_scores = best[idx].astype(np.float32, copy=False)
+    cls = scores[idx].argmax(axis=1).astype(np.int32)
+    if classes is not None:
+        cls = np.asarray(classes, dtype=np.int32)[cls]
+    return idx, cls, best_scores
+
+
+def _empty_candidates():
+    return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+
+
+def score_order(scores: np.ndarray) -> np.ndarray:
+    """Indices by descending score; equal scores keep their input (anchor) order."""
+    return np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one ``xyxy`` box with many (no +1 pixel convention; zero-area union -> 0)."""
+    iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
+
+
+def nms_reference(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
+                  iou_threshold: float, max_detections: int) -> np.ndarray:
+    """Greedy class-aware NMS written plainly; the definition the fast path is tested against.
+
+    Visits boxes by descending score (ties: lower index first); a box is dropped if a kept box of
+    the same class overlaps it with IoU ``> iou_threshold``. Stops after ``max_detections``.
+
+    Returns:
+        Indices of the kept boxes, in the order they were kept.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    classes = np.asarray(classes)
+    suppressed = np.zeros(len(boxes), dtype=bool)
+    keep: list[int] = []
+    for i in score_order(scores):
+        if len(keep) >= max_detections:
+            break
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= (box_iou(boxes[i], boxes) > iou_threshold) & (classes == classes[i])
+    return np.asarray(keep, dtype=np.int64)
+
+
+def nms_class_aware(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
+                    iou_threshold: float, max_detections: int) -> np.ndarray:
+    """Class-aware NMS with OpenCV; same result as :func:`nms_reference`.
+
+    ``cv2.dnn.NMSBoxesBatched`` needs three corrections to match the contract, all handled here:
+    it takes ``x, y, w, h``; its ``top_k`` truncates the candidates *before* suppression (so
+    ``max_detections`` is applied afterwards); and its per-class offset assumes non-negative
+    coordinates (boxes reaching left of 0 could suppress boxes of another class), so boxes are
+    first shifted to start at 0, which leaves every IoU unchanged. Its score threshold is strict
+    (``>``), so it is set below every score: thresholding is done by the caller.
+
+    Returns:
+        Kept indices by descending score (ties: lower index first), at most ``max_detections``.
+    """
+    n = len(scores)
+    if n == 0 or max_detections <= 0:
+        return np.zeros(0, dtype=np.int64)
+    b = np.asarray(boxes, dtype=np.float64)
+    xywh = np.empty_like(b)
+    xywh[:, :2] = b[:, :2] - b[:, :2].min()
+    xywh[:, 2:] = b[:, 2:] - b[:, :2]
+    s = np.asarray(scores, dtype=np.float32)
+    keep = cv2.dnn.NMSBoxesBatched(xywh, s, np.asarray(classes, dtype=np.int32),
+                                   float(np.nextafter(np.float32(s.min()), np.float32(-1))),
+                                   float(iou_threshold))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)[:max_detections]
+
+
+def decode_head(boxes: np.ndarray, scores: np.ndarray, imgsz_hw: tuple[int, int],
+                strides: tuple[int, ...], score_threshold: float, iou_threshold: float,
+                max_detections: int, box_quant: Quant = FLOAT, score_quant: Quant = FLOAT,
+                classes: np.ndarray | None = None, nms: str = "cv2") -> RawDetections:
+    """Raw head outputs of one image -> detections in model-input pixels.
+
+    Args:
+        boxes: ``[1, N, 4]`` or ``[N, 4]`` ltrb distances, float or raw quantized integers.
+        scores: ``[1, N, C]`` or ``[N, C]`` class probabilities, float or raw integers.
+        imgsz_hw: model input ``(height, width)``.
+        strides: ``decoder.strides``.
+        score_threshold, iou_threshold, max_detections: as in the decoder metadata.
+        box_quant, score_quant: quantization of integer outputs (ignored for float outputs).
+        classes: optional allowed class ids.
+        nms: ``"cv2"`` (fast) or ``"reference"`` (plain numpy, same result).
+
+    Example:
+        det = decode_head(boxes, scores, (256, 256), (8, 16, 32), 0.25, 0.45, 100)
+    """
+    boxes = boxes.reshape(-1, 4)
+    scores = scores.reshape(boxes.shape[0], -1)
+    centers, strides_pa = anchor_points(tuple(imgsz_hw), tuple(strides))
+    if centers.shape[0] != boxes.shape[0]:
+        raise UsageError(f"head has {boxes.shape[0]} anchors but input {imgsz_hw[0]}x"
+                         f"{imgsz_hw[1]} with strides {list(strides)} gives {centers.shape[0]}",
+                         "the metadata's input size or decoder strides do not match the model")
+    idx, cls, sc = best_class_candidates(scores, score_threshold, score_quant, classes)
+    ltrb = dequantize(boxes[idx], box_quant) if np.issubdtype(boxes.dtype, np.integer) \
+        else boxes[idx]
+    xyxy = decode_boxes(ltrb, centers[idx], strides_pa[idx])
+    run = nms_reference if nms == "reference" else nms_class_aware
+    keep = run(xyxy, sc, cls, iou_threshold, max_detections)
+    return RawDetections(xyxy[keep], sc[keep], cls[keep], idx[keep])
+
+
+def to_image(boxes: np.ndarray, scale_x: float, scale_y: float, pad_x: float, pad_y: float,
+             src_width: int, src_height: int) -> np.ndarray:
+    """Model-input ``xyxy`` -> original-image pixels through the letterbox, clipped to the image.
+
+    ``x_img = (x - pad_x) / scale_x``, then clipped to ``[0, src_width]`` (likewise for y).
+    Computed in float64 from float32 inputs.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = np.empty_like(b)
+    out[:, 0::2] = np.clip((b[:, 0::2] - pad_x) / scale_x, 0.0, float(src_width))
+    out[:, 1::2] = np.clip((b[:, 1::2] - pad_y) / scale_y, 0.0, float(src_height))
+    return out

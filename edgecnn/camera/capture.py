@@ -33,7 +33,7 @@ class CaptureOptions:
     Attributes:
         realtime: treat any source as live (drop stale frames; pace finite sources at FPS).
         queue_size: frames held for the consumer in the latest-frame policy (>= 1).
-        max_reconnect_attempts: consecutive failed reopens before giving up on a stream.
+        max_reconnect_attempts: reopen attempts after a drop before giving up (0: never reopen).
         backoff_initial: first wait before reopening, seconds.
         backoff_max: cap of the exponential back-off, seconds.
     """
@@ -160,7 +160,7 @@ class Capture:
     def _reconnect(self) -> bool:
         """Reopen a dropped live source with bounded exponential back-off."""
         opts = self.options
-        for attempt in range(max(1, opts.max_reconnect_attempts)):
+        for attempt in range(opts.max_reconnect_attempts):
             delay = min(opts.backoff_max, opts.backoff_initial * (2 ** attempt))
             self.stats.backoff_s += delay
             if self._stop.wait(delay):
@@ -184,7 +184,7 @@ class Capture:
             while not self._stop.is_set():
                 image = self._read()
                 if image is None:
-                    if not self.source.live:
+                    if not self.source.live or self.source.ended:
                         self.stats.end_reason = "end of input"
                         break
                     if not self._reconnect():

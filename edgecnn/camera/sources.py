@@ -96,6 +96,9 @@ class FrameSource:
 
     kind = "source"
     live = False
+    #: Set by a source that knows it has no more frames (a finite live source), so that a
+    #: None from read() ends the capture instead of triggering reconnects.
+    ended = False
 
     def __init__(self, name: str):
         self.name = name
@@ -248,7 +251,7 @@ class MemorySource(FrameSource):
     """Frames from memory: benchmarks without decode cost, and tests.
 
     Args:
-        frames: one or more BGR uint8 frames, cycled in order.
+        frames: one frame (HxW or HxWxC array) or a sequence of frames, cycled in order.
         count: number of frames to deliver before end of stream (None: endless).
         live: behave like a camera (the capture thread drops stale frames).
         fps: when > 0 and live, deliver at most this many frames per second like a camera.
@@ -261,7 +264,7 @@ class MemorySource(FrameSource):
     def __init__(self, frames: np.ndarray | Sequence[np.ndarray], count: int | None = None,
                  live: bool = False, fps: float = 0.0, copy: bool = True, name: str = "memory"):
         super().__init__(name)
-        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        if isinstance(frames, np.ndarray) and frames.ndim in (2, 3):
             frames = [frames]
         self.frames = [np.ascontiguousarray(f) for f in frames]
         if not self.frames:
@@ -278,6 +281,7 @@ class MemorySource(FrameSource):
 
     def read(self) -> np.ndarray | None:
         if self.count is not None and self.position >= self.count:
+            self.ended = True
             return None
         if self.live and self.fps > 0:
             now = time.perf_counter()

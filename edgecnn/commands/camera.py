@@ -30,17 +30,21 @@ import click
 @click.option("--no-draw", is_flag=True, help="Do not draw results on the frames.")
 @click.option("--sequential", is_flag=True,
               help="Run stages one after another instead of pipelined in threads.")
+@click.option("--reconnect", type=int, default=10, show_default=True,
+              help="Reopen attempts (back-off 0.1 s doubling to 5 s) before a dropped stream "
+                   "counts as lost; 0: never reopen.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the summary.")
 def camera(model: str, source: str, width: int | None, height: int | None, fps: float | None,
            threads: int | None, display: bool, headless: bool, save: str | None,
            json_out: str | None, max_frames: int | None, duration: float | None,
            realtime: bool, score: float | None, no_draw: bool, sequential: bool,
-           quiet: bool) -> None:
+           reconnect: int, quiet: bool) -> None:
     """Run MODEL (.tflite with edgecnn metadata) on frames from --source until it ends,
     --max-frames / --duration is reached, or Ctrl-C; print a summary at exit."""
     import os
     import sys
 
+    from edgecnn.camera.capture import CaptureOptions
     from edgecnn.camera.loop import LoopOptions, run
     from edgecnn.camera.sources import open_source, opencv_has_gui
     from edgecnn.camera.writer import check_output_path
@@ -55,6 +59,8 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
                         ("--max-frames", max_frames), ("--duration", duration)):
         if value is not None and value <= 0:
             raise UsageError(f"{name} must be > 0, got {value}")
+    if reconnect < 0:
+        raise UsageError(f"--reconnect must be >= 0, got {reconnect}")
     if score is not None and not 0.0 <= score <= 1.0:
         raise UsageError(f"--score must be within 0..1, got {score}")
     if display and headless:
@@ -72,7 +78,8 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
     src = open_source(source, width=width, height=height, fps=fps)
     loop_options = LoopOptions(max_frames=max_frames, duration=duration, draw=not no_draw,
                                save=save, json=json_out, display=display, realtime=realtime,
-                               pipeline=not sequential)
+                               pipeline=not sequential,
+                               capture=CaptureOptions(max_reconnect_attempts=reconnect))
     summary = run(runner_model, src, loop_options)
     if not quiet:
         click.echo(summary.format_text(), err=True)

@@ -42,12 +42,20 @@ def runtime_info() -> dict:
     return {"runtime": package, "runtime_version": version}
 
 
-def make_interpreter(model_content: bytes, num_threads: int | None = None):
-    """An interpreter over the model bytes, with XNNPACK on ``num_threads`` threads."""
+def make_interpreter(model_content: bytes, num_threads: int | None = None,
+                     default_delegates: bool = True):
+    """An interpreter over the model bytes, with XNNPACK on ``num_threads`` threads.
+
+    ``default_delegates=False`` runs the plain builtin kernels: slower, but the op list then
+    shows the model's own operators instead of one ``DELEGATE`` node (used by inspect).
+    """
     module = interpreter_module()
     kwargs = {"model_content": model_content}
     if num_threads is not None:
         kwargs["num_threads"] = int(num_threads)
+    resolver = getattr(module, "OpResolverType", None)
+    if not default_delegates and resolver is not None:
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         return module.Interpreter(**kwargs)
     except ValueError as err:

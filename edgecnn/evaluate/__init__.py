@@ -1,0 +1,72 @@
+"""Accuracy, COCO mAP and float-vs-quantized comparisons.
+
+:func:`evaluate_model` dispatches on the model's task. A ``.tflite`` is evaluated with the
+device runtime only (no TensorFlow import: it measures exactly what the device computes); a run
+directory or ``.keras`` file is evaluated with Keras.
+
+Example:
+    from edgecnn.evaluate import evaluate_model
+    report = evaluate_model("digits_int8.tflite", "digits")
+    print(report["accuracy"])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgecnn.errors import UsageError
+
+__all__ = ["evaluate_model", "model_task"]
+
+
+def model_task(model: str | os.PathLike) -> str:
+    """``classify`` or ``detect``, from a ``.tflite``'s metadata or a run's ``run.json``."""
+    path = Path(model)
+    if path.is_file() and path.suffix.lower() != ".keras":
+        from edgecnn.runtime import metadata as md
+
+        meta = md.read(md.read_model_file(path))
+        if meta is None:
+            raise UsageError(f"{path} carries no edgecnn metadata, so its task, labels and "
+                             "input normalization are unknown",
+                             "evaluate a .tflite written by 'edgecnn convert'")
+        return meta.task
+    from edgecnn.rundir import resolve_model_path
+
+    _, info = resolve_model_path(path)
+    return info.task if info is not None else "classify"
+
+
+def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: str | None = None,
+                   threads: int | None = None, data_dir: str | None = None,
+                   max_samples: int | None = None) -> dict:
+    """Evaluate a classifier (accuracy) or detector (COCO mAP) on dataset ``data``.
+
+    Args:
+        model: ``.tflite`` (device runtime), run directory or ``.keras`` (Keras).
+        data: dataset SPEC; None uses the run's training data (run directories only).
+        split: classify: ``test`` (default; the validation split when the dataset has no test
+            split), ``val`` or ``train``; detect: ``val`` (default) or ``train``.
+        threads: interpreter threads for a ``.tflite``.
+        data_dir: where built-in datasets live.
+        max_samples: evaluate at most this many samples (quick checks).
+
+    Returns:
+        classify: ``{"accuracy", "samples", "per_class", ...}``;
+        detect: ``{"map50", "map", "per_class", ...}``.
+    """
+    if max_samples is not None and max_samples < 1:
+        raise UsageError(f"--max-samples must be >= 1, got {max_samples}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be >= 1, got {threads}", "use --threads 1 or more")
+    task = model_task(model)
+    if task == "detect":
+        from edgecnn.evaluate.detect import evaluate_detection
+
+        return evaluate_detection(model, data, split=split or "val", threads=threads,
+                                  max_images=max_samples)
+    from edgecnn.evaluate.classify import evaluate_classifier
+
+    return evaluate_classifier(model, data, split=split or "test", threads=threads,
+                               data_dir=data_dir, max_samples=max_samples).to_dict()

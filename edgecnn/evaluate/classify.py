@@ -1,0 +1,180 @@
+"""Classification accuracy of a ``.tflite`` (device runtime) or a Keras model on a dataset.
+
+The ``.tflite`` path runs each uint8 image through the runtime :class:`Classifier` (resize,
+colour, look-up-table quantization, invoke, scores), one image at a time exactly as on the
+device, and imports no TensorFlow. The Keras path feeds the float equivalent of the same
+preprocessing in batches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import UsageError
+
+SPLITS = ("test", "val", "train")
+
+
+@dataclass(frozen=True)
+class ClassificationReport:
+    """Accuracy overall and per class (per-class accuracy is that class's recall)."""
+
+    accuracy: float
+    samples: int
+    per_class: dict
+    confusion: tuple[tuple[int, ...], ...]
+    labels: tuple[str, ...]
+    model: str
+    backend: str              # "tflite" or "keras"
+    data: str
+    split: str
+    seconds: float
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {"accuracy": round(self.accuracy, 6), "samples": self.samples,
+                "per_class": self.per_class, "confusion": [list(r) for r in self.confusion],
+                "labels": list(self.labels), "model": self.model, "backend": self.backend,
+                "data": self.data, "split": self.split, "seconds": round(self.seconds, 3),
+                "warnings": list(self.warnings)}
+
+
+def accuracy_report(predictions: np.ndarray, targets: np.ndarray, labels: tuple[str, ...],
+                    **info) -> ClassificationReport:
+    """Accuracy, per-class accuracy and confusion matrix (rows: truth, columns: prediction)."""
+    predictions = np.asarray(predictions, np.int64)
+    targets = np.asarray(targets, np.int64)
+    n = len(labels)
+    confusion = np.zeros((n, n), np.int64)
+    np.add.at(confusion, (targets, predictions), 1)
+    per_class = {}
+    for i, name in enumerate(labels):
+        count = int(confusion[i].sum())
+        per_class[name] = {"accuracy": round(float(confusion[i, i] / count), 6) if count else None,
+                           "samples": count}
+    accuracy = float(np.mean(predictions == targets)) if len(targets) else 0.0
+    return ClassificationReport(accuracy=accuracy, samples=int(len(targets)), per_class=per_class,
+                                confusion=tuple(tuple(int(v) for v in row) for row in confusion),
+                                labels=tuple(labels), **info)
+
+
+def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
+                        split: str = "test", threads: int | None = None,
+                        data_dir: str | None = None, max_samples: int | None = None
+                        ) -> ClassificationReport:
+    """Accuracy of a ``.tflite`` (runtime) or run directory / ``.keras`` (Keras) classifier.
+
+    Raises:
+        UsageError: unknown split, missing data, or a dataset that does not fit the model
+            (other channels, other classes).
+    """
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}", f"use one of: {', '.join(SPLITS)}")
+    path = Path(model)
+    start = time.perf_counter()
+    if path.is_file() and path.suffix.lower() != ".keras":
+        return _evaluate_tflite(path, data, split, threads, data_dir, max_samples, start)
+    return _evaluate_keras(path, data, split, data_dir, max_samples, start)
+
+
+def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, start
+                     ) -> ClassificationReport:
+    from edgecnn.runtime.classifier import Classifier, ClassifierOptions
+    from edgecnn.runtime.model import TFLiteModel
+
+    model = TFLiteModel(path, threads=threads)
+    meta = model.require_metadata()
+    if meta.task != "classify":
+        raise UsageError(f"{path} is a {meta.task} model, not a classifier")
+    if not data:
+        raise UsageError("no dataset given", "pass --data SPEC (e.g. --data digits)")
+    spec = meta.input
+    dataset = _load_dataset(data, spec, data_dir, seed=0)
+    _check_fit(dataset, spec, meta.labels)
+    x, y = _pick(dataset, split, max_samples)
+    clf = Classifier(model, ClassifierOptions(top_k=1, threads=threads), metadata=meta)
+    predictions = np.empty(len(x), np.int64)
+    for i, image in enumerate(x):
+        predictions[i] = int(np.argmax(clf.scores(clf.infer(clf.preprocess(image,
+                                                                            dataset.color)))))
+    return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="tflite",
+                           data=str(data), split=split, seconds=time.perf_counter() - start,
+                           warnings=tuple(dataset.warnings))
+
+
+def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
+                    ) -> ClassificationReport:
+    from converters.calibration import to_model_inputs
+    from edgecnn.rundir import load_keras_model
+
+    kmodel, info = load_keras_model(path)
+    if info is not None and info.task != "classify":
+        raise UsageError(f"{path} is a {info.task} model, not a classifier")
+    data = data or (info.data if info is not None else None)
+    if not data:
+        raise UsageError("no dataset given", "pass --data SPEC (e.g. --data digits)")
+    if info is None:
+        from converters.convert import default_run_info
+        dataset = _load_dataset(data, None, data_dir, seed=0)
+        info = default_run_info(kmodel, tuple(dataset.labels), data)
+    else:
+        dataset = _load_dataset(data, info.input_spec(), data_dir or info.data_dir,
+                                seed=info.seed)
+    spec = info.input_spec()
+    _check_fit(dataset, spec, tuple(info.labels))
+    x, y = _pick(dataset, split, max_samples)
+    predictions = []
+    for i in range(0, len(x), 256):
+        batch = to_model_inputs(x[i:i + 256], spec, dataset.color)
+        out = kmodel(batch, training=False)
+        predictions.append(np.asarray(out).reshape(len(batch), -1).argmax(1))
+    predictions = np.concatenate(predictions)
+    return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="keras",
+                           data=str(data), split=split, seconds=time.perf_counter() - start,
+                           warnings=tuple(dataset.warnings))
+
+
+def _load_dataset(data: str, spec, data_dir, seed: int):
+    """The dataset; image folders are read in the model's colour and size (they have none of
+    their own), other datasets keep theirs so that a mismatch is reported, not hidden."""
+    from edgecnn.data import idx, load_classification
+
+    path = Path(str(data)).expanduser()
+    folder = path.is_dir() and not idx.has_idx(path)
+    color = spec.color if (folder and spec is not None and spec.color != "BGR") else None
+    size = spec.height if (folder and spec is not None and spec.height == spec.width) else None
+    return load_classification(str(data), data_dir=data_dir, imgsz=size, color=color, seed=seed)
+
+
+def _check_fit(dataset, spec, model_labels) -> None:
+    """UsageError when the dataset cannot be what the model was trained on."""
+    if dataset.channels != spec.channels:
+        raise UsageError(
+            f"the model takes {spec.height}x{spec.width}x{spec.channels} {spec.color} images but "
+            f"dataset {dataset.spec} has {dataset.imgsz}x{dataset.imgsz}x{dataset.channels} "
+            f"{dataset.color} images", "evaluate on the kind of data the model was trained on")
+    if tuple(dataset.labels) != tuple(model_labels):
+        raise UsageError(
+            f"dataset {dataset.spec} has classes {_short(dataset.labels)} but the model's labels "
+            f"are {_short(model_labels)}", "evaluate on the dataset the model was trained on")
+
+
+def _pick(dataset, split: str, max_samples):
+    x, y = {"test": (dataset.x_test, dataset.y_test), "val": (dataset.x_val, dataset.y_val),
+            "train": (dataset.x_train, dataset.y_train)}[split]
+    if max_samples is not None:
+        x, y = x[:max_samples], y[:max_samples]
+    if len(x) == 0:
+        raise UsageError(f"the {split} split of {dataset.spec} is empty")
+    return x, y
+
+
+def _short(labels) -> str:
+    labels = list(labels)
+    text = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
+    return f"[{text}] ({len(labels)})"

@@ -308,8 +308,12 @@ def dumps(doc: dict) -> str:
 
 
 # ---------------------------------------------------------------- tiny real .tflite
-def build_tiny_tflite() -> tuple[bytes, dict]:
-    """A ~10 KB int8 detector (random weights) with the FORMAT.md outputs and metadata."""
+def build_tiny_tflite(imgsz: int = IMGSZ, labels: tuple[str, ...] = LABELS
+                      ) -> tuple[bytes, dict]:
+    """A ~20 KB int8 detector (random weights) with the FORMAT.md outputs and metadata.
+
+    The benchmarks reuse it at other sizes (``imgsz``, ``labels``) where only shapes matter.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tempfile
 
@@ -320,7 +324,7 @@ def build_tiny_tflite() -> tuple[bytes, dict]:
     from edgecnn.runtime.model import TFLiteModel
 
     keras.utils.set_random_seed(0)
-    inp = keras.Input((IMGSZ, IMGSZ, 3), name="image")
+    inp = keras.Input((imgsz, imgsz, 3), name="image")
     x, feats = inp, []
     for i, ch in enumerate((8, 8, 12, 12, 12)):
         x = keras.layers.Conv2D(ch, 3, strides=2, padding="same", activation="relu",
@@ -329,20 +333,20 @@ def build_tiny_tflite() -> tuple[bytes, dict]:
             feats.append(x)
     boxes, scores = [], []
     for s, f in zip(STRIDES, feats):
-        n = pp.grid_size(IMGSZ, s) ** 2
+        n = pp.grid_size(imgsz, s) ** 2
         b = keras.layers.Conv2D(4, 1, activation="softplus", name=f"box_s{s}")(f)
-        c = keras.layers.Conv2D(len(LABELS), 1, activation="sigmoid",
+        c = keras.layers.Conv2D(len(labels), 1, activation="sigmoid",
                                 bias_initializer=keras.initializers.Constant(-1.5),
                                 name=f"cls_s{s}")(f)
         boxes.append(keras.layers.Reshape((n, 4))(b))
-        scores.append(keras.layers.Reshape((n, len(LABELS)))(c))
+        scores.append(keras.layers.Reshape((n, len(labels)))(c))
     model = keras.Model(inp, [keras.layers.Concatenate(axis=1, name="boxes")(boxes),
                               keras.layers.Concatenate(axis=1, name="scores")(scores)])
     rng = np.random.default_rng(0)
 
     def representative():
         for _ in range(16):
-            yield [rng.uniform(-1, 1, (1, IMGSZ, IMGSZ, 3)).astype(np.float32)]
+            yield [rng.uniform(-1, 1, (1, imgsz, imgsz, 3)).astype(np.float32)]
 
     with tempfile.TemporaryDirectory() as tmp:
         model.export(tmp, format="tf_saved_model", verbose=False)
@@ -357,8 +361,8 @@ def build_tiny_tflite() -> tuple[bytes, dict]:
     probe = TFLiteModel(flat)
     box_out = next(i for i, o in enumerate(probe.outputs) if o.shape[-1] == 4)
     meta = Metadata(
-        task="detect", labels=LABELS, name="tiny_detect", arch="golden_tiny",
-        input=InputSpec(height=IMGSZ, width=IMGSZ, channels=3, color="RGB",
+        task="detect", labels=tuple(labels), name="tiny_detect", arch="golden_tiny",
+        input=InputSpec(height=imgsz, width=imgsz, channels=3, color="RGB",
                         resize="letterbox", mean=(127.5,), std=(127.5,)),
         decoder=DecoderSpec(strides=STRIDES, box_output=box_out, score_output=1 - box_out,
                             score_threshold=0.1, iou_threshold=0.45, max_detections=20),
@@ -373,7 +377,7 @@ def build_tiny_tflite() -> tuple[bytes, dict]:
         "bundle_offset": len(fb), "bundle_size": len(bundle),
         "entries": [md.JSON_NAME, md.LABELS_NAME],
         "metadata": json.loads(json.dumps(meta.to_dict())),
-        "labels_txt": "\n".join(LABELS) + "\n",
+        "labels_txt": "\n".join(labels) + "\n",
         "tensors": {"inputs": [t.to_dict() for t in probe.inputs],
                     "outputs": [t.to_dict() for t in probe.outputs]},
     }

@@ -29,6 +29,46 @@ def build_lut(spec: InputSpec, info: TensorInfo) -> np.ndarray:
     return x.astype(info.dtype)
 
 
+def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int
+                       ) -> tuple[int, int, int, int]:
+    """``(nw, nh, pad_x, pad_y)``: content size and offset of a centred letterbox.
+
+    Rounding is half-to-even (Python ``round``), as docs/FORMAT.md specifies for every runtime.
+    """
+    r = min(dst_w / src_w, dst_h / src_h)
+    nw, nh = max(1, int(round(src_w * r))), max(1, int(round(src_h * r)))
+    return nw, nh, (dst_w - nw) // 2, (dst_h - nh) // 2
+
+
+def resize_down(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Resize to ``size = (w, h)``: area averaging when shrinking, bilinear when growing.
+
+    ``cv2.INTER_AREA`` is ~10x slower for non-integer factors (640x480 -> 256x192: ~1 ms vs
+    ~0.1 ms here), so a shrink by ``f >= 2`` is split into an exact integer-factor area step
+    (OpenCV's fast path) and a bilinear step by less than 2x. Both steps keep OpenCV's
+    half-pixel-centre geometry, so the letterbox mapping is unchanged; pixels differ from a
+    single INTER_AREA by ~2.5 grey levels on average on a natural photo.
+    """
+    h, w = image.shape[:2]
+    nw, nh = size
+    f = min(w / nw, h / nh)
+    if f <= 1.0:
+        return cv2.resize(image, size, dst=dst, interpolation=cv2.INTER_LINEAR)
+    k = int(f)
+    while k >= 2 and (w % k or h % k) and f / (k - 1) < 2.0:
+        k -= 1
+    if k < 2 or w % k or h % k:
+        return cv2.resize(image, size, dst=dst, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    if small.shape[1] == nw and small.shape[0] == nh:
+        if dst is None:
+            return small
+        dst[...] = small.reshape(dst.shape)
+        return dst
+    return cv2.resize(small, size, dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
 class Preprocessor:
     """Callable turning a uint8 image into ``(input_tensor, Letterbox)``.
 
@@ -50,6 +90,12 @@ class Preprocessor:
         self.lut = build_lut(spec, info)
         self._canvas = np.full((self.height, self.width, self.channels), spec.pad_value,
                                dtype=np.uint8)
+        fast = (spec.resize == "letterbox" and self.channels == 3
+                and self.lut.dtype in (np.int8, np.uint8))
+        self._lut3 = np.ascontiguousarray(self.lut).reshape(1, 256, 3) if fast else None
+        self._pad_plane = np.broadcast_to(self.lut[spec.pad_value],
+                                          (self.height, self.width, self.channels)).copy()
+        self._buffers: dict = {}
 
     def fit(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """Resize (or letterbox) the uint8 image to the model's height and width."""
@@ -57,12 +103,9 @@ class Preprocessor:
         if self.spec.resize == "stretch":
             resized = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
             return resized, Letterbox(self.width / w, self.height / h, 0.0, 0.0, w, h)
-        r = min(self.width / w, self.height / h)
-        nw, nh = max(1, int(round(w * r))), max(1, int(round(h * r)))
-        px, py = (self.width - nw) // 2, (self.height - nh) // 2
+        nw, nh, px, py = letterbox_geometry(w, h, self.width, self.height)
         canvas = self._canvas.copy() if image.ndim == 3 else self._canvas[..., 0].copy()
-        interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
-        canvas[py:py + nh, px:px + nw] = cv2.resize(image, (nw, nh), interpolation=interp)
+        resize_down(image, (nw, nh), dst=canvas[py:py + nh, px:px + nw])
         return canvas, Letterbox(nw / w, nh / h, float(px), float(py), w, h)
 
     def to_model_color(self, image: np.ndarray, color: str) -> tuple[np.ndarray, bool]:
@@ -101,8 +144,33 @@ class Preprocessor:
             return cv2.LUT(fitted, np.ascontiguousarray(lut).reshape(1, 256, self.channels))
         return np.stack([lut[fitted[:, :, c], c] for c in range(self.channels)], axis=-1)
 
+    def _letterbox_int(self, image: np.ndarray, swap: bool) -> tuple[np.ndarray, Letterbox]:
+        """Fast path for int8/uint8 colour models: only the content region is resized, swapped
+        and looked up (straight into a fresh output tensor); the padding is one fill."""
+        h, w = image.shape[:2]
+        nw, nh, px, py = letterbox_geometry(w, h, self.width, self.height)
+        key = (nw, nh)
+        if self._buffers.get("key") != key:  # reused while the frame size stays the same
+            self._buffers = {"key": key, "content": np.empty((nh, nw, 3), np.uint8),
+                             "swapped": np.empty((nh, nw, 3), np.uint8)}
+        content = resize_down(image, (nw, nh), dst=self._buffers["content"])
+        if swap:
+            content = cv2.cvtColor(content, cv2.COLOR_BGR2RGB, dst=self._buffers["swapped"])
+        out = np.empty((1, self.height, self.width, 3), self.lut.dtype)
+        plane, pad = out[0], self._pad_plane  # slice copies: a broadcast fill is 10x slower
+        if py:
+            plane[:py] = pad[:py]
+            plane[py + nh:] = pad[py + nh:]
+        if px:
+            plane[py:py + nh, :px] = pad[py:py + nh, :px]
+            plane[py:py + nh, px + nw:] = pad[py:py + nh, px + nw:]
+        cv2.LUT(content, self._lut3, dst=plane[py:py + nh, px:px + nw])
+        return out, Letterbox(nw / w, nh / h, float(px), float(py), w, h)
+
     def __call__(self, image: np.ndarray, color: str = "BGR") -> tuple[np.ndarray, Letterbox]:
         image, swap = self.to_model_color(image, color)
+        if self._lut3 is not None:
+            return self._letterbox_int(image, swap)
         fitted, box = self.fit(image)
         out = self._apply_lut(fitted, swap)
         return out.reshape(1, self.height, self.width, self.channels), box

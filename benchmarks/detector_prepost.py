@@ -1,0 +1,172 @@
+"""Time the Detector's preprocess (640x480 BGR frame -> 256x256 int8) and postprocess.
+
+Target (issue 3): preprocess + postprocess <= 0.5 ms p50 together. Invoke is not timed here
+(see `edgecnn bench`); the model is a tiny int8 detector with the real input/output tensors of
+a 256x256 detector (1344 anchors), and the head outputs are synthetic with a realistic score
+distribution: almost every anchor near 0, a few objects each lighting up a handful of anchors.
+
+Variants run interleaved in one process (round robin, per iteration), for OpenCV on 1 and 2
+threads:
+- ``pre``: Detector.preprocess (fast letterbox path)
+- ``pre_old``: the previous letterbox path (single INTER_AREA resize into a canvas copy, then a
+  LUT over the whole canvas) for the ratio
+- ``post``: Detector.postprocess on raw int8 outputs (quantized-domain threshold, cv2 NMS)
+- ``post_float``: dequantize everything first, then the same postprocess
+- ``post_refnms``: int8 path with the plain numpy reference NMS
+
+Usage:
+    python benchmarks/detector_prepost.py [--runs 3000] [--classes 4] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgecnn.runtime import Detector, DetectorOptions, TFLiteModel  # noqa: E402
+from edgecnn.runtime import postprocess as pp  # noqa: E402
+from edgecnn.runtime.types import Letterbox  # noqa: E402
+
+IMGSZ = 256
+
+
+def build_model(classes: int) -> TFLiteModel:
+    cache = Path("/tmp") / f"edgecnn_prepost_{IMGSZ}_{classes}.tflite"
+    if not cache.exists():
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from make_golden import build_tiny_tflite
+
+        data, _ = build_tiny_tflite(IMGSZ, tuple(f"class{i}" for i in range(classes)))
+        cache.write_bytes(data)
+    return TFLiteModel(cache, threads=1)
+
+
+def synthetic_head(det: Detector, rng: np.random.Generator, objects: int = 5):
+    """Raw int8 outputs: background ~sigmoid(N(-6, 1.5)); each of ``objects`` objects lights
+    up a 3x3 block of stride-8 anchors and 1 stride-16 anchor, all predicting its box with a
+    little jitter (as a trained head does), so NMS has real work."""
+    centers, strides = pp.anchor_points(det.imgsz, det.strides)
+    n, c = centers.shape[0], len(det.labels)
+    scores = 1 / (1 + np.exp(-rng.normal(-6, 1.5, (n, c))))
+    ltrb = rng.uniform(0.5, 3, (n, 4))
+    g = IMGSZ // 8
+    for _ in range(objects):
+        col, row, cls = rng.integers(2, g - 2), rng.integers(2, g - 2), rng.integers(0, c)
+        cx, cy = (col + 0.5) * 8, (row + 0.5) * 8
+        half = rng.uniform(10, 30, 2)
+        box = np.array([cx - half[0], cy - half[1], cx + half[0], cy + half[1]])
+        near = [(row + dy) * g + col + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        near.append(g * g + (row // 2) * (g // 2) + col // 2)
+        for a in near:
+            (ax, ay), s = centers[a], strides[a]
+            jitter = box + rng.normal(0, 1.0, 4)
+            ltrb[a] = np.clip([ax - jitter[0], ay - jitter[1], jitter[2] - ax, jitter[3] - ay],
+                              0, None) / s
+            scores[a, cls] = rng.uniform(0.3, 0.9)
+    sq, bq = det.score_quant, det.box_quant
+    q_scores = np.clip(np.round(scores / sq.scale + sq.zero_point), -128, 127).astype(np.int8)
+    q_boxes = np.clip(np.round(ltrb / bq.scale + bq.zero_point), -128, 127).astype(np.int8)
+    return q_boxes[None], q_scores[None]
+
+
+def old_preprocess(pre, image):
+    """The letterbox path before this benchmark's optimization, for the ratio."""
+    image, swap = pre.to_model_color(image, "BGR")
+    h, w = image.shape[:2]
+    r = min(pre.width / w, pre.height / h)
+    nw, nh = max(1, int(round(w * r))), max(1, int(round(h * r)))
+    px, py = (pre.width - nw) // 2, (pre.height - nh) // 2
+    canvas = pre._canvas.copy()
+    canvas[py:py + nh, px:px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return pre._apply_lut(canvas, swap).reshape(1, pre.height, pre.width, 3)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3000)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--classes", type=int, default=4)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    model = build_model(args.classes)
+    det = Detector(model, DetectorOptions(score_threshold=0.25))
+    # The random-weight model's output ranges are arbitrary; use those of a trained head
+    # (sigmoid scores in 1/256 steps, ltrb up to 16 strides) so the synthetic outputs survive
+    # quantization.
+    det.score_quant, det.box_quant = pp.Quant(1 / 256, -128), pp.Quant(1 / 16, -128)
+    rng = np.random.default_rng(0)
+    from sklearn.datasets import load_sample_image
+
+    frame = cv2.resize(np.ascontiguousarray(load_sample_image("china.jpg")[:, :, ::-1]),
+                       (640, 480), interpolation=cv2.INTER_AREA)
+    boxes, scores = synthetic_head(det, rng)
+    _, letterbox = det.preprocess(frame)
+    f_boxes = pp.dequantize(boxes, det.box_quant)
+    f_scores = pp.dequantize(scores, det.score_quant)
+    n_det = len(det.postprocess(boxes, scores, letterbox))
+    n_cand = int((f_scores[0].max(1) >= det.score_threshold).sum())
+
+    def post_refnms():
+        raw = pp.decode_head(boxes, scores, det.imgsz, det.strides, det.score_threshold,
+                             det.iou_threshold, det.max_detections, det.box_quant,
+                             det.score_quant, nms="reference")
+        pp.to_image(raw.boxes, letterbox.scale_x, letterbox.scale_y, letterbox.pad_x,
+                    letterbox.pad_y, letterbox.src_width, letterbox.src_height)
+
+    variants = {
+        "pre": lambda: det.preprocess(frame),
+        "pre_old": lambda: old_preprocess(det.preprocessor, frame),
+        "post": lambda: det.postprocess(boxes, scores, letterbox),
+        "post_float": lambda: det.postprocess(
+            pp.dequantize(boxes, det.box_quant), pp.dequantize(scores, det.score_quant),
+            letterbox),
+        "post_refnms": post_refnms,
+    }
+    results = {}
+    for threads in (1, 2):
+        cv2.setNumThreads(threads)
+        times = {k: [] for k in variants}
+        for i in range(args.warmup + args.runs):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                if i >= args.warmup:
+                    times[name].append(dt * 1e3)
+        stats = {k: {"p50_ms": float(np.percentile(v, 50)), "p90_ms": float(np.percentile(v, 90))}
+                 for k, v in times.items()}
+        total = np.asarray(times["pre"]) + np.asarray(times["post"])
+        stats["pre+post"] = {"p50_ms": float(np.percentile(total, 50)),
+                             "p90_ms": float(np.percentile(total, 90))}
+        results[f"cv2_threads_{threads}"] = stats
+    doc = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+           "python": platform.python_version(), "opencv": cv2.__version__,
+           "numpy": np.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "frame": "640x480 BGR", "input": f"{IMGSZ}x{IMGSZ}x3 int8",
+           "anchors": int(pp.num_anchors(det.imgsz, det.strides)), "classes": args.classes,
+           "candidates": n_cand, "detections": n_det, "runs": args.runs, "results": results}
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print(f"{doc['frame']} -> {doc['input']}, {doc['anchors']} anchors x {args.classes} "
+              f"classes, {n_cand} candidates -> {n_det} detections, {args.runs} runs")
+        for key, stats in results.items():
+            print(key)
+            for name, s in stats.items():
+                print(f"  {name:12s} p50 {s['p50_ms']:.3f} ms   p90 {s['p90_ms']:.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

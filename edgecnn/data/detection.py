@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,10 +197,13 @@ def _detect_format(path: Path) -> tuple[str, Path | list[Path]]:
 
 def relative_name(path: Path, root: Path) -> str:
     """A file name for reports: relative to the dataset root when inside it."""
+    text, prefix = str(path), str(root).rstrip(os.sep) + os.sep
+    if text.startswith(prefix):  # the common case, without a syscall per file
+        return text[len(prefix):]
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
+    except (ValueError, OSError):
+        return text
 
 
 def probe_image(path: Path, report: LabelReport, name: str) -> tuple[int, int] | None:

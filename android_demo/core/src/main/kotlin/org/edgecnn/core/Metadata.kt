@@ -66,8 +66,8 @@ class Metadata(
 
         /** True if the bytes start like a TFLite flatbuffer (identifier `TFL3` at offset 4). */
         fun isTflite(data: ByteArray): Boolean =
-            data.size >= 8 && data[4] == 'T'.toByte() && data[5] == 'F'.toByte() &&
-                data[6] == 'L'.toByte() && data[7] == '3'.toByte()
+            data.size >= 8 && data[4] == 0x54.toByte() && data[5] == 0x46.toByte() &&
+                data[6] == 0x4C.toByte() && data[7] == 0x33.toByte() // "TFL3"
 
         /**
          * The metadata of a model file's bytes, or null when it carries none.

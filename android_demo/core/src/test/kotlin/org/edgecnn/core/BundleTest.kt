@@ -61,7 +61,7 @@ class BundleTest {
     fun corruptedPayloadFailsTheCrcCheck() {
         val model = Fixtures.modelWith(Fixtures.metadataJson())
         val at = String(model, Charsets.ISO_8859_1).indexOf("\"task\"")
-        model[at + 1] = 'T'.toByte()
+        model[at + 1] = 0x54 // 't' -> 'T'
         assertCorrupt(model, "CRC")
     }
 
@@ -88,8 +88,9 @@ class BundleTest {
 
     @Test
     fun nonUtf8JsonIsReportedAsCorrupt() {
+        // '{', a lone UTF-8 lead byte, '}'
         val model = Fixtures.fakeFlatbuffer() + Fixtures.storedZip(
-            mapOf(Metadata.JSON_NAME to byteArrayOf('{'.toByte(), 0xC3.toByte(), '}'.toByte())))
+            mapOf(Metadata.JSON_NAME to byteArrayOf(0x7B, 0xC3.toByte(), 0x7D)))
         assertCorrupt(model, "UTF-8")
     }
 

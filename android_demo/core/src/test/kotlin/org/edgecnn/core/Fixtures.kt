@@ -67,7 +67,7 @@ object Fixtures {
     /** A fake flatbuffer: the TFL3 identifier plus filler, enough for the readers here. */
     fun fakeFlatbuffer(size: Int = 64): ByteArray {
         val b = ByteArray(size) { (it * 7).toByte() }
-        b[4] = 'T'.toByte(); b[5] = 'F'.toByte(); b[6] = 'L'.toByte(); b[7] = '3'.toByte()
+        System.arraycopy("TFL3".toByteArray(), 0, b, 4, 4)
         return b
     }
 

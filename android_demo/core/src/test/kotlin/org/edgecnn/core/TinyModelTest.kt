@@ -80,7 +80,7 @@ class TinyModelTest {
         val text = String(copy, Charsets.ISO_8859_1)
         val at = text.indexOf("\"labels\"", Bundle.archiveStart(copy))
         assertTrue(at > 0)
-        copy[at + 2] = 'X'.toByte()
+        copy[at + 2] = 0x58 // 'X'
         try {
             Metadata.read(copy)
             fail("a corrupt bundle must raise MetadataException")

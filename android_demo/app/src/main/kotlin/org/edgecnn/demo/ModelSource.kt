@@ -1,0 +1,57 @@
+package org.edgecnn.demo
+
+import android.content.Context
+import org.edgecnn.core.Bundle
+import org.edgecnn.core.Metadata
+import org.edgecnn.core.MetadataException
+import java.io.File
+
+/** A problem with the model the user can fix; [message] is shown on screen as is. */
+class ModelException(message: String) : Exception(message)
+
+/** The model file's bytes and the metadata read from its appended bundle. */
+class LoadedModel(val name: String, val flatbuffer: ByteArray, val sizeBytes: Int, val metadata: Metadata)
+
+/**
+ * Finds and validates the model: `model.tflite` pushed to the app's files folder (no rebuild
+ * needed), else `assets/model.tflite`, else the only `.tflite` in assets.
+ */
+object ModelSource {
+    const val DEFAULT_NAME = "model.tflite"
+
+    fun sideloadedFile(context: Context): File? = context.getExternalFilesDir(null)?.let { File(it, DEFAULT_NAME) }
+
+    fun load(context: Context): LoadedModel {
+        val (name, data) = read(context)
+        if (!Metadata.isTflite(data)) {
+            throw ModelException("$name is not a TFLite model (no TFL3 identifier). Copy the file that 'edgecnn convert' wrote.")
+        }
+        val meta = try {
+            Metadata.read(data)
+        } catch (e: MetadataException) {
+            throw ModelException("$name: ${e.message}")
+        } ?: throw ModelException(
+            "$name carries no edgecnn metadata, so the app does not know its task, labels or " +
+                "normalization. Convert the model with 'edgecnn convert' and copy it with " +
+                "'edgecnn export android MODEL.tflite'.")
+        if (meta.task != "classify" && meta.task != "detect") {
+            throw ModelException("$name: task '${meta.task}' is not supported by this app (classify, detect).")
+        }
+        return LoadedModel(name, Bundle.flatbuffer(data), data.size, meta)
+    }
+
+    private fun read(context: Context): Pair<String, ByteArray> {
+        val side = sideloadedFile(context)
+        if (side != null && side.isFile) return side.path to side.readBytes()
+        val assets = context.assets.list("")?.filter { it.endsWith(".tflite") }.orEmpty()
+        val name = when {
+            DEFAULT_NAME in assets -> DEFAULT_NAME
+            assets.size == 1 -> assets[0]
+            assets.isEmpty() -> throw ModelException(
+                "No model found. Run 'edgecnn export android MODEL.tflite' and rebuild the app, " +
+                    "or push one with: adb push MODEL.tflite ${side?.path ?: "<app files>/$DEFAULT_NAME"}")
+            else -> throw ModelException("Several models in assets (${assets.joinToString()}); name the one to use $DEFAULT_NAME.")
+        }
+        return name to context.assets.open(name).use { it.readBytes() }
+    }
+}

@@ -1,0 +1,1 @@
+"""Packaging converted models for target apps (``edgecnn export``). Device side: no TensorFlow."""

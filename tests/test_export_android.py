@@ -1,0 +1,127 @@
+"""``edgecnn export android``: checks the model like the app will, copies it atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from edgecnn.runtime import metadata as md
+from conftest import assert_one_line_error
+
+TINY = Path(__file__).resolve().parent / "golden" / "tiny_detect.tflite"
+
+
+@pytest.fixture
+def app(tmp_path) -> Path:
+    """A minimal Android project layout: what export needs of android_demo."""
+    root = tmp_path / "android_demo"
+    (root / "app" / "src" / "main").mkdir(parents=True)
+    return root
+
+
+def _assets(app: Path) -> Path:
+    return app / "app" / "src" / "main" / "assets"
+
+
+def _files(app: Path) -> list[str]:
+    assets = _assets(app)
+    return sorted(p.name for p in assets.iterdir()) if assets.is_dir() else []
+
+
+def test_copies_the_checked_model_into_the_assets(run_cli, app):
+    res = run_cli("export", "android", TINY, "--app", app)
+    assert res.exit_code == 0, res.err
+    dest = _assets(app) / "model.tflite"
+    assert dest.read_bytes() == TINY.read_bytes()
+    assert _files(app) == ["model.tflite"]  # no temp file left behind
+    assert "detect, 3 labels, input 1x64x64x3 int8" in res.out
+    # The copy carries the metadata the Kotlin app reads.
+    assert md.read(dest.read_bytes()).labels == ("circle", "square", "triangle")
+
+
+def test_json_output_and_custom_name_replace_an_older_copy(run_cli, app):
+    _assets(app).mkdir(parents=True)
+    (_assets(app) / "det.tflite").write_bytes(b"old")
+    res = run_cli("export", "android", TINY, "--app", app, "--name", "det.tflite", "--json")
+    assert res.exit_code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["task"] == "detect" and doc["input_shape"] == [1, 64, 64, 3]
+    assert doc["size_bytes"] == TINY.stat().st_size
+    assert (_assets(app) / "det.tflite").read_bytes() == TINY.read_bytes()
+
+
+def test_model_without_metadata_is_refused(run_cli, app, tmp_path):
+    flat, bundle = md.split_bundle(TINY.read_bytes())
+    assert bundle is not None
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(flat)
+    res = run_cli("export", "android", plain, "--app", app)
+    assert_one_line_error(res, "no edgecnn metadata", "edgecnn convert")
+    assert _files(app) == []
+
+
+def test_metadata_that_does_not_describe_the_model_is_refused(run_cli, app, tmp_path):
+    data = TINY.read_bytes()
+    meta = md.read(data)
+    wrong = tmp_path / "wrong.tflite"
+    wrong.write_bytes(md.attach(data, meta.replace(task="classify", decoder=None)))
+    res = run_cli("export", "android", wrong, "--app", app)
+    assert_one_line_error(res, "outputs but metadata lists 3 labels")
+    assert _files(app) == []
+
+
+def test_not_a_tflite_file_is_refused(run_cli, app, tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model at all")
+    res = run_cli("export", "android", junk, "--app", app)
+    assert_one_line_error(res, "not a TFLite model")
+    res = run_cli("export", "android", tmp_path / "missing.tflite", "--app", app)
+    assert_one_line_error(res, "not found")
+    assert _files(app) == []
+
+
+def test_unwritable_destination_is_a_usage_error(run_cli, app):
+    # A file where the assets folder should be: cannot be created even by root.
+    _assets(app).write_bytes(b"")
+    res = run_cli("export", "android", TINY, "--app", app)
+    assert_one_line_error(res, "cannot create output folder")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root ignores directory permissions")
+def test_read_only_assets_folder_is_a_usage_error(run_cli, app):
+    _assets(app).mkdir()
+    _assets(app).chmod(0o500)
+    try:
+        res = run_cli("export", "android", TINY, "--app", app)
+    finally:
+        _assets(app).chmod(0o700)
+    assert_one_line_error(res, "not writable")
+    assert _files(app) == []
+
+
+def test_app_folder_and_name_are_checked_before_anything_is_written(run_cli, app, tmp_path):
+    res = run_cli("export", "android", TINY, "--app", tmp_path / "nowhere")
+    assert_one_line_error(res, "does not look like the edgecnn Android app", "--app")
+    for bad in ("../model.tflite", "model.bin", ".tflite"):
+        res = run_cli("export", "android", TINY, "--app", app, "--name", bad)
+        assert_one_line_error(res, "--name")
+    assert _files(app) == []
+
+
+def test_default_app_is_the_demo_in_this_checkout():
+    from edgecnn.export.android import default_app_dir
+
+    app = default_app_dir()
+    assert (app / "settings.gradle.kts").is_file()
+    assert (app / "app" / "src" / "main" / "AndroidManifest.xml").is_file()
+
+
+def test_help_of_the_export_commands(run_cli):
+    res = run_cli("export", "--help")
+    assert res.exit_code == 0 and "android" in res.out
+    res = run_cli("export", "android", "--help")
+    assert res.exit_code == 0 and "--app" in res.out and "--name" in res.out

@@ -17,15 +17,20 @@ kotlin {
     }
 }
 
-dependencies {
-    testImplementation(libs.junit)
-}
-
 // The golden vectors live in the Python project next to this app (tests/golden).
 val golden = rootProject.layout.projectDirectory.dir("../tests/golden")
 
-tasks.test {
-    systemProperty("edgecnn.golden", golden.file("detect_golden.json").asFile.path)
-    systemProperty("edgecnn.tinyModel", golden.file("tiny_detect.tflite").asFile.path)
-    systemProperty("edgecnn.tinyJson", golden.file("tiny_detect.json").asFile.path)
+testing {
+    suites {
+        val test by getting(JvmTestSuite::class) {
+            useJUnit(libs.versions.junit.get())
+            targets.all {
+                testTask.configure {
+                    systemProperty("edgecnn.golden", golden.file("detect_golden.json").asFile.path)
+                    systemProperty("edgecnn.tinyModel", golden.file("tiny_detect.tflite").asFile.path)
+                    systemProperty("edgecnn.tinyJson", golden.file("tiny_detect.json").asFile.path)
+                }
+            }
+        }
+    }
 }

@@ -320,3 +320,22 @@ def test_unknown_folder_format_is_a_one_line_error(tmp_path, run_cli):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_cli("data", "check", tmp_path / "empty"),
                           "cannot tell the dataset format")
+
+
+def test_windows_line_endings_and_bom_in_labels(tmp_path):
+    root = tmp_path / "ds"
+    _image(root / "images/train/a.jpg")
+    (root / "labels/train").mkdir(parents=True)
+    (root / "labels/train/a.txt").write_bytes(
+        "\ufeff0 0.5 0.5 0.5 0.5\r\n1 0.5 0.5 0.25 0.25\r\n".encode("utf-8"))
+    _write(root / "data.yaml", "train: images/train\nval: images/train\nnames: [a, b]\n")
+    ds = load_detection_dataset(root / "data.yaml")
+    assert ds.report.ok, ds.report.counts
+    assert ds.train[0].classes.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("args", [("data", "--help"), ("data", "synth", "--help"),
+                                  ("data", "check", "--help")])
+def test_data_command_help(run_cli, args):
+    result = run_cli(*args)
+    assert result.exit_code == 0 and "Usage:" in result.out

@@ -95,7 +95,7 @@ def _categories(docs: dict[Path, dict]) -> dict[int, str]:
 
 def _image_dir(json_path: Path, entries: list[dict], override) -> Path:
     if override is not None:
-        folder = Path(override).expanduser()
+        folder = Path(override).expanduser().absolute()
         if not folder.is_dir():
             raise UsageError(f"--images {override} is not a folder")
         return folder

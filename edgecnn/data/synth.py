@@ -439,7 +439,8 @@ def render_scene(rng: np.random.Generator, imgsz: int = 256,
     for _ in range(n_objects):
         cls = int(rng.integers(len(classes)))
         for _attempt in range(12):
-            radius = imgsz * math.exp(rng.uniform(math.log(0.04), math.log(0.22)))
+            # At least 4 px: smaller shapes are unrecognizable and would be unlabelled.
+            radius = max(imgsz * math.exp(rng.uniform(math.log(0.04), math.log(0.22))), 4.0)
             aspect = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
             center = rng.uniform(0.35 * radius, imgsz - 0.35 * radius, 2)
             pts = object_polygon(classes[cls], center, radius, aspect, rng.uniform(0, 360))

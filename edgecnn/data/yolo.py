@@ -200,7 +200,7 @@ def _read_sample(image_path: Path, root: Path, names: tuple[str, ...], report: L
     label_path = label_path_for(image_path)
     label_name = relative_name(label_path, root)
     try:
-        text = label_path.read_text(encoding="utf-8", errors="replace")
+        text = label_path.read_text(encoding="utf-8-sig", errors="replace")
     except FileNotFoundError:
         text = ""
     except OSError:

@@ -1,0 +1,123 @@
+"""Where a benchmark ran: CPU, cores, OS, Python, interpreter package and XNNPACK."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import sys
+import tempfile
+from functools import lru_cache
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (x86 ``model name``; on a Pi, the board ``Model`` line)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            info = fh.read()
+    except OSError:
+        info = ""
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    for key in ("model name", "model", "hardware", "cpu model", "processor"):
+        value = fields.get(key)
+        if value and not value.isdigit():
+            return value
+    return platform.processor() or platform.machine() or "unknown"
+
+
+@contextlib.contextmanager
+def captured_stderr_fd():
+    """Capture what C++ code writes to file descriptor 2 (Python's ``sys.stderr`` is not it).
+
+    Yields a list that holds the captured text once the block ends.
+    """
+    out: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): capture nothing
+        yield out
+        return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode("utf-8", errors="replace"))
+
+
+def xnnpack_active(model_bytes: bytes, threads: int | None = None) -> bool | None:
+    """Whether the interpreter applies the XNNPACK delegate to this model.
+
+    The runtime announces it on stderr ("Created TensorFlow Lite XNNPACK delegate for CPU");
+    there is no Python API for it, so this builds one interpreter and reads that line.
+    Returns None when it cannot tell.
+    """
+    from edgecnn.runtime.interpreter import make_interpreter
+
+    try:
+        with captured_stderr_fd() as text:
+            interp = make_interpreter(model_bytes, threads)
+            interp.allocate_tensors()
+            del interp
+    except Exception:  # noqa: BLE001 - informational
+        return None
+    if not text:
+        return None
+    return "XNNPACK" in text[0]
+
+
+def current_rss_mb() -> float | None:
+    """Resident memory of this process now, from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (``getrusage``; KB on Linux, B on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+@lru_cache(maxsize=1)
+def machine_info() -> dict:
+    """A JSON-ready description of this machine and runtime, for benchmark records."""
+    from edgecnn import __version__
+    from edgecnn.runtime.interpreter import runtime_info
+
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "arch": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "edgecnn": __version__,
+    }
+    try:
+        info.update(runtime_info())
+    except Exception as err:  # noqa: BLE001 - report, do not fail the benchmark
+        info["runtime"] = f"unavailable: {err}"
+    try:
+        import numpy as np
+
+        info["numpy"] = np.__version__
+    except ImportError:
+        pass
+    try:
+        import cv2
+
+        info["opencv"] = cv2.__version__
+    except ImportError:
+        pass
+    return info

@@ -97,6 +97,7 @@ def _problem_dataset(root: Path) -> Path:
                                        [*cases, "nolabel", "corrupt", "gone"]))
     _image(root / "images/val/v.jpg")
     _write(root / "labels/val/v.txt", good)
+    _write(root / "labels/val/orphan.txt", good)  # its image was deleted
     return _write(root / "data.yaml", "train: train.txt\nval: images/val\nnames: [a, b]\n")
 
 
@@ -113,6 +114,7 @@ def test_every_label_problem_is_counted_with_file_names(tmp_path):
         Problem.BACKGROUND: (2, ["images/train/empty.jpg", "images/train/nolabel.jpg"]),
         Problem.MISSING_IMAGE: (1, ["images/train/gone.jpg"]),
         Problem.UNREADABLE_IMAGE: (1, ["images/train/corrupt.jpg"]),
+        Problem.ORPHAN_LABEL: (1, ["labels/val/orphan.txt"]),
     }
     for kind, (count, files) in expect.items():
         assert rep.count(kind) == count, (kind, rep.counts)

@@ -25,6 +25,7 @@ class Problem(str, Enum):
     MISSING_IMAGE = "missing_image"  # listed or annotated image file does not exist; skipped
     UNREADABLE_IMAGE = "unreadable_image"  # image header or pixels cannot be decoded; skipped
     SIZE_MISMATCH = "size_mismatch"  # annotated size differs from the file; file size used
+    ORPHAN_LABEL = "label_without_image"  # YOLO label file whose image is absent; ignored
     BACKGROUND = "background_image"  # no boxes (no or empty label file); kept as negative
     DIFFICULT = "difficult_skipped"  # VOC difficult=1 object; skipped like VOC evaluation does
     CROWD = "crowd_skipped"  # COCO iscrowd=1 annotation; skipped like COCO evaluation does
@@ -43,6 +44,7 @@ DESCRIPTIONS = {
     Problem.MISSING_IMAGE: "missing images (skipped)",
     Problem.UNREADABLE_IMAGE: "images that fail to decode (skipped)",
     Problem.SIZE_MISMATCH: "annotated size differs from the image (image size used)",
+    Problem.ORPHAN_LABEL: "label files without an image (ignored)",
     Problem.BACKGROUND: "images without labels (kept as backgrounds)",
     Problem.DIFFICULT: "VOC 'difficult' objects (skipped)",
     Problem.CROWD: "COCO crowd annotations (skipped)",

@@ -152,10 +152,12 @@ def _read_split(entry, split: str, root: Path, yaml_path: Path, names: tuple[str
                 report: LabelReport) -> list[DetectionSample]:
     entries = entry if isinstance(entry, (list, tuple)) else [entry]
     image_paths: list[Path] = []
+    folders: list[Path] = []
     for item in entries:
         target = Path(str(item)).expanduser()
         target = target if target.is_absolute() else root / target
         if target.is_dir():
+            folders.append(target)
             image_paths += sorted(p for p in target.rglob("*")
                                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         elif target.is_file() and target.suffix.lower() == ".txt":
@@ -167,12 +169,26 @@ def _read_split(entry, split: str, root: Path, yaml_path: Path, names: tuple[str
     if not image_paths:
         raise UsageError(f"{yaml_path}: {split} has no images",
                          f"put images ({', '.join(IMAGE_SUFFIXES)}) into the {split} folder")
+    _count_orphan_labels(folders, image_paths, root, report)
     samples = []
     for image_path in image_paths:
         sample = _read_sample(image_path.absolute(), root, names, report)
         if sample is not None:
             samples.append(sample)
     return samples
+
+
+def _count_orphan_labels(folders: list[Path], image_paths: list[Path], root: Path,
+                         report: LabelReport) -> None:
+    """Label files in the labels folder of an image folder that match no image."""
+    expected = {label_path_for(p.absolute()) for p in image_paths}
+    for folder in folders:
+        label_dir = label_path_for(folder.absolute() / "x.jpg").parent
+        if label_dir == folder.absolute() or not label_dir.is_dir():
+            continue  # labels share the image folder, or there are none: nothing to compare
+        for label in sorted(label_dir.rglob("*.txt")):
+            if label not in expected:
+                report.add(Problem.ORPHAN_LABEL, relative_name(label, root))
 
 
 def _read_list_file(list_file: Path, root: Path) -> list[Path]:

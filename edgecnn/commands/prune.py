@@ -1,0 +1,71 @@
+"""``edgecnn prune``: options -> ``edgecnn.prune.api.prune_model``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command(short_help="Prune a trained model (magnitude or channel) and fine-tune it.")
+@click.argument("model", type=click.Path())
+@click.option("--method", type=click.Choice(["magnitude", "channel"]), required=True,
+              help="magnitude: zero the smallest weights (smaller when compressed); channel: "
+                   "remove whole channels (fewer MACs, faster).")
+@click.option("--sparsity", type=float, default=None,
+              help="Fraction to remove: of each pruned kernel's weights (magnitude) or of each "
+                   "layer's channels (channel).")
+@click.option("--target-macs", type=float, default=None,
+              help="channel: fraction of the dense model's MACs to keep, e.g. 0.5.")
+@click.option("--data", default=None,
+              help="Dataset SPEC for fine-tuning (default: the one in run.json).")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="Folder holding the fashion-mnist / mnist idx files.")
+@click.option("--epochs", type=int, default=2, show_default=True,
+              help="Fine-tuning epochs (0: prune without fine-tuning).")
+@click.option("--batch", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=None,
+              help="Peak fine-tuning learning rate (default 5e-4 magnitude, 1e-3 channel).")
+@click.option("--skip", multiple=True, metavar="LAYER",
+              help="Layer to leave unpruned (repeatable). The first conv and the output "
+                   "layers are always left alone.")
+@click.option("--criterion", type=click.Choice(["l1", "bn"]), default="l1", show_default=True,
+              help="channel: rank channels by filter L1 norm or batch-norm scale.")
+@click.option("--channel-multiple", type=int, default=1, show_default=True,
+              help="channel: round kept channel counts to a multiple of this.")
+@click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, lr, skip,
+          criterion, channel_multiple, max_train, seed, out, as_json, quiet) -> None:
+    """Prune MODEL (a run directory) and write a pruned run directory to --out.
+
+    The output holds model.keras, run.json (with the pruning report), labels.txt and
+    history.csv; convert, eval and bench take it like any trained run.
+
+    \b
+    Examples:
+      edgecnn prune runs/fm --method magnitude --sparsity 0.75 --epochs 2 --out runs/fm_mag
+      edgecnn prune runs/fm --method channel --target-macs 0.5 --epochs 3 --out runs/fm_ch
+    """
+    from edgecnn.prune.api import check_options
+
+    check_options(method, sparsity, target_macs, epochs, batch, lr)
+    if channel_multiple < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--channel-multiple")
+    from edgecnn.prune.api import prune_model
+    from edgecnn.prune.report import format_report
+
+    result = prune_model(model, method, sparsity, data, epochs, out, target_macs=target_macs,
+                         skip=tuple(skip), criterion=criterion, data_dir=data_dir, batch=batch,
+                         lr=lr, max_train=max_train, seed=seed,
+                         channel_multiple=channel_multiple,
+                         verbose=0 if (quiet or as_json) else 1,
+                         stream=click.get_text_stream("stderr") if as_json else None)
+    if as_json:
+        click.echo(json.dumps({"out": str(result.out), **result.report}, indent=2))
+    else:
+        click.echo(format_report(result.report))
+        click.echo(f"wrote {result.out}")

@@ -1,0 +1,217 @@
+"""``prune_model``: a trained run directory in, a pruned and fine-tuned run directory out.
+
+The output is a normal run directory (``edgecnn.rundir``): ``model.keras``, ``run.json`` (the
+source's RunInfo with the pruning report in ``extra["pruning"]``), ``labels.txt`` and
+``history.csv``, so ``convert``, ``eval`` and ``bench`` take it unchanged. Nothing is written
+unless every step succeeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecnn.errors import UsageError
+
+METHODS = ("magnitude", "channel")
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What a pruning run wrote and measured."""
+
+    out: Path
+    method: str
+    report: dict            # per-layer rows, totals, metrics before/after (see report.py)
+
+    @property
+    def metrics_before(self) -> dict:
+        return self.report.get("metrics_before", {})
+
+    @property
+    def metrics_after(self) -> dict:
+        return self.report.get("metrics_after", {})
+
+
+def check_options(method: str, sparsity: float | None, target_macs: float | None,
+                  epochs: int, batch: int = 64, lr: float | None = None) -> None:
+    """Reject bad numbers before any model or dataset is loaded."""
+    if method not in METHODS:
+        raise UsageError(f"unknown pruning method {method!r}", "use magnitude or channel")
+    if sparsity is not None and not 0.0 <= sparsity < 1.0:
+        raise UsageError(f"--sparsity {sparsity:g} is outside [0, 1)",
+                         "give the fraction to remove, such as 0.75")
+    if method == "magnitude":
+        if sparsity is None:
+            raise UsageError("magnitude pruning needs --sparsity", "e.g. --sparsity 0.75")
+        if target_macs is not None:
+            raise UsageError("--target-macs applies to --method channel only",
+                             "magnitude pruning does not reduce MACs; use --sparsity")
+    else:
+        if (sparsity is None) == (target_macs is None):
+            raise UsageError("channel pruning needs exactly one of --sparsity or --target-macs",
+                             "e.g. --target-macs 0.5 (keep half the MACs)")
+        if target_macs is not None and not 0.0 < target_macs <= 1.0:
+            raise UsageError(f"--target-macs {target_macs:g} is outside (0, 1]",
+                             "give the fraction of MACs to keep, such as 0.5")
+    if epochs < 0:
+        raise UsageError(f"--epochs must be >= 0, got {epochs}", "use 0 to prune without "
+                         "fine-tuning")
+    if batch < 1:
+        raise UsageError(f"--batch must be >= 1, got {batch}")
+    if lr is not None and lr <= 0:
+        raise UsageError(f"--lr must be > 0, got {lr}")
+
+
+def prune_model(model_path, method: str, sparsity: float | None, data: str | None,
+                epochs: int, out, *, target_macs: float | None = None,
+                skip: tuple[str, ...] = (), criterion: str = "l1", data_dir: str | None = None,
+                batch: int = 64, lr: float | None = None, max_train: int | None = None,
+                seed: int = 0, channel_multiple: int = 1, verbose: int = 1,
+                stream=None) -> PruneResult:
+    """Prune a trained model, fine-tune it on its data and write a run directory.
+
+    Args:
+        model_path: run directory or ``.keras`` file (with ``run.json`` beside it).
+        method: ``magnitude`` (unstructured zeros; smaller when compressed) or ``channel``
+            (thinner layers; fewer MACs, faster).
+        sparsity: magnitude: fraction of kernel weights zeroed per pruned layer; channel:
+            fraction of channels removed per prunable layer.
+        data: dataset SPEC; None uses the one in ``run.json``.
+        epochs: fine-tuning epochs (0: prune only).
+        out: run directory to write (replaced atomically).
+        target_macs: channel only: fraction of the dense MACs to keep (instead of sparsity).
+        skip: layer names left untouched (besides the default first conv / output layers).
+        criterion: channel ranking: ``l1`` (filter norms) or ``bn`` (batch-norm scale).
+        channel_multiple: round kept channel counts to this multiple (SIMD-friendly widths).
+
+    Example:
+        result = prune_model("runs/fmnist", "channel", None, None, 3, "runs/fmnist_ch",
+                             target_macs=0.5)
+        result.report["totals"]["macs_ratio"]   # <= 0.5
+    """
+    check_options(method, sparsity, target_macs, epochs, batch, lr)
+    stream = stream or sys.stdout
+    out = Path(out)
+    src = Path(model_path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
+    if out.resolve() == (src if src.is_dir() else src.parent).resolve():
+        raise UsageError("--out is the model's own run directory", "choose another --out")
+
+    from edgecnn.prune import finetune as ft
+    from edgecnn.prune import macs, report as rep
+    from edgecnn.rundir import MODEL_FILE, RunInfo, load_keras_model
+
+    model, info = load_keras_model(model_path)
+    if info is None:
+        raise UsageError(f"{model_path} has no run.json beside it",
+                         "pass a run directory written by 'edgecnn train'")
+    spec = data or info.data
+    if not spec:
+        raise UsageError("no dataset given and run.json names none", "pass --data SPEC")
+    data_dir = data_dir or info.data_dir
+    options = ft.FinetuneOptions(epochs=epochs, batch=batch, seed=seed, verbose=verbose,
+                                 lr=lr if lr is not None else (5e-4 if method == "magnitude"
+                                                               else 1e-3))
+    needs_data = epochs > 0 or info.task == "classify"
+    task_data = (ft.load_task_data(info, model, spec, data_dir, max_train, batch)
+                 if needs_data else ft.TaskData(info.task))
+    say = (lambda line: print(line, file=stream, flush=True)) if verbose else (lambda line: None)
+
+    cost_before = macs.count(model)
+    metrics_before = ft.evaluate(info, model, task_data)
+    start = time.perf_counter()
+    if method == "magnitude":
+        model, report = _magnitude(model, info, task_data, sparsity, skip, options, say)
+    else:
+        model, report = _channel(model, info, task_data, sparsity, target_macs, skip, criterion,
+                                 channel_multiple, options, say)
+    history = report.pop("_history")
+    cost_after = macs.count(model)
+    report["totals"] = rep.totals(cost_before, cost_after)
+    report["metrics_before"] = metrics_before
+    report["metrics_after"] = ft.evaluate(info, model, task_data)
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    report["source"] = str(model_path)
+    report["data"] = spec
+
+    from edgecnn.fsutil import atomic_dir
+    from edgecnn.train.common import write_history_csv
+
+    extra = dict(info.extra)
+    extra["pruning"] = report
+    if report["metrics_after"]:
+        extra["metrics"] = {f"val_{k}": v for k, v in report["metrics_after"].items()}
+        extra["metrics"]["params"] = cost_after.params
+    new_info = dataclasses.replace(info, extra=extra, data=spec, data_dir=data_dir)
+    with atomic_dir(out) as tmp:
+        _plain_copy(model).save(tmp / MODEL_FILE)
+        new_info.save(tmp)
+        write_history_csv(tmp / "history.csv", history)
+    RunInfo.load(out)  # fail loudly here rather than in a later step
+    return PruneResult(out, method, report)
+
+
+def _magnitude(model, info, task_data, sparsity, skip, options, say):
+    from edgecnn.prune import finetune as ft
+    from edgecnn.prune import report as rep
+    from edgecnn.prune.magnitude import (MagnitudeOptions, MagnitudePruner, PolynomialDecay,
+                                         kernel_sparsity)
+
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=float(sparsity), skip=tuple(skip)))
+    history: dict = {}
+    if options.epochs > 0:
+        steps = ft.steps_for(task_data, options)
+        # Reach the target after ~2/3 of the steps and recover at full sparsity for the rest.
+        end = max(1, int(steps * 2 / 3))
+        schedule = PolynomialDecay(0.0, float(sparsity), begin_step=0, end_step=end,
+                                   frequency=max(1, end // 25))
+        say(f"magnitude pruning to {sparsity:g} over {end} steps, fine-tuning "
+            f"{options.epochs} epoch(s)")
+        history = ft.finetune(info, model, task_data, options, [pruner.callback(schedule)])
+    else:
+        pruner.prune_now()
+    model = pruner.strip()
+    rows = rep.magnitude_rows(kernel_sparsity(model), pruner.targets)
+    report = {"method": "magnitude", "sparsity": float(sparsity), "layers": rows,
+              "overall": rep.overall_sparsity(rows), "_history": history}
+    return model, report
+
+
+def _channel(model, info, task_data, sparsity, target_macs, skip, criterion, multiple,
+             options, say):
+    from edgecnn.prune import channel
+    from edgecnn.prune import finetune as ft
+
+    graph = channel.analyse(model, tuple(skip))
+    if not graph.prunable():
+        raise UsageError(f"model {model.name!r} has no prunable channels",
+                         "channel pruning needs conv or dense layers whose outputs are not "
+                         "the model's outputs")
+    scores = channel.group_scores(graph, criterion)
+    if target_macs is not None:
+        plan = channel.plan_for_macs(graph, float(target_macs), scores, multiple)
+    else:
+        plan = channel.plan_for_ratio(graph, float(sparsity), scores, multiple)
+    thin = channel.rebuild(graph, plan)
+    say(f"channel pruning: removed {plan.ratio:.3f} of the channels of "
+        f"{len(graph.prunable())} channel groups")
+    history = ft.finetune(info, thin, task_data, options) if options.epochs > 0 else {}
+    report = {"method": "channel", "criterion": criterion, "ratio": round(plan.ratio, 4),
+              "target_macs": target_macs, "sparsity": sparsity,
+              "layers": channel.channels_report(graph, plan), "_history": history}
+    return thin, report
+
+
+def _plain_copy(model):
+    """The model without optimizer state: what ``model.keras`` should hold."""
+    from edgecnn.lazy import keras
+
+    k = keras()
+    copy = k.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -1,0 +1,250 @@
+"""Magnitude pruning for Keras 3 models: masks, a sparsity schedule and a training callback.
+
+TF Model Optimization's ``prune_low_magnitude`` wraps layers and works only with legacy tf_keras.
+Here nothing is wrapped: a :class:`MagnitudePruner` keeps one 0/1 mask per kernel and a Keras 3
+callback multiplies every pruned kernel by its mask after each optimizer update, so the weights
+the next batch sees (and the weights saved at the end) hold exact zeros. Masks are recomputed
+from the current magnitudes at the schedule's steps while the sparsity ramps up. Stripping is
+therefore just a last application of the masks: the model is a plain Keras model that saves and
+loads with ``safe_mode=True``.
+
+Example:
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=0.75))
+    schedule = PolynomialDecay(0.0, 0.75, begin_step=0, end_step=steps)
+    model.fit(ds, epochs=2, callbacks=[pruner.callback(schedule)])
+    pruner.strip()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgecnn.errors import UsageError
+from edgecnn.prune.graph import as_functional, class_name, walk
+
+PRUNABLE_KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv1D",
+                  "Conv2DTranspose")
+
+
+@dataclass(frozen=True)
+class PolynomialDecay:
+    """Sparsity that rises from ``initial`` to ``final`` as in TF-MOT's ``PolynomialDecay``.
+
+    ``s(t) = final + (initial - final) * (1 - p) ** power`` with ``p = (t - begin) / (end - begin)``
+    clipped to [0, 1]. Masks are updated every ``frequency`` steps within [begin, end] (and at
+    ``end`` itself, so the final sparsity is always reached).
+    """
+
+    initial: float
+    final: float
+    begin_step: int
+    end_step: int
+    power: float = 3.0
+    frequency: int = 100
+
+    def __post_init__(self):
+        for name, value in (("initial", self.initial), ("final", self.final)):
+            if not 0.0 <= value < 1.0:
+                raise UsageError(f"{name} sparsity {value} is outside [0, 1)",
+                                 "give a fraction such as 0.75")
+        if self.end_step < self.begin_step:
+            raise UsageError("pruning schedule ends before it begins")
+        if self.frequency < 1:
+            raise UsageError("pruning frequency must be at least 1 step")
+
+    def sparsity(self, step: int) -> float:
+        span = max(self.end_step - self.begin_step, 1)
+        p = min(1.0, max(0.0, (step - self.begin_step) / span))
+        return self.final + (self.initial - self.final) * (1.0 - p) ** self.power
+
+    def should_update(self, step: int) -> bool:
+        if step < self.begin_step or step > self.end_step:
+            return False
+        return (step - self.begin_step) % self.frequency == 0 or step == self.end_step
+
+
+@dataclass(frozen=True)
+class MagnitudeOptions:
+    """Which layers to prune and how much.
+
+    Attributes:
+        sparsity: target fraction of zeros in every pruned kernel.
+        skip: layer names left dense (in addition to the defaults below).
+        skip_first: leave the first conv dense (few weights, sees raw pixels).
+        skip_last: leave the layers that produce the model's outputs dense (the classifier's
+            last Dense, a detector's head convs).
+        per_layer: layer name -> its own target sparsity (overrides ``sparsity``).
+    """
+
+    sparsity: float
+    skip: tuple[str, ...] = ()
+    skip_first: bool = True
+    skip_last: bool = True
+    per_layer: dict[str, float] = field(default_factory=dict)
+
+
+def _kernels(layer) -> list:
+    """The multiplicative weights of a layer (not biases): Keras names them ``*kernel``."""
+    return [w for w in layer.weights if w.path.rsplit("/", 1)[-1].endswith("kernel")]
+
+
+def prunable_layers(model) -> list:
+    """Layers with kernels we can mask, in graph order."""
+    return [c.layer for c in walk(as_functional(model)) if class_name(c.layer) in PRUNABLE_KINDS]
+
+
+def _output_layers(model) -> set[str]:
+    """Prunable layers whose output reaches a model output through no other prunable layer."""
+    names: set[str] = set()
+    stack = list(model.outputs)
+    seen: set[int] = set()
+    while stack:
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None or history.operation is None or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        layer = history.operation
+        if class_name(layer) in PRUNABLE_KINDS:
+            names.add(layer.name)
+            continue
+        stack.extend(layer._inbound_nodes[history.node_index].input_tensors)
+    return names
+
+
+def layer_targets(model, options: MagnitudeOptions) -> dict[str, float]:
+    """Layer name -> target sparsity for every layer that will be pruned."""
+    if not 0.0 <= options.sparsity < 1.0:
+        raise UsageError(f"sparsity {options.sparsity} is outside [0, 1)",
+                         "give a fraction such as 0.75")
+    functional = as_functional(model)
+    layers = prunable_layers(functional)
+    if not layers:
+        raise UsageError(f"model {model.name!r} has no prunable layers",
+                         f"magnitude pruning needs one of: {', '.join(PRUNABLE_KINDS)}")
+    names = {layer.name for layer in layers}
+    for name in (*options.skip, *options.per_layer):
+        if name not in names:
+            raise UsageError(f"layer {name!r} is not a prunable layer of {model.name!r}",
+                             f"choose from: {', '.join(sorted(names))}")
+    skip = set(options.skip)
+    if options.skip_first:
+        skip.add(layers[0].name)
+    if options.skip_last:
+        skip |= _output_layers(functional)
+    targets = {}
+    for layer in layers:
+        if layer.name in options.per_layer:
+            target = options.per_layer[layer.name]
+        elif layer.name in skip:
+            continue
+        else:
+            target = options.sparsity
+        if not 0.0 <= target < 1.0:
+            raise UsageError(f"sparsity {target} for layer {layer.name!r} is outside [0, 1)")
+        targets[layer.name] = float(target)
+    if not targets:
+        raise UsageError(f"every prunable layer of {model.name!r} is skipped",
+                         "skip fewer layers (the first conv and output layers are skipped "
+                         "by default)")
+    return targets
+
+
+def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
+    """0/1 mask zeroing exactly ``round(sparsity * size)`` smallest-magnitude entries."""
+    flat = np.abs(weights).ravel()
+    k = int(round(sparsity * flat.size))
+    mask = np.ones(flat.size, dtype=weights.dtype)
+    if k > 0:
+        # Stable sort so ties (already-zero weights) are dropped in a fixed order.
+        mask[np.argsort(flat, kind="stable")[:k]] = 0
+    return mask.reshape(weights.shape)
+
+
+class MagnitudePruner:
+    """Masks for the kernels of a model's prunable layers; the model is modified in place."""
+
+    def __init__(self, model, options: MagnitudeOptions):
+        self.model = model
+        self.options = options
+        self.targets = layer_targets(model, options)
+        by_name = {layer.name: layer for layer in prunable_layers(model)}
+        # (layer name, kernel variable) pairs; a SeparableConv2D contributes two kernels.
+        self.kernels = [(name, var) for name in self.targets for var in _kernels(by_name[name])]
+        self.masks = [np.ones(tuple(var.shape), dtype="float32") for _, var in self.kernels]
+
+    def update_masks(self, fraction: float) -> None:
+        """Recompute masks by magnitude at ``fraction`` of each layer's final target.
+
+        ``fraction`` is the scheduled sparsity divided by the global target, so per-layer targets
+        ramp up in step with the schedule.
+        """
+        for i, (name, var) in enumerate(self.kernels):
+            sparsity = min(self.targets[name] * fraction, self.targets[name])
+            self.masks[i] = magnitude_mask(np.asarray(var.numpy()) * self.masks[i], sparsity)
+
+    def apply_masks(self) -> None:
+        for (_, var), mask in zip(self.kernels, self.masks):
+            var.assign(np.asarray(var.numpy()) * mask)
+
+    def prune_now(self) -> None:
+        """One-shot pruning to the final targets (no fine-tuning)."""
+        self.update_masks(1.0)
+        self.apply_masks()
+
+    def strip(self):
+        """Apply the masks a last time and return the (plain Keras) model."""
+        self.apply_masks()
+        return self.model
+
+    def callback(self, schedule: PolynomialDecay):
+        return make_callback(self, schedule)
+
+
+def make_callback(pruner: MagnitudePruner, schedule: PolynomialDecay):
+    """A Keras callback re-applying ``pruner``'s masks after every batch."""
+    from edgecnn.lazy import keras
+
+    k = keras()
+    target = pruner.options.sparsity
+
+    def fraction(step: int) -> float:
+        scheduled = schedule.sparsity(step)
+        if target <= 0:
+            return 1.0 if schedule.final <= 0 else scheduled / schedule.final
+        return scheduled / target
+
+    class MaskCallback(k.callbacks.Callback):
+        """Keeps pruned weights at exactly zero through optimizer updates."""
+
+        def __init__(self):
+            super().__init__()
+            self.step = 0
+            self.sparsity_log: list[tuple[int, float]] = []
+
+        def on_train_begin(self, logs=None):
+            if schedule.should_update(self.step):
+                pruner.update_masks(fraction(self.step))
+                self.sparsity_log.append((self.step, schedule.sparsity(self.step)))
+            pruner.apply_masks()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if schedule.should_update(self.step):
+                pruner.update_masks(fraction(self.step))
+                self.sparsity_log.append((self.step, schedule.sparsity(self.step)))
+            pruner.apply_masks()
+
+    return MaskCallback()
+
+
+def kernel_sparsity(model) -> dict[str, tuple[int, int]]:
+    """Layer name -> (zero weights, total weights) over its kernels, for every prunable layer."""
+    out = {}
+    for layer in prunable_layers(model):
+        kernels = [np.asarray(v.numpy()) for v in _kernels(layer)]
+        out[layer.name] = (int(sum((w == 0).sum() for w in kernels)),
+                           int(sum(w.size for w in kernels)))
+    return out

@@ -1,0 +1,132 @@
+"""Magnitude pruning: schedule values, exact zeros through optimizer steps, stripping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import UsageError
+from edgecnn.prune.magnitude import (MagnitudeOptions, MagnitudePruner, PolynomialDecay,
+                                     kernel_sparsity, magnitude_mask)
+
+
+def _model(seed: int = 0):
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((8, 8, 1))
+    x = L.Conv2D(8, 3, padding="same", name="stem")(inp)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU()(x)
+    x = L.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = L.Conv2D(16, 1, name="pw")(x)
+    x = L.SeparableConv2D(16, 3, padding="same", name="sep")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(32, activation="relu", name="fc")(x)
+    out = L.Dense(3, activation="softmax", name="classifier")(x)
+    return keras.Model(inp, out, name="mag_toy")
+
+
+def test_polynomial_decay_matches_tfmot_formula():
+    s = PolynomialDecay(0.1, 0.8, begin_step=10, end_step=110, power=3, frequency=25)
+    assert s.sparsity(0) == pytest.approx(0.1)
+    assert s.sparsity(10) == pytest.approx(0.1)
+    assert s.sparsity(60) == pytest.approx(0.8 + (0.1 - 0.8) * 0.5 ** 3)
+    assert s.sparsity(110) == pytest.approx(0.8)
+    assert s.sparsity(500) == pytest.approx(0.8)
+    values = [s.sparsity(t) for t in range(0, 120)]
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    updates = [t for t in range(0, 200) if s.should_update(t)]
+    assert updates == [10, 35, 60, 85, 110]
+    with pytest.raises(UsageError):
+        PolynomialDecay(0.0, 1.0, 0, 10)
+
+
+def test_mask_zeroes_exactly_the_smallest():
+    w = np.arange(-10, 10, dtype="float32").reshape(4, 5)
+    mask = magnitude_mask(w, 0.25)
+    assert int((mask == 0).sum()) == 5
+    assert np.abs(w[mask == 0]).max() <= np.abs(w[mask == 1]).min()
+
+
+def test_masks_hold_through_optimizer_steps_and_strip_saves_safely(tmp_path):
+    import keras
+
+    model = _model()
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=0.75))
+    # Defaults: first conv and the output dense stay dense.
+    assert set(pruner.targets) == {"dw", "pw", "sep", "fc"}
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, size=64)
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss="sparse_categorical_crossentropy", run_eagerly=True)
+    schedule = PolynomialDecay(0.0, 0.75, begin_step=0, end_step=6, frequency=2)
+    callback = pruner.callback(schedule)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])  # 16 steps
+    assert callback.step == 16
+    logged = dict(callback.sparsity_log)
+    assert set(logged) == {0, 2, 4, 6}
+    assert logged[6] == pytest.approx(0.75)
+    assert logged[2] == pytest.approx(0.75 * (1 - (1 - 1 / 3) ** 3))
+    # After every update the masked weights are exactly zero, not merely small.
+    for (name, var), mask in zip(pruner.kernels, pruner.masks):
+        w = np.asarray(var.numpy())
+        assert np.all(w[mask == 0] == 0.0), name
+        assert np.mean(mask == 0) == pytest.approx(0.75, abs=0.01), name
+    # A high learning rate moved the surviving weights: the masks did real work.
+    stripped = pruner.strip()
+    zeros = kernel_sparsity(stripped)
+    for name in pruner.targets:
+        z, n = zeros[name]
+        assert z / n == pytest.approx(0.75, abs=0.01), name
+    assert zeros["stem"][0] == 0 and zeros["classifier"][0] == 0
+    path = tmp_path / "pruned.keras"
+    stripped.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    assert [type(layer).__name__ for layer in loaded.layers] == \
+        [type(layer).__name__ for layer in stripped.layers]
+    assert kernel_sparsity(loaded) == zeros
+    np.testing.assert_allclose(loaded.predict(x[:4], verbose=0),
+                               stripped.predict(x[:4], verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_per_layer_targets_and_skips():
+    model = _model()
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=0.5, skip=("fc",),
+                                                     per_layer={"pw": 0.9, "stem": 0.2}))
+    pruner.prune_now()
+    zeros = kernel_sparsity(model)
+    assert zeros["pw"][0] / zeros["pw"][1] == pytest.approx(0.9, abs=0.01)
+    assert zeros["stem"][0] / zeros["stem"][1] == pytest.approx(0.2, abs=0.02)
+    assert zeros["dw"][0] / zeros["dw"][1] == pytest.approx(0.5, abs=0.02)
+    assert zeros["fc"][0] == 0
+
+
+def test_bad_inputs():
+    import keras
+    from keras import layers as L
+
+    with pytest.raises(UsageError, match="outside"):
+        MagnitudePruner(_model(), MagnitudeOptions(sparsity=1.0))
+    with pytest.raises(UsageError, match="not a prunable layer"):
+        MagnitudePruner(_model(), MagnitudeOptions(sparsity=0.5, skip=("nope",)))
+    inp = keras.Input((4,))
+    no_weights = keras.Model(inp, L.ReLU()(inp))
+    with pytest.raises(UsageError, match="no prunable layers"):
+        MagnitudePruner(no_weights, MagnitudeOptions(sparsity=0.5))
+
+
+def test_sequential_model_is_pruned():
+    import keras
+    from keras import layers as L
+
+    model = keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(4, 3, name="c1"),
+                              L.Conv2D(8, 3, name="c2"), L.Flatten(), L.Dense(5, name="d1"),
+                              L.Dense(2, name="out")])
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=0.6))
+    assert set(pruner.targets) == {"c2", "d1"}
+    pruner.prune_now()
+    z, n = kernel_sparsity(model)["d1"]
+    assert z == round(0.6 * n)

@@ -132,6 +132,14 @@ def test_synth_command(tmp_path, run_cli):
     assert not (tmp_path / "t").exists()
     bad = run_cli("data", "synth", tmp_path / "t", "--variant", "nope")
     assert bad.exit_code == 2 and "nope" in bad.err
+    # Regenerating over our own output is fine; a folder of someone's files is never replaced.
+    again = run_cli("data", "synth", tmp_path / "s", "--images", 2, "--val", 0, "--imgsz", 64)
+    assert again.exit_code == 0 and len(list((tmp_path / "s/images/train").glob("*"))) == 2
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("precious")
+    assert_one_line_error(run_cli("data", "synth", tmp_path / "mine", "--images", 2),
+                          "not empty")
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
 
 
 def test_synth_does_not_leave_a_half_written_dataset(tmp_path, monkeypatch):

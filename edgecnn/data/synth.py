@@ -39,6 +39,7 @@ from edgecnn.errors import UsageError
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 DEFAULT_CLASSES = ("circle", "square", "triangle", "star")
 VARIANTS = ("default", "heldout")
+_YAML_MARKER = "# edgecnn synthetic shapes"  # first line of our data.yaml: safe to regenerate
 
 _SUBPIXEL = 4  # cv2 drawing with 4 fractional bits: smooth, exact-looking geometry
 _SCALE = 1 << _SUBPIXEL
@@ -521,6 +522,10 @@ def make_synthetic_dataset(out: str | Path, n_train: int, n_val: int, imgsz: int
     if not 32 <= imgsz <= 4096:
         raise UsageError(f"--imgsz {imgsz} is out of range", "use 32..4096")
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not _is_synthetic_dataset(out):
+        # Replacing a folder is only safe when it is one of ours (a re-generation).
+        raise UsageError(f"output directory {out} is not empty and not a synthetic dataset",
+                         "choose another OUT")
     with atomic_dir(out) as tmp:
         for split_id, (split, count) in enumerate((("train", n_train), ("val", n_val))):
             if count == 0:
@@ -540,6 +545,13 @@ def make_synthetic_dataset(out: str | Path, n_train: int, n_val: int, imgsz: int
     return out / "data.yaml"
 
 
+def _is_synthetic_dataset(folder: Path) -> bool:
+    try:
+        return (folder / "data.yaml").read_text(encoding="utf-8").startswith(_YAML_MARKER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def yolo_label_text(boxes: np.ndarray, classes: np.ndarray, width: int, height: int) -> str:
     """YOLO label lines (``class cx cy w h``, normalized) for pixel xyxy boxes."""
     lines = []
@@ -552,7 +564,7 @@ def yolo_label_text(boxes: np.ndarray, classes: np.ndarray, width: int, height: 
 def _data_yaml(classes, variant: str, seed: int, imgsz: int, has_val: bool) -> str:
     # No 'path' key: readers (ours and Ultralytics) then use the yaml's own folder.
     names = ", ".join(f'"{c}"' for c in classes)
-    lines = [f"# edgecnn synthetic shapes: variant {variant}, seed {seed}, {imgsz}x{imgsz}",
+    lines = [f"{_YAML_MARKER}: variant {variant}, seed {seed}, {imgsz}x{imgsz}",
              "train: images/train"]
     if has_val:
         lines.append("val: images/val")

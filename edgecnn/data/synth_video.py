@@ -127,9 +127,23 @@ def write_synthetic_video(path: str | Path, frames: int = 90, size: tuple[int, i
                     mover.step(width, height)
         finally:
             writer.release()
+        _check_playback(tmp, frames, (width, height), codec)
     write_atomic(truth_path(path), json.dumps(_truth_json(path, truth, classes, fps, width,
                                                           height)))
     return truth
+
+
+def _check_playback(path: Path, frames: int, size: tuple[int, int], codec: str) -> None:
+    """Fail now, not in a later test, if OpenCV cannot read back what it wrote."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = cap.read()
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    if not ok or frame.shape[1::-1] != size or count != frames:
+        raise UsageError(f"the {codec} video OpenCV wrote does not play back ({count} of "
+                         f"{frames} frames)", "try the other container (.avi uses MJPG)")
 
 
 def load_video_truth(json_path: str | Path) -> tuple[tuple[str, ...], list[FrameTruth]]:

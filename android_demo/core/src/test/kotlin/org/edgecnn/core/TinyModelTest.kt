@@ -52,13 +52,23 @@ class TinyModelTest {
         assertEquals(int(dec["max_detections"]), decoder.maxDetections)
         assertEquals(doc["quantization"], meta.quantization)
         val labelsTxt = String(Bundle.entries(data)!![Metadata.LABELS_NAME]!!, Charsets.UTF_8)
-        assertEquals(meta.labels, labelsTxt.trim().split("\n"))
+        assertEquals(expect["labels_txt"], labelsTxt)
     }
 
     @Test
-    fun decoderAnchorCountMatchesTheModelsOutputShape() {
+    fun fileIsTheOneDescribed() {
+        val digest = java.security.MessageDigest.getInstance("SHA-256").digest(data)
+        val hex = StringBuilder()
+        for (b in digest) hex.append(String.format("%02x", b.toInt() and 0xFF))
+        assertEquals(expect["sha256"], hex.toString())
+        assertEquals(int(expect["bundle_size"]), data.size - Bundle.archiveStart(data))
+    }
+
+    @Test
+    fun decoderAnchorCountMatchesTheInterpretersOutputShapes() {
+        // `tensors` is what the Python interpreter reported for this file, not the metadata's copy.
         val meta = Metadata.read(data)!!
-        val outputs = Fixtures.objects(obj(obj(expect["metadata"])["io"])["outputs"])
+        val outputs = Fixtures.objects(obj(expect["tensors"])["outputs"])
         val boxShape = Fixtures.ints(outputs[meta.decoder!!.boxOutput]["shape"])
         val scoreShape = Fixtures.ints(outputs[meta.decoder.scoreOutput]["shape"])
         val decoder = DetectionDecoder.fromMetadata(meta)

@@ -268,3 +268,25 @@ def test_signal_stops_cleanly_and_video_is_playable(tmp_path, detector_file, sig
     frames, summary = _jsonl(log)
     assert summary["frames"] == len(frames) == n
     assert not list(tmp_path.glob(".*"))
+
+
+def test_golden_int8_detector_on_synthetic_shapes_video(tmp_path, run_cli):
+    """The committed tiny int8 detector (tests/golden) on the synthetic shapes video writer."""
+    from edgecnn.data.synth_video import write_synthetic_video
+
+    golden = Path(__file__).parent / "golden" / "tiny_detect.tflite"
+    video = tmp_path / "shapes.avi"
+    truth = write_synthetic_video(video, frames=24, size=(320, 240), fps=24.0, seed=3)
+    log = tmp_path / "g.jsonl"
+    res = run_cli("camera", golden, "--source", video, "--json", log, "--threads", "2",
+                  "--score", "0.05", "--save", tmp_path / "g.mp4")
+    assert res.exit_code == 0, res.err
+    frames, summary = _jsonl(log)
+    assert len(frames) == len(truth) == summary["frames"] == 24
+    labels = {"circle", "square", "triangle"}
+    for rec in frames:
+        for det in rec["detections"]:
+            x1, y1, x2, y2 = det["box"]
+            assert 0 <= x1 <= x2 <= 320 and 0 <= y1 <= y2 <= 240
+            assert det["label"] in labels and det["score"] >= 0.05
+    assert cv2.VideoCapture(str(tmp_path / "g.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 24

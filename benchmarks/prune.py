@@ -1,0 +1,166 @@
+"""Pruning benchmark: dense vs magnitude-75% vs channel-50%-MACs, int8 .tflite, one process.
+
+For a trained Fashion-MNIST classifier run directory (``--dense``), this script
+1. prunes it twice with ``edgecnn.prune.api.prune_model`` (magnitude 0.75; channel to
+   ``--target-macs``), fine-tuning each on the training data;
+2. converts the three run directories to full-int8 ``.tflite`` with ``converters.convert_model``;
+3. measures test accuracy of each ``.tflite`` with the runtime (``edgecnn.evaluate``), file size
+   and gzip-compressed size, and invoke latency at 1 and 2 threads with variants interleaved in
+   one process (``edgecnn.bench``);
+4. writes ``prune_results.json`` and a plot of accuracy vs latency and vs size.
+
+Usage:
+    python benchmarks/prune.py --dense runs/fm_dsnet_s --work /tmp/prune_bench \
+        --plot docs/prune_tradeoff.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TARGETS = {
+    "magnitude": {"accuracy_drop_pts": 1.0, "gzip_ratio": 0.45},
+    "channel": {"accuracy_drop_pts": 1.5, "p50_ratio_2t": 0.65, "size_ratio": 0.55,
+                "macs_ratio": 0.5},
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dense", required=True, help="trained classifier run directory")
+    ap.add_argument("--work", required=True, help="folder for pruned runs and .tflite files")
+    ap.add_argument("--data", default=None, help="dataset SPEC (default: run.json's)")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--sparsity", type=float, default=0.75)
+    ap.add_argument("--target-macs", type=float, default=0.5)
+    ap.add_argument("--mag-epochs", type=int, default=2)
+    ap.add_argument("--ch-epochs", type=int, default=4)
+    ap.add_argument("--channel-multiple", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--reuse", action="store_true", help="reuse pruned runs already in --work")
+    ap.add_argument("--plot", default=None, help="PNG path for the trade-off plot")
+    args = ap.parse_args()
+
+    from converters import convert_model
+    from edgecnn.bench.latency import BenchOptions, benchmark
+    from edgecnn.bench.machine import machine_info
+    from edgecnn.evaluate.classify import evaluate_classifier
+    from edgecnn.prune.api import prune_model
+    from edgecnn.rundir import RunInfo
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    dense = Path(args.dense)
+    data = args.data or RunInfo.load(dense).data
+    runs = {"dense": dense, "magnitude": work / "magnitude", "channel": work / "channel"}
+    reports = {}
+    for method, run in runs.items():
+        if method == "dense":
+            continue
+        if args.reuse and (run / "run.json").is_file():
+            reports[method] = RunInfo.load(run).extra["pruning"]
+            continue
+        start = time.perf_counter()
+        if method == "magnitude":
+            result = prune_model(dense, "magnitude", args.sparsity, data, args.mag_epochs, run,
+                                 data_dir=args.data_dir)
+        else:
+            result = prune_model(dense, "channel", None, data, args.ch_epochs, run,
+                                 target_macs=args.target_macs, data_dir=args.data_dir,
+                                 channel_multiple=args.channel_multiple)
+        reports[method] = result.report
+        print(f"{method}: pruned + fine-tuned in {time.perf_counter() - start:.0f}s", flush=True)
+
+    rows = {}
+    for name, run in runs.items():
+        tfl = work / f"{name}_int8.tflite"
+        convert_model(run, tfl, "int8", data_dir=args.data_dir)
+        blob = tfl.read_bytes()
+        acc = evaluate_classifier(tfl, data, split="test", threads=2, data_dir=args.data_dir)
+        keras_acc = evaluate_classifier(run, data, split="test", data_dir=args.data_dir)
+        rows[name] = {"tflite": str(tfl), "size_bytes": len(blob),
+                      "gzip_bytes": len(gzip.compress(blob, 9)),
+                      "int8_test_accuracy": acc.accuracy,
+                      "keras_test_accuracy": keras_acc.accuracy}
+        print(f"{name}: int8 test accuracy {acc.accuracy:.4f} (keras {keras_acc.accuracy:.4f}), "
+              f"{len(blob)} bytes, gzip {rows[name]['gzip_bytes']}", flush=True)
+
+    paths = [rows[n]["tflite"] for n in runs]
+    results = benchmark(paths, BenchOptions(threads=(1, 2), runs=args.runs, warmup=20,
+                                            block=20))
+    for r in results:
+        name = Path(r.path or r.model).stem.replace("_int8", "")
+        rows[name][f"p50_ms_{r.threads}t"] = round(r.p50_ms, 4)
+        rows[name][f"mean_ms_{r.threads}t"] = round(r.mean_ms, 4)
+
+    base = rows["dense"]
+    summary = {}
+    for name in ("magnitude", "channel"):
+        row = rows[name]
+        summary[name] = {
+            "accuracy_drop_pts": round(100 * (base["int8_test_accuracy"]
+                                              - row["int8_test_accuracy"]), 2),
+            "gzip_ratio": round(row["gzip_bytes"] / base["gzip_bytes"], 3),
+            "size_ratio": round(row["size_bytes"] / base["size_bytes"], 3),
+            "p50_ratio_1t": round(row["p50_ms_1t"] / base["p50_ms_1t"], 3),
+            "p50_ratio_2t": round(row["p50_ms_2t"] / base["p50_ms_2t"], 3),
+            "macs_ratio": reports[name]["totals"]["macs_ratio"],
+            "params_ratio": reports[name]["totals"]["params_ratio"],
+        }
+        checks = {}
+        for key, limit in TARGETS[name].items():
+            value = summary[name][key]
+            checks[key] = {"value": value, "limit": limit, "met": value <= limit}
+        summary[name]["targets"] = checks
+
+    doc = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+           "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "machine": machine_info(), "load_average": os.getloadavg(), "data": data,
+           "dense_run": str(dense), "rows": rows, "summary": summary,
+           "pruning": {k: {kk: v for kk, v in r.items() if kk != "layers"}
+                       for k, r in reports.items()}}
+    (work / "prune_results.json").write_text(json.dumps(doc, indent=2, default=str))
+    print(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    if args.plot:
+        plot(rows, Path(args.plot))
+    return 0
+
+
+def plot(rows: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=90)
+    colors = {"dense": "tab:blue", "magnitude": "tab:orange", "channel": "tab:green"}
+    for name, row in rows.items():
+        acc = 100 * row["int8_test_accuracy"]
+        axes[0].scatter(row["p50_ms_2t"], acc, color=colors[name], label=name, s=50)
+        axes[1].scatter(row["size_bytes"] / 1024, acc, color=colors[name], marker="o", s=50,
+                        label=f"{name} .tflite")
+        axes[1].scatter(row["gzip_bytes"] / 1024, acc, color=colors[name], marker="x", s=50,
+                        label=f"{name} gzip")
+    axes[0].set_xlabel("int8 invoke p50, 2 threads (ms)")
+    axes[1].set_xlabel("size (KiB): o = .tflite, x = gzip")
+    for ax in axes:
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Fashion-MNIST: dense vs pruned (int8)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

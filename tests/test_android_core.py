@@ -22,7 +22,7 @@ GOLDEN = ROOT / "tests" / "golden" / "detect_golden.json"
 pytestmark = pytest.mark.slow
 
 TEST_CLASSES = ("GoldenTest", "TinyModelTest", "BundleTest", "JsonTest", "MetadataTest",
-                "DetectTest", "PreprocessTest")
+                "DetectTest", "PreprocessTest", "ModelCheckTest")
 
 
 def _need_toolchain() -> None:

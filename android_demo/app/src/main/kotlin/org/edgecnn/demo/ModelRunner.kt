@@ -2,16 +2,16 @@ package org.edgecnn.demo
 
 import android.os.SystemClock
 import androidx.camera.core.ImageProxy
-import org.edgecnn.core.AnchorGrid
 import org.edgecnn.core.Category
 import org.edgecnn.core.Classify
 import org.edgecnn.core.Detection
 import org.edgecnn.core.DetectionDecoder
 import org.edgecnn.core.InputLut
-import org.edgecnn.core.MetadataException
+import org.edgecnn.core.ModelCheck
 import org.edgecnn.core.OutputTensor
 import org.edgecnn.core.Quant
 import org.edgecnn.core.TensorType
+import org.edgecnn.core.UnsupportedModelException
 import org.edgecnn.core.dequantize
 import org.edgecnn.core.writeInput
 import org.tensorflow.lite.DataType
@@ -64,11 +64,12 @@ class ModelRunner private constructor(
     private val decoder: DetectionDecoder?
 
     init {
-        val shape = input.shape()
         val spec = meta.input
-        if (shape.size != 4 || shape[0] != 1 || shape[1] != spec.height || shape[2] != spec.width || shape[3] != spec.channels) {
-            throw ModelException("${model.name}: input shape ${shape.contentToString()} does not match the metadata " +
-                "(1x${spec.height}x${spec.width}x${spec.channels}); re-run 'edgecnn convert'.")
+        val outputShapes = (0 until interpreter.outputTensorCount).map { interpreter.getOutputTensor(it).shape() }
+        try {
+            ModelCheck.tensors(model.name, meta, input.shape(), outputShapes)
+        } catch (e: UnsupportedModelException) {
+            throw ModelException(e.message ?: "${model.name} does not match its metadata")
         }
         lut = InputLut.build(spec, inputType, quantOf(input))
         converter = FrameConverter(spec.width, spec.height, spec.resize, spec.padValue)
@@ -78,7 +79,7 @@ class ModelRunner private constructor(
             outputTypes.add(typeOf(t, "output $i"))
             outputQuant.add(quantOf(t))
         }
-        decoder = if (meta.task == "detect") checkDetector() else { checkClassifier(); null }
+        decoder = if (meta.task == "detect") DetectionDecoder.fromMetadata(meta) else null
     }
 
     companion object {
@@ -127,35 +128,6 @@ class ModelRunner private constructor(
                 gpu?.close()
                 throw if (e is ModelException) e else ModelException("${model.name}: ${e.message}")
             }
-        }
-    }
-
-    private fun checkDetector(): DetectionDecoder {
-        val dec = try {
-            DetectionDecoder.fromMetadata(meta)
-        } catch (e: MetadataException) {
-            throw ModelException("${model.name}: ${e.message}")
-        }
-        val spec = meta.decoder!!
-        val n = AnchorGrid.count(meta.input.height, meta.input.width, spec.strides)
-        val want = mapOf(spec.boxOutput to intArrayOf(1, n, 4), spec.scoreOutput to intArrayOf(1, n, meta.labels.size))
-        for ((index, shape) in want) {
-            if (index !in 0 until interpreter.outputTensorCount) {
-                throw ModelException("${model.name}: decoder output $index does not exist (the model has ${interpreter.outputTensorCount}).")
-            }
-            val got = interpreter.getOutputTensor(index).shape()
-            if (!got.contentEquals(shape)) {
-                throw ModelException("${model.name}: output $index has shape ${got.contentToString()}, expected " +
-                    "${shape.contentToString()} for the metadata's input size, strides and labels.")
-            }
-        }
-        return dec
-    }
-
-    private fun checkClassifier() {
-        val n = interpreter.getOutputTensor(0).shape().fold(1) { a, b -> a * b }
-        if (n != meta.labels.size) {
-            throw ModelException("${model.name}: the model has $n outputs but the metadata lists ${meta.labels.size} labels.")
         }
     }
 

@@ -3,7 +3,8 @@ package org.edgecnn.demo
 import android.content.Context
 import org.edgecnn.core.Bundle
 import org.edgecnn.core.Metadata
-import org.edgecnn.core.MetadataException
+import org.edgecnn.core.ModelCheck
+import org.edgecnn.core.UnsupportedModelException
 import java.io.File
 
 /** A problem with the model the user can fix; [message] is shown on screen as is. */
@@ -23,19 +24,10 @@ object ModelSource {
 
     fun load(context: Context): LoadedModel {
         val (name, data) = read(context)
-        if (!Metadata.isTflite(data)) {
-            throw ModelException("$name is not a TFLite model (no TFL3 identifier). Copy the file that 'edgecnn convert' wrote.")
-        }
         val meta = try {
-            Metadata.read(data)
-        } catch (e: MetadataException) {
-            throw ModelException("$name: ${e.message}")
-        } ?: throw ModelException(
-            "$name carries no edgecnn metadata, so the app does not know its task, labels or " +
-                "normalization. Convert the model with 'edgecnn convert' and copy it with " +
-                "'edgecnn export android MODEL.tflite'.")
-        if (meta.task != "classify" && meta.task != "detect") {
-            throw ModelException("$name: task '${meta.task}' is not supported by this app (classify, detect).")
+            ModelCheck.metadata(name, data)
+        } catch (e: UnsupportedModelException) {
+            throw ModelException(e.message ?: "$name cannot be used")
         }
         return LoadedModel(name, Bundle.flatbuffer(data), data.size, meta)
     }

@@ -13,7 +13,8 @@ import org.junit.runner.notification.RunListener
 object RunTests {
     val CLASSES = arrayOf<Class<*>>(
         GoldenTest::class.java, TinyModelTest::class.java, BundleTest::class.java,
-        JsonTest::class.java, MetadataTest::class.java, DetectTest::class.java, PreprocessTest::class.java
+        JsonTest::class.java, MetadataTest::class.java, DetectTest::class.java, PreprocessTest::class.java,
+        ModelCheckTest::class.java
     )
 
     @JvmStatic

@@ -153,10 +153,18 @@ def model_path(config, name: str) -> Path:
     import hashlib
 
     key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-    folder = Path(config.cache.mkdir(f"edgecnn-camera-models-{key}"))
+    name_dir = f"edgecnn-camera-models-{key}"
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    if cache is not None:
+        folder = Path(cache.mkdir(name_dir))
+    else:
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / name_dir
+        folder.mkdir(exist_ok=True)
     path = folder / name
     if not path.exists():
-        tmp = path.with_suffix(".part")
+        tmp = path.with_suffix(f".{os.getpid()}.part")  # parallel test workers never collide
         tmp.write_bytes(_BUILDERS[name]())
         os.replace(tmp, path)
     return path

@@ -1,0 +1,245 @@
+"""COCO mAP of a detector: a Keras model (run directory / ``.keras``) or a ``.tflite``.
+
+The metric itself is pycocotools' ``COCOeval`` (bbox), fed with in-memory ground truth and
+detections; nothing here re-implements AP. Predictions of both model kinds go through the
+runtime's own decoding and class-aware NMS (:mod:`edgecnn.runtime.postprocess`), so the mAP
+measured here is the mAP of the boxes a device produces. Evaluating a ``.tflite`` never imports
+TensorFlow (it uses :func:`edgecnn.runtime.load`).
+
+As is standard for mAP, detections are kept down to a score of 0.001 and up to 100 per image;
+the model's own deployment thresholds (metadata) are for display, not for measuring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import UsageError
+
+MAP_SCORE_THRESHOLD = 0.001
+MAP_IOU_THRESHOLD = 0.6
+MAP_MAX_DETECTIONS = 100
+
+
+@dataclass(frozen=True)
+class ImageDetections:
+    """Detections of one image in original-image pixels."""
+
+    boxes: np.ndarray      # (K, 4) xyxy
+    scores: np.ndarray     # (K,)
+    classes: np.ndarray    # (K,)
+
+
+def coco_map(ground_truth, detections, names) -> dict:
+    """COCO bbox mAP with pycocotools.
+
+    Args:
+        ground_truth: per image ``(boxes (K, 4) xyxy, classes (K,), width, height)``.
+        detections: per image :class:`ImageDetections` (same order).
+        names: class names (index = class id).
+
+    Returns:
+        ``{"map50", "map", "per_class": {name: ap50}, "per_class_map": {name: ap},
+        "images", "instances"}``. Classes without ground truth are left out of the per-class
+        tables (COCO reports them as -1 and excludes them from the mean).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if len(ground_truth) != len(detections):
+        raise ValueError("ground truth and detections must cover the same images")
+    images, annotations, results = [], [], []
+    ann_id = 1
+    for img_id, ((boxes, classes, width, height), det) in enumerate(
+            zip(ground_truth, detections), start=1):
+        images.append({"id": img_id, "width": int(width), "height": int(height)})
+        for box, cls in zip(np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(classes)):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            annotations.append({"id": ann_id, "image_id": img_id, "category_id": int(cls) + 1,
+                                "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
+                                "iscrowd": 0})
+            ann_id += 1
+        for box, score, cls in zip(np.asarray(det.boxes, np.float64).reshape(-1, 4),
+                                   np.asarray(det.scores), np.asarray(det.classes)):
+            results.append({"image_id": img_id, "category_id": int(cls) + 1,
+                            "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]),
+                                     float(box[3] - box[1])], "score": float(score)})
+    out = {"map50": 0.0, "map": 0.0, "per_class": {}, "per_class_map": {},
+           "images": len(images), "instances": len(annotations), "detections": len(results)}
+    if not annotations:
+        return out
+    categories = [{"id": i + 1, "name": n} for i, n in enumerate(names)]
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        gt = COCO()
+        gt.dataset = {"images": images, "annotations": annotations, "categories": categories}
+        gt.createIndex()
+        if not results:
+            return out
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, "bbox")
+        ev.params.maxDets = [1, 10, MAP_MAX_DETECTIONS]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    out["map"] = max(0.0, float(ev.stats[0]))
+    out["map50"] = max(0.0, float(ev.stats[1]))
+    precision = ev.eval["precision"]  # [T, R, K, A, M]
+    for k, name in enumerate(names):
+        p = precision[:, :, k, 0, -1]
+        if (p > -1).any():
+            valid50 = p[0][p[0] > -1]
+            out["per_class"][name] = float(valid50.mean()) if valid50.size else 0.0
+            out["per_class_map"][name] = float(p[p > -1].mean())
+    return out
+
+
+def ground_truth_of(samples) -> list:
+    return [(s.boxes, s.classes, s.width, s.height) for s in samples]
+
+
+def keras_predict(model, arrays, strides, batch: int = 32,
+                  score_threshold: float = MAP_SCORE_THRESHOLD,
+                  iou_threshold: float = MAP_IOU_THRESHOLD,
+                  max_detections: int = MAP_MAX_DETECTIONS) -> list[ImageDetections]:
+    """Run a Keras detector on letterboxed arrays; decode with the runtime's post-processing.
+
+    Args:
+        model: Keras model with outputs ``[boxes, scores]``.
+        arrays: :class:`edgecnn.data.detect_pipeline.DetectionArrays`.
+        strides: decoder strides.
+    """
+    from edgecnn.runtime import postprocess as pp
+
+    imgsz = arrays.images.shape[1:3]
+    out = []
+    fn = _compiled_forward(model)
+    for start in range(0, len(arrays), batch):
+        x = arrays.images[start:start + batch].astype(np.float32) / 255.0
+        boxes, scores = (np.asarray(t) for t in fn(x))
+        for j in range(boxes.shape[0]):
+            i = start + j
+            raw = pp.decode_head(boxes[j], scores[j], tuple(imgsz), tuple(strides),
+                                 score_threshold, iou_threshold, max_detections)
+            sx, sy, px, py = (float(v) for v in arrays.letterboxes[i])
+            w, h = (int(v) for v in arrays.sizes[i])
+            out.append(ImageDetections(pp.to_image(raw.boxes, sx, sy, px, py, w, h),
+                                       raw.scores, raw.classes))
+    return out
+
+
+def _compiled_forward(model):
+    from edgecnn.lazy import tensorflow
+
+    tf = tensorflow()
+    cached = getattr(model, "_edgecnn_forward", None)
+    if cached is None:
+        cached = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                             autograph=False)
+        try:
+            model._edgecnn_forward = cached
+        except AttributeError:
+            pass
+    return cached
+
+
+def tflite_predict(detector, samples, threads_note: str = "") -> list[ImageDetections]:
+    """Run a runtime :class:`~edgecnn.runtime.detector.Detector` over ``samples``' images."""
+    from edgecnn.data.detection import read_image
+    from edgecnn.runtime import postprocess as pp
+
+    out = []
+    for s in samples:
+        image = read_image(s.image_path)
+        tensor, lb = detector.preprocess(image, "BGR" if image.ndim == 3 else "GRAY")
+        boxes, scores = detector.infer(tensor, dequantize=False)
+        raw = detector.postprocess_raw(boxes, scores)
+        out.append(ImageDetections(
+            pp.to_image(raw.boxes, lb.scale_x, lb.scale_y, lb.pad_x, lb.pad_y, lb.src_width,
+                        lb.src_height), raw.scores, raw.classes))
+    return out
+
+
+def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = None,
+                       split: str = "val", threads: int | None = None,
+                       max_images: int | None = None) -> dict:
+    """COCO mAP of a detector on a dataset split.
+
+    Args:
+        model_path: a ``.tflite`` (runtime, no TensorFlow), a run directory or a ``.keras``.
+        data_spec: dataset SPEC; defaults to the one recorded in the model's run.json.
+        split: ``val`` or ``train``.
+        threads: interpreter threads for ``.tflite``.
+        max_images: evaluate only the first N images (quick checks).
+
+    Returns:
+        :func:`coco_map`'s dict plus ``"model"``, ``"data"``, ``"split"`` and ``"seconds"``.
+    """
+    from edgecnn.data.detection import load_detection_dataset
+
+    path = Path(model_path)
+    if not path.exists():
+        raise UsageError(f"model not found: {path}", "check the path")
+    t0 = time.perf_counter()
+    if path.suffix == ".tflite":
+        from edgecnn.runtime import load
+        from edgecnn.runtime.detector import Detector
+
+        detector = load(path, threads=threads, score_threshold=MAP_SCORE_THRESHOLD,
+                        iou_threshold=MAP_IOU_THRESHOLD, max_detections=MAP_MAX_DETECTIONS)
+        if not isinstance(detector, Detector):
+            raise UsageError(f"{path} is not a detection model", "use it with a classify dataset")
+        if data_spec is None:
+            raise UsageError("a .tflite needs --data", "pass the dataset SPEC to evaluate on")
+        names = tuple(detector.labels)
+        ds = load_detection_dataset(data_spec)
+        samples = _split(ds, split, max_images)
+        _check_names(ds.names, names)
+        detections = tflite_predict(detector, samples)
+    else:
+        from edgecnn.data.detect_pipeline import load_arrays
+        from edgecnn.rundir import load_keras_model
+
+        model, info = load_keras_model(path)
+        if info is not None and info.task != "detect":
+            raise UsageError(f"{path} is a {info.task} model, not a detector")
+        spec = data_spec or (info.data if info is not None else None)
+        if not spec:
+            raise UsageError(f"{path} has no run.json naming its dataset", "pass --data SPEC")
+        ds = load_detection_dataset(spec)
+        samples = _split(ds, split, max_images)
+        names = tuple(info.labels) if info is not None else ds.names
+        _check_names(ds.names, names)
+        strides = tuple((info.decoder or {}).get("strides", (8, 16, 32))) if info else (8, 16, 32)
+        imgsz = int(model.inputs[0].shape[1])
+        arrays = load_arrays(samples, imgsz)
+        if arrays.skipped:
+            raise UsageError(f"{len(arrays.skipped)} images failed to decode, e.g. "
+                             f"{arrays.skipped[0]}", "run 'edgecnn data check' on the dataset")
+        detections = keras_predict(model, arrays, strides)
+    result = coco_map(ground_truth_of(samples), detections, names)
+    result.update({"model": str(path), "data": str(data_spec or spec), "split": split,
+                   "seconds": round(time.perf_counter() - t0, 3)})
+    return result
+
+
+def _split(ds, split: str, max_images: int | None):
+    if split not in ("val", "train"):
+        raise UsageError(f"unknown split {split!r}", "use val or train")
+    samples = ds.val if split == "val" else ds.train
+    if not samples:
+        raise UsageError(f"the dataset has no {split} images")
+    return samples[:max_images] if max_images else samples
+
+
+def _check_names(data_names, model_names) -> None:
+    if tuple(data_names) != tuple(model_names):
+        raise UsageError(f"the model's classes {list(model_names)[:5]}... differ from the "
+                         f"dataset's {list(data_names)[:5]}...",
+                         "evaluate on the dataset the model was trained on")

@@ -1,0 +1,164 @@
+"""Compact anchor-free detectors (docs/FORMAT.md, ``decoder.type: anchor_free_ltrb``).
+
+The network is a depthwise-separable backbone (3x3 depthwise + 1x1 pointwise, BN, ReLU, with
+identity shortcuts where shapes match), a light top-down feature pyramid (1x1 laterals,
+nearest upsampling, Add) and, per pyramid level, two small depthwise-separable branches: one
+for box distances, one for class scores. Everything is Conv2D / DepthwiseConv2D /
+BatchNormalization / ReLU / Add / UpSampling2D / Concatenate / Reshape / sigmoid, all of which
+convert to TFLite builtins with full-int8 kernels, and which structured channel pruning can walk.
+
+Two outputs leave the model, in this order:
+
+- ``boxes``  ``[B, N, 4]``: ``(l, t, r, b)`` distances from each anchor point to the box sides in
+  units of the anchor's stride; a ReLU keeps them non-negative and linear, so one int8 scale
+  covers them well (no exp: its range would eat the int8 resolution).
+- ``scores`` ``[B, N, C]``: sigmoid class probabilities.
+
+Boxes and scores stay separate because their ranges differ by two orders of magnitude: one
+concatenated int8 tensor would quantize the scores to a handful of levels.
+
+Anchors are ordered by stride (ascending), then row, then column, as FORMAT.md fixes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from edgecnn.lazy import keras
+from edgecnn.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Shape of one detector family member (channel counts before the width multiplier)."""
+
+    stem: int                                  # first 3x3 stride-2 conv
+    stages: tuple[tuple[int, int], ...]        # (channels, blocks) per stride 4, 8, 16, 32
+    neck: int                                  # pyramid channels
+    strides: tuple[int, ...] = (8, 16, 32)     # pyramid levels that get a head
+    head_blocks: int = 1                       # depthwise-separable blocks per head branch
+
+
+SPECS: dict[str, DetectorSpec] = {
+    "det_test": DetectorSpec(stem=8, stages=((8, 1), (16, 1), (16, 1), (24, 1)), neck=16),
+    "det_s": DetectorSpec(stem=16, stages=((32, 1), (48, 2), (96, 3), (160, 2)), neck=48),
+    "det_m": DetectorSpec(stem=24, stages=((48, 2), (80, 3), (160, 4), (256, 3)), neck=80),
+}
+
+
+def anchor_count(imgsz: tuple[int, int] | int, strides=(8, 16, 32)) -> int:
+    """N of FORMAT.md: ``sum((H/s) * (W/s))`` over the strides."""
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    return sum((h // s) * (w // s) for s in strides)
+
+
+def _ch(channels: int, width: float) -> int:
+    """Channels scaled by the width multiplier, rounded to a multiple of 8 (SIMD friendly)."""
+    return max(8, int(channels * width + 4) // 8 * 8)
+
+
+class _Builder:
+    """Names every layer deterministically (``prefix_...``) so pruning reports read well."""
+
+    def __init__(self):
+        self.k = keras()
+        self.layers = self.k.layers
+
+    def conv_bn(self, x, filters: int, kernel: int, stride: int, name: str, act: bool = True):
+        x = self.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                               name=f"{name}_conv")(x)
+        x = self.layers.BatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_bn")(x)
+        return self.layers.ReLU(name=f"{name}_relu")(x) if act else x
+
+    def dw_sep(self, x, filters: int, stride: int, name: str):
+        """3x3 depthwise + 1x1 pointwise; identity shortcut when the shape is unchanged."""
+        inp = x
+        y = self.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                                        name=f"{name}_dw")(x)
+        y = self.layers.BatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_dw_bn")(y)
+        y = self.layers.ReLU(name=f"{name}_dw_relu")(y)
+        y = self.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(y)
+        y = self.layers.BatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_pw_bn")(y)
+        if stride == 1 and inp.shape[-1] == filters:
+            y = self.layers.Add(name=f"{name}_add")([inp, y])
+        return self.layers.ReLU(name=f"{name}_relu")(y)
+
+
+def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: float = 1.0,
+                   name: str = "detector"):
+    """Functional Keras model with outputs ``boxes`` and ``scores`` (see module docstring)."""
+    k = keras()
+    L = k.layers
+    h, w, c = (int(v) for v in input_shape)
+    top = max(spec.strides)
+    if h % top or w % top:
+        raise ValueError(f"input size {h}x{w} must be a multiple of the largest stride {top}")
+    if num_classes < 1:
+        raise ValueError("num_classes must be >= 1")
+    b = _Builder()
+    inputs = k.Input((h, w, c), name="image")
+    x = b.conv_bn(inputs, _ch(spec.stem, width), 3, 2, "stem")
+    features: dict[int, object] = {}
+    stride = 2
+    for i, (channels, blocks) in enumerate(spec.stages):
+        stride *= 2
+        for j in range(blocks):
+            x = b.dw_sep(x, _ch(channels, width), 2 if j == 0 else 1, f"stage{i + 1}_block{j}")
+        features[stride] = x
+
+    neck = _ch(spec.neck, width)
+    levels = sorted(spec.strides)
+    # Top-down pyramid: coarse semantics flow into finer levels by nearest upsampling + Add.
+    pyramid: dict[int, object] = {}
+    prev = None
+    for s in reversed(levels):
+        lat = b.conv_bn(features[s], neck, 1, 1, f"neck_lateral{s}")
+        if prev is not None:
+            up = L.UpSampling2D(2, interpolation="nearest", name=f"neck_up{s}")(prev)
+            lat = L.Add(name=f"neck_merge{s}")([lat, up])
+        prev = b.dw_sep(lat, neck, 1, f"neck_smooth{s}")
+        pyramid[s] = prev
+
+    prior = -math.log((1 - 0.01) / 0.01)  # focal-loss prior: start with scores ~0.01
+    box_parts, score_parts = [], []
+    for s in levels:
+        feat = pyramid[s]
+        n = (h // s) * (w // s)
+        xb, xc = feat, feat
+        for j in range(spec.head_blocks):
+            xb = b.dw_sep(xb, neck, 1, f"head{s}_box{j}")
+            xc = b.dw_sep(xc, neck, 1, f"head{s}_cls{j}")
+        box = L.Conv2D(4, 1, name=f"head{s}_box_pred",
+                       bias_initializer=k.initializers.Constant(1.0))(xb)
+        cls = L.Conv2D(num_classes, 1, name=f"head{s}_cls_pred",
+                       bias_initializer=k.initializers.Constant(prior))(xc)
+        box_parts.append(L.Reshape((n, 4), name=f"head{s}_box_flat")(box))
+        score_parts.append(L.Reshape((n, num_classes), name=f"head{s}_cls_flat")(cls))
+    boxes = L.Concatenate(axis=1, name="boxes_raw")(box_parts) if len(levels) > 1 else box_parts[0]
+    boxes = L.ReLU(name="boxes")(boxes)
+    logits = (L.Concatenate(axis=1, name="scores_logits")(score_parts) if len(levels) > 1
+              else L.Activation("linear", name="scores_logits")(score_parts[0]))
+    scores = L.Activation("sigmoid", name="scores")(logits)
+    return k.Model(inputs, [boxes, scores], name=name)
+
+
+def _register(name: str, default_imgsz: int, description: str) -> None:
+    spec = SPECS[name]
+
+    @register_model(name, task="detect", default_imgsz=default_imgsz, description=description)
+    def _build(input_shape=(default_imgsz, default_imgsz, 3), num_classes: int = 1,
+               width: float = 1.0, **kw):
+        return build_detector(input_shape, num_classes, spec, width=width, name=name)
+
+    _build.spec = spec  # type: ignore[attr-defined]
+
+
+_register("det_test", 64, "tiny detector for tests (seconds to build and train)")
+_register("det_s", 256, "fast detector: strides 8/16/32, ~0.1 GMAC at 256x256")
+_register("det_m", 320, "larger detector for 320x320: more accurate, ~2.5x det_s compute")
+
+
+def detector_strides(name: str) -> tuple[int, ...]:
+    """Pyramid strides of a registered detector (for the run's DecoderSpec)."""
+    return SPECS[name].strides if name in SPECS else (8, 16, 32)

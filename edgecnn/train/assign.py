@@ -1,0 +1,120 @@
+"""Task-aligned target assignment (TOOD / YOLOv8's TAL), batched in TensorFlow.
+
+For every ground-truth box the anchors whose centre lies inside it are candidates. Each
+candidate gets an alignment metric ``score**alpha * iou**beta`` (predicted probability of the
+box's class times the IoU of the predicted box with it), and the ``topk`` best candidates become
+positives. An anchor claimed by several boxes keeps the one its prediction overlaps most.
+Classification targets are soft: the alignment metric normalised per box so that the best
+anchor of a box gets that box's best IoU. The assigner therefore teaches the score to predict
+localisation quality, which is what the COCO mAP@0.5:0.95 rewards.
+
+Everything here is under ``stop_gradient``: it decides targets, it is not differentiated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecnn.lazy import tensorflow
+
+
+@dataclass(frozen=True)
+class AssignConfig:
+    topk: int = 10
+    alpha: float = 0.5
+    beta: float = 6.0
+    eps: float = 1e-9
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Per-anchor training targets for a batch.
+
+    Attributes:
+        boxes: ``(B, N, 4)`` xyxy target box of each anchor (meaningful where ``fg``).
+        scores: ``(B, N, C)`` soft classification targets (0 for background).
+        fg: ``(B, N)`` float 1 for positive anchors.
+    """
+
+    boxes: object
+    scores: object
+    fg: object
+
+
+def pairwise_iou(gt, pred, eps: float = 1e-9):
+    """IoU of ``gt (B, M, 4)`` with ``pred (B, N, 4)`` -> ``(B, M, N)``."""
+    tf = tensorflow()
+    g = gt[:, :, None, :]
+    p = pred[:, None, :, :]
+    iw = tf.maximum(tf.minimum(g[..., 2], p[..., 2]) - tf.maximum(g[..., 0], p[..., 0]), 0.0)
+    ih = tf.maximum(tf.minimum(g[..., 3], p[..., 3]) - tf.maximum(g[..., 1], p[..., 1]), 0.0)
+    inter = iw * ih
+    ag = (g[..., 2] - g[..., 0]) * (g[..., 3] - g[..., 1])
+    ap = tf.maximum(p[..., 2] - p[..., 0], 0.0) * tf.maximum(p[..., 3] - p[..., 1], 0.0)
+    return inter / tf.maximum(ag + ap - inter, eps)
+
+
+def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: int,
+           cfg: AssignConfig = AssignConfig()) -> Targets:
+    """Targets for one batch.
+
+    Args:
+        pred_scores: ``(B, N, C)`` predicted probabilities.
+        pred_boxes: ``(B, N, 4)`` predicted xyxy boxes in model-input pixels.
+        anchors: ``(N, 2)`` anchor centres in model-input pixels.
+        gt_boxes: ``(B, M, 4)`` xyxy ground truth (rows with class -1 are padding).
+        gt_classes: ``(B, M)`` int class ids, -1 for padding.
+        num_classes: C.
+    """
+    tf = tensorflow()
+    pred_scores = tf.stop_gradient(pred_scores)
+    pred_boxes = tf.stop_gradient(pred_boxes)
+    valid = tf.cast(gt_classes >= 0, tf.float32)                      # (B, M)
+    cls = tf.maximum(gt_classes, 0)
+
+    ax = anchors[None, None, :, 0]
+    ay = anchors[None, None, :, 1]
+    d = tf.stack([ax - gt_boxes[..., 0:1], ay - gt_boxes[..., 1:2],
+                  gt_boxes[..., 2:3] - ax, gt_boxes[..., 3:4] - ay], axis=-1)
+    inside = tf.cast(tf.reduce_min(d, axis=-1) > cfg.eps, tf.float32) * valid[..., None]
+
+    iou = pairwise_iou(gt_boxes, pred_boxes) * inside                   # (B, M, N)
+    # probability of each gt's class at every anchor: (B, M, N)
+    score = tf.gather(tf.transpose(pred_scores, [0, 2, 1]), cls, axis=1, batch_dims=1)
+    metric = tf.pow(score, cfg.alpha) * tf.pow(iou, cfg.beta) * inside
+
+    n = tf.shape(metric)[-1]
+    k = tf.minimum(cfg.topk, n)
+    kth = tf.math.top_k(metric, k=k).values[..., -1:]
+    pos = tf.cast((metric >= kth) & (metric > cfg.eps), tf.float32) * inside
+    # Early in training every metric is ~0; then fall back to the anchors nearest each centre
+    # among those inside, so every box gets positives from the first step.
+    gcx = (gt_boxes[..., 0:1] + gt_boxes[..., 2:3]) / 2
+    gcy = (gt_boxes[..., 1:2] + gt_boxes[..., 3:4]) / 2
+    dist = tf.square(ax - gcx) + tf.square(ay - gcy)
+    near_score = tf.where(inside > 0, -dist, -1e12)
+    near_kth = tf.math.top_k(near_score, k=tf.minimum(3, n)).values[..., -1:]
+    near = tf.cast(near_score >= near_kth, tf.float32) * inside
+    has_pos = tf.cast(tf.reduce_sum(pos, axis=-1, keepdims=True) > 0, tf.float32)
+    pos = pos * has_pos + near * (1.0 - has_pos)
+
+    # anchors claimed by several boxes keep the box they overlap most
+    many = tf.reduce_sum(pos, axis=1, keepdims=True) > 1                # (B, 1, N)
+    best = tf.one_hot(tf.argmax(iou, axis=1), tf.shape(iou)[1], axis=1)  # (B, M, N)
+    pos = tf.where(many, best * inside, pos)
+
+    fg = tf.reduce_max(pos, axis=1)                                     # (B, N)
+    gt_idx = tf.argmax(pos, axis=1)                                     # (B, N)
+    boxes = tf.gather(gt_boxes, gt_idx, axis=1, batch_dims=1)           # (B, N, 4)
+    labels = tf.gather(cls, gt_idx, axis=1, batch_dims=1)               # (B, N)
+
+    metric = metric * pos
+    iou_pos = iou * pos
+    max_metric = tf.reduce_max(metric, axis=-1, keepdims=True)
+    max_iou = tf.reduce_max(iou_pos, axis=-1, keepdims=True)
+    norm = tf.reduce_max(metric * max_iou / (max_metric + cfg.eps), axis=1)  # (B, N)
+    # fallback positives (metric 0) still learn their class, with a small target
+    norm = tf.where((fg > 0) & (norm <= 0), 0.1, norm)
+    scores = tf.one_hot(labels, num_classes) * (norm * fg)[..., None]
+    return Targets(boxes=tf.stop_gradient(boxes), scores=tf.stop_gradient(scores),
+                   fg=tf.stop_gradient(fg))

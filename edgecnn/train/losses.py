@@ -1,0 +1,69 @@
+"""Detection losses: BCE against soft (IoU-aware) targets, CIoU and L1 on boxes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from edgecnn.lazy import tensorflow
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    box: float = 7.5     # 1 - CIoU
+    cls: float = 1.0     # BCE, summed and divided by the sum of the soft targets
+    l1: float = 0.5      # L1 on ltrb distances in stride units (fine localisation)
+
+
+def ciou(pred, target, eps: float = 1e-7):
+    """Complete IoU of matching xyxy boxes ``(..., 4)`` (Zheng et al. 2020)."""
+    tf = tensorflow()
+    px1, py1, px2, py2 = tf.unstack(pred, axis=-1)
+    tx1, ty1, tx2, ty2 = tf.unstack(target, axis=-1)
+    # max() rather than "+ eps": the graph optimizer may reassociate (y2 - y1) + eps into
+    # y2 + (eps - y1), which loses eps for a zero-height box and makes atan(0/0) NaN.
+    pw, ph = tf.maximum(px2 - px1, 0.0), tf.maximum(py2 - py1, eps)
+    tw, th = tf.maximum(tx2 - tx1, 0.0), tf.maximum(ty2 - ty1, eps)
+    iw = tf.maximum(tf.minimum(px2, tx2) - tf.maximum(px1, tx1), 0.0)
+    ih = tf.maximum(tf.minimum(py2, ty2) - tf.maximum(py1, ty1), 0.0)
+    inter = iw * ih
+    union = tf.maximum(pw * ph + tw * th - inter, eps)
+    iou = inter / union
+    cw = tf.maximum(px2, tx2) - tf.minimum(px1, tx1)
+    ch = tf.maximum(py2, ty2) - tf.minimum(py1, ty1)
+    c2 = tf.maximum(cw * cw + ch * ch, eps)
+    rho2 = ((px1 + px2 - tx1 - tx2) ** 2 + (py1 + py2 - ty1 - ty2) ** 2) / 4.0
+    v = (4.0 / math.pi ** 2) * tf.square(tf.atan(tw / th) - tf.atan(pw / ph))
+    alpha = tf.stop_gradient(v / (v - iou + (1.0 + eps)))
+    return iou - (rho2 / c2 + v * alpha)
+
+
+def detection_loss(logits, pred_ltrb, pred_boxes, targets, anchors, strides,
+                   weights: LossWeights = LossWeights()):
+    """Scalar loss and its parts ``(total, box, cls, l1)`` for one batch.
+
+    Args:
+        logits: ``(B, N, C)`` class logits (pre-sigmoid; BCE from logits is stable).
+        pred_ltrb: ``(B, N, 4)`` predicted distances in stride units.
+        pred_boxes: ``(B, N, 4)`` the same decoded to xyxy pixels.
+        targets: :class:`edgecnn.train.assign.Targets`.
+        anchors: ``(N, 2)`` centres; strides: ``(N,)``.
+    """
+    tf = tensorflow()
+    norm = tf.maximum(tf.reduce_sum(targets.scores), 1.0)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets.scores, logits=logits)
+    cls_loss = tf.reduce_sum(bce) / norm
+
+    weight = tf.reduce_sum(targets.scores, axis=-1) * targets.fg       # (B, N)
+    # background anchors get a dummy pair so nothing undefined is ever differentiated
+    fg = targets.fg[..., None] > 0
+    dummy = tf.constant([0.0, 0.0, 1.0, 1.0])
+    iou_term = ciou(tf.where(fg, pred_boxes, dummy), tf.where(fg, targets.boxes, dummy))
+    box_loss = tf.reduce_sum((1.0 - iou_term) * weight) / norm
+    s = strides[None, :, None]
+    a = anchors[None]
+    t_ltrb = tf.concat([a - targets.boxes[..., :2], targets.boxes[..., 2:] - a], axis=-1) / s
+    l1 = tf.reduce_sum(tf.abs(pred_ltrb - tf.maximum(t_ltrb, 0.0)), axis=-1)
+    l1_loss = tf.reduce_sum(l1 * weight) / norm
+    total = weights.box * box_loss + weights.cls * cls_loss + weights.l1 * l1_loss
+    return total, box_loss, cls_loss, l1_loss

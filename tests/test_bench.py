@@ -122,3 +122,11 @@ def test_cli_bad_inputs(models, tmp_path, run_cli, monkeypatch):
     res = run_cli("bench", models[0], "--runs", "3", "--plot", tmp_path / "p.png")
     assert_one_line_error(res, "matplotlib", "pip install")
     assert not (tmp_path / "p.png").exists()
+
+
+def test_cli_help(run_cli):
+    res = run_cli("bench", "--help")
+    assert res.exit_code == 0
+    for opt in ("--threads", "--runs", "--warmup", "--e2e", "--images", "--json", "--csv",
+                "--plot", "--adb", "--benchmark-binary"):
+        assert opt in res.out

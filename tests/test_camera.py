@@ -293,3 +293,11 @@ def test_golden_int8_detector_on_synthetic_shapes_video(tmp_path, run_cli):
             assert 0 <= x1 <= x2 <= 320 and 0 <= y1 <= y2 <= 240
             assert det["label"] in labels and det["score"] >= 0.05
     assert cv2.VideoCapture(str(tmp_path / "g.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 24
+
+
+def test_cli_help(run_cli):
+    res = run_cli("camera", "--help")
+    assert res.exit_code == 0
+    for opt in ("--source", "--save", "--json", "--max-frames", "--duration", "--realtime",
+                "--display", "--headless", "--threads", "--no-draw", "--score"):
+        assert opt in res.out

@@ -160,11 +160,18 @@ def step_predict(ctx: QuickstartContext, count: int = 6) -> str:
     return f"{right}/{count} sample images right"
 
 
+def step_prune(ctx: QuickstartContext) -> str:
+    from edgecnn.prune.quickstart_step import prune_step
+
+    return prune_step(ctx)
+
+
 STEPS: list[tuple[str, Step]] = [
     ("train", step_train),
     ("convert", step_convert),
     ("evaluate", step_evaluate),
     ("predict", step_predict),
+    ("prune", step_prune),
 ]
 
 

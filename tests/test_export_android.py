@@ -125,3 +125,11 @@ def test_help_of_the_export_commands(run_cli):
     assert res.exit_code == 0 and "android" in res.out
     res = run_cli("export", "android", "--help")
     assert res.exit_code == 0 and "--app" in res.out and "--name" in res.out
+
+
+def test_export_runs_without_tensorflow():
+    from test_imports import _import_without_tf
+
+    proc = _import_without_tf(["edgecnn.commands.export", "edgecnn.export.android"])
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout

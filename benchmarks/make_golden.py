@@ -308,12 +308,16 @@ def dumps(doc: dict) -> str:
 
 
 # ---------------------------------------------------------------- tiny real .tflite
-def build_tiny_tflite(imgsz: int = IMGSZ, labels: tuple[str, ...] = LABELS
-                      ) -> tuple[bytes, dict]:
+def build_tiny_tflite(imgsz: int = IMGSZ, labels: tuple[str, ...] = LABELS,
+                      unit_range: bool = False) -> tuple[bytes, dict]:
     """A ~20 KB int8 detector (random weights) with the FORMAT.md outputs and metadata.
 
     The benchmarks reuse it at other sizes (``imgsz``, ``labels``) where only shapes matter.
+    ``unit_range=True`` uses edgecnn's own input recipe (pixel / 255, calibrated on exactly
+    [0, 1], so the input quantization is 1/255 with zero point -128); the default (pixel - 127.5)
+    / 127.5 gives the golden fixture an input table that is not a plain shift.
     """
+    mean, std, lo = ((0.0,), (255.0,), 0.0) if unit_range else ((127.5,), (127.5,), -1.0)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tempfile
 
@@ -346,7 +350,9 @@ def build_tiny_tflite(imgsz: int = IMGSZ, labels: tuple[str, ...] = LABELS
 
     def representative():
         for _ in range(16):
-            yield [rng.uniform(-1, 1, (1, imgsz, imgsz, 3)).astype(np.float32)]
+            x = rng.uniform(lo, 1, (1, imgsz, imgsz, 3)).astype(np.float32)
+            x[0, 0, 0], x[0, 0, 1] = lo, 1.0  # pin the calibrated input range
+            yield [x]
 
     with tempfile.TemporaryDirectory() as tmp:
         model.export(tmp, format="tf_saved_model", verbose=False)
@@ -363,7 +369,7 @@ def build_tiny_tflite(imgsz: int = IMGSZ, labels: tuple[str, ...] = LABELS
     meta = Metadata(
         task="detect", labels=tuple(labels), name="tiny_detect", arch="golden_tiny",
         input=InputSpec(height=imgsz, width=imgsz, channels=3, color="RGB",
-                        resize="letterbox", mean=(127.5,), std=(127.5,)),
+                        resize="letterbox", mean=mean, std=std),
         decoder=DecoderSpec(strides=STRIDES, box_output=box_out, score_output=1 - box_out,
                             score_threshold=0.1, iou_threshold=0.45, max_detections=20),
         quantization="int8", edgecnn_version="0.1.0",

@@ -363,3 +363,44 @@ def test_bad_images_are_clear_errors(tiny):
         tiny.detect(np.zeros((10, 10, 2), np.uint8))
     gray = cv2.cvtColor(_scene(), cv2.COLOR_BGR2GRAY)
     assert isinstance(tiny.detect(gray), list)
+
+
+@pytest.mark.parametrize("mean,std,scale,zero_point", [
+    ((0.0,), (255.0,), 0.003921568859368563, -128),  # edgecnn's recipe: the table is p - 128
+    ((127.5,), (127.5,), 0.007843137718737125, -1),
+    ((123.7, 116.3, 103.5), (58.4, 57.1, 57.4), 0.0187, -14),
+])
+def test_fast_letterbox_equals_the_reference_path(mean, std, scale, zero_point):
+    """The int8 fast path (content-only resize, XOR or LUT straight into the output) must give
+    the same tensor as fit() + a LUT over the whole canvas."""
+    rng = np.random.default_rng(0)
+    for color in ("RGB", "BGR"):
+        spec = InputSpec(height=96, width=96, resize="letterbox", color=color, mean=mean,
+                         std=std)
+        pre = Preprocessor(spec, TensorInfo(0, "in", (1, 96, 96, 3), np.dtype(np.int8), scale,
+                                            zero_point))
+        assert pre._shift128 == (mean == (0.0,))
+        for w, h in [(640, 480), (480, 640), (1920, 1080), (333, 222), (50, 40), (96, 96)]:
+            image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            for given in ("BGR", "RGB"):
+                fast, box = pre(image, given)
+                model_color, swap = pre.to_model_color(image, given)
+                fitted, ref_box = pre.fit(model_color)
+                ref = pre._apply_lut(fitted, swap).reshape(fast.shape)
+                assert box == ref_box and np.array_equal(fast, ref), (w, h, color, given)
+
+
+def test_resize_down_stays_close_to_area_averaging():
+    from edgecnn.runtime.preprocess import resize_down
+
+    photo = np.ascontiguousarray(_scene()[:426])  # 640x426: even sides take the 2-step path
+    for size in [(256, 170), (160, 107)]:
+        fast = np.abs(resize_down(photo, size).astype(int) - cv2.resize(
+            photo, size, interpolation=cv2.INTER_AREA)).mean()
+        plain = np.abs(cv2.resize(photo, size, interpolation=cv2.INTER_LINEAR).astype(int) -
+                       cv2.resize(photo, size, interpolation=cv2.INTER_AREA)).mean()
+        assert 0 < fast < 4.0 and fast < 0.6 * plain, (size, fast, plain)
+    # Exact integer factors and sizes with no usable divisor are plain INTER_AREA.
+    for size in [(320, 213), (100, 67)]:
+        assert np.array_equal(resize_down(photo, size),
+                              cv2.resize(photo, size, interpolation=cv2.INTER_AREA))

@@ -93,6 +93,10 @@ class Preprocessor:
         fast = (spec.resize == "letterbox" and self.channels == 3
                 and self.lut.dtype in (np.int8, np.uint8))
         self._lut3 = np.ascontiguousarray(self.lut).reshape(1, 256, 3) if fast else None
+        # int8 input quantized with scale 1/255, zero point -128 over pixel/255 (the usual
+        # full-int8 recipe) makes the table exactly p - 128.
+        self._shift128 = fast and self.lut.dtype == np.int8 and bool(np.all(
+            self.lut.astype(np.int16) == np.arange(256, dtype=np.int16)[:, None] - 128))
         self._pad_plane = np.broadcast_to(self.lut[spec.pad_value],
                                           (self.height, self.width, self.channels)).copy()
         self._buffers: dict = {}
@@ -154,8 +158,6 @@ class Preprocessor:
             self._buffers = {"key": key, "content": np.empty((nh, nw, 3), np.uint8),
                              "swapped": np.empty((nh, nw, 3), np.uint8)}
         content = resize_down(image, (nw, nh), dst=self._buffers["content"])
-        if swap:
-            content = cv2.cvtColor(content, cv2.COLOR_BGR2RGB, dst=self._buffers["swapped"])
         out = np.empty((1, self.height, self.width, 3), self.lut.dtype)
         plane, pad = out[0], self._pad_plane  # slice copies: a broadcast fill is 10x slower
         if py:
@@ -164,7 +166,19 @@ class Preprocessor:
         if px:
             plane[py:py + nh, :px] = pad[py:py + nh, :px]
             plane[py:py + nh, px + nw:] = pad[py:py + nh, px + nw:]
-        cv2.LUT(content, self._lut3, dst=plane[py:py + nh, px:px + nw])
+        region = plane[py:py + nh, px:px + nw]
+        if self._shift128:
+            # The table is ``p - 128``: an XOR of the sign bit, ~20x faster than cv2.LUT.
+            raw = region.view(np.uint8)
+            if swap:
+                cv2.cvtColor(content, cv2.COLOR_BGR2RGB, dst=raw)
+                np.bitwise_xor(raw, np.uint8(0x80), out=raw)
+            else:
+                np.bitwise_xor(content, np.uint8(0x80), out=raw)
+        else:
+            if swap:
+                content = cv2.cvtColor(content, cv2.COLOR_BGR2RGB, dst=self._buffers["swapped"])
+            cv2.LUT(content, self._lut3, dst=region)
         return out, Letterbox(nw / w, nh / h, float(px), float(py), w, h)
 
     def __call__(self, image: np.ndarray, color: str = "BGR") -> tuple[np.ndarray, Letterbox]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -64,9 +65,13 @@ def run_quantization_debugger(saved_model: Path, recipe: Recipe,
     with captured_output(enabled=not verbose) as log:
         try:
             converter = make_converter(saved_model, recipe, representative_dataset)
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=representative_dataset)
-            debugger.run()
+            with warnings.catch_warnings():
+                # The debugger runs tf.lite.Interpreter internally, which warns that it is
+                # deprecated in favour of ai-edge-litert: not the user's concern.
+                warnings.simplefilter("ignore", UserWarning)
+                debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=converter, debug_dataset=representative_dataset)
+                debugger.run()
             buf = io.StringIO()
             debugger.layer_statistics_dump(buf)
         except UsageError:

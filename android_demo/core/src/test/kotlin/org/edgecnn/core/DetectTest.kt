@@ -79,6 +79,16 @@ class DetectTest {
     }
 
     @Test
+    fun equalRawScoresGoToTheLowerClassId() {
+        val q = Quant(1.0 / 256.0, -128)
+        val dec = DetectionDecoder(8, 8, intArrayOf(8), listOf("a", "b", "c"), 0.25, 0.45, 10)
+        val raw = dec.decode(OutputTensor.of(FloatArray(4)), OutputTensor.int8(byteArrayOf(-10, 50, 50), q))
+        assertArrayEquals(intArrayOf(1), raw.classes)
+        val floats = dec.decode(OutputTensor.of(FloatArray(4)), OutputTensor.of(floatArrayOf(0.1f, 0.7f, 0.7f)))
+        assertArrayEquals(intArrayOf(1), floats.classes)
+    }
+
+    @Test
     fun iouOfRects() {
         val a = Rect(0.0, 0.0, 10.0, 10.0)
         assertEquals(1.0, a.iou(a), 0.0)

@@ -60,7 +60,10 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     input_shape = (data.imgsz, data.imgsz, data.channels)
     train_ds, steps = train_dataset(data.x_train, data.y_train, data.num_classes, config.batch,
                                     MEAN, STD, config.augment, data.hflip, config.seed)
-    val_ds = eval_dataset(data.x_val, data.y_val, data.num_classes, 256, MEAN, STD)
+    replicas = replica_count(strategy)
+    n_val, val_batch = _even_val_split(len(data.x_val), replicas)
+    val_ds = eval_dataset(data.x_val[:n_val], data.y_val[:n_val], data.num_classes, val_batch,
+                          MEAN, STD)
     peak = config.lr if config.lr is not None else DEFAULT_LR.get(config.optimizer.lower(), 1e-3)
     total = steps * config.epochs
     with strategy.scope():
@@ -73,7 +76,7 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
                           label_smoothing=config.label_smoothing),
                       metrics=["accuracy"])
     _say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
-         f"{input_shape}, {replica_count(strategy)} replica(s), {steps} steps/epoch, "
+         f"{input_shape}, {replicas} replica(s), {steps} steps/epoch, "
          f"{config.optimizer} lr {peak:g} {config.schedule}")
 
     run_dir = common.check_out_dir(config.out)
@@ -121,6 +124,21 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     _say(config, out, f"done  best epoch {metrics['best_epoch']}: val accuracy "
          f"{metrics['val_accuracy']:.4f}{test}; {train_seconds:.1f}s training -> {run_dir}")
     return run_dir
+
+
+def _even_val_split(n: int, replicas: int, cap: int = 256) -> tuple[int, int]:
+    """(samples, batch) for validation inside ``fit`` so every batch splits evenly over replicas.
+
+    Keras' mirrored evaluation fails on a last batch that does not split evenly, so with
+    several replicas up to ``replicas - 1`` samples are left out of the per-epoch validation
+    (the final accuracies in run.json are measured on the whole split, outside ``fit``).
+    """
+    if replicas <= 1:
+        return n, min(cap, max(1, n))
+    n -= n % replicas
+    per = n // replicas
+    per_batch = max(d for d in range(1, max(1, cap // replicas) + 1) if per % d == 0)
+    return n, per_batch * replicas
 
 
 def _accuracy(model, x, y, batch: int = 512) -> float:

@@ -221,3 +221,21 @@ def test_sequential_model_and_saving(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
     x = np.ones((1, 10, 10, 1), "float32")
     np.testing.assert_allclose(loaded(x).numpy(), thin(x).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch, shape, classes", [("dsnet_test", (16, 16, 1), 10),
+                                                  ("det_test", (64, 64, 3), 2)])
+def test_registry_models_prune_to_half_the_macs(arch, shape, classes):
+    from edgecnn.models.registry import create_model
+    from edgecnn.prune.magnitude import MagnitudeOptions, MagnitudePruner
+
+    model = create_model(arch, shape, classes)
+    graph = channel.analyse(model)
+    thin = channel.rebuild(graph, channel.plan_for_macs(graph, 0.5))
+    x = np.random.default_rng(0).uniform(0, 1, size=(1, *shape)).astype("float32")
+    before, after = model(x), thin(x)
+    before = before if isinstance(before, (list, tuple)) else [before]
+    after = after if isinstance(after, (list, tuple)) else [after]
+    assert [tuple(a.shape) for a in after] == [tuple(b.shape) for b in before]
+    assert macs.count(thin).macs <= 0.5 * macs.count(model).macs
+    assert MagnitudePruner(model, MagnitudeOptions(sparsity=0.5)).targets

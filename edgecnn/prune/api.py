@@ -117,9 +117,7 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
     options = ft.FinetuneOptions(epochs=epochs, batch=batch, seed=seed, verbose=verbose,
                                  lr=lr if lr is not None else (5e-4 if method == "magnitude"
                                                                else 1e-3))
-    needs_data = epochs > 0 or info.task == "classify"
-    task_data = (ft.load_task_data(info, model, spec, data_dir, max_train, batch)
-                 if needs_data else ft.TaskData(info.task))
+    task_data = ft.load_task_data(info, model, spec, data_dir, max_train, batch)
     say = (lambda line: print(line, file=stream, flush=True)) if verbose else (lambda line: None)
 
     cost_before = macs.count(model)

@@ -34,6 +34,7 @@ class TaskData:
     task: str
     classify: object | None = None     # edgecnn.data.ClassificationData
     steps_per_epoch: int = 0
+    detect: dict | None = None         # detection arrays, names, strides (see _load_detection)
 
 
 def load_task_data(info: RunInfo, model, spec: str, data_dir: str | None = None,
@@ -66,9 +67,7 @@ def load_task_data(info: RunInfo, model, spec: str, data_dir: str | None = None,
         steps = max(1, len(data.x_train) // max(1, min(batch, len(data.x_train))))
         return TaskData("classify", data, steps)
     if info.task == "detect":
-        raise UsageError("fine-tuning detectors after pruning needs the detector training "
-                         "module (edgecnn.train.detect), which this install lacks",
-                         "use --epochs 0 to prune without fine-tuning")
+        return _load_detection(info, model, spec, max_train, batch)
     raise UsageError(f"unknown task {info.task!r} in run.json", "use a run from 'edgecnn train'")
 
 
@@ -85,6 +84,13 @@ def evaluate(info: RunInfo, model, data: TaskData, split: str = "val") -> dict[s
             pred = np.asarray(model(xb, training=False)).argmax(axis=-1)
             correct += int((pred == y[i:i + 512]).sum())
         return {"accuracy": round(correct / max(1, len(x)), 6)}
+    if data.task == "detect" and data.detect is not None:
+        from edgecnn.evaluate.detect import coco_map, ground_truth_of, keras_predict
+
+        d = data.detect
+        res = coco_map(ground_truth_of(d["val_samples"]),
+                       keras_predict(model, d["val"], d["strides"]), d["names"])
+        return {"map50": round(float(res["map50"]), 6), "map": round(float(res["map"]), 6)}
     return {}
 
 
@@ -96,6 +102,8 @@ def finetune(info: RunInfo, model, data: TaskData, options: FinetuneOptions,
     """
     if options.epochs <= 0:
         return {}
+    if data.task == "detect":
+        return _finetune_detector(model, data, options, list(callbacks), stream or sys.stdout)
     if data.task != "classify":
         raise UsageError(f"fine-tuning is not available for task {data.task!r}")
     from edgecnn.data.classify_pipeline import eval_dataset, train_dataset
@@ -131,3 +139,101 @@ def steps_for(data: TaskData, options: FinetuneOptions) -> int:
         n = len(data.classify.x_train)
         return max(1, n // max(1, min(options.batch, n))) * max(0, options.epochs)
     return data.steps_per_epoch * max(0, options.epochs)
+
+
+# --- detection: the detector's own assignment, losses and input pipeline (edgecnn.train) ----
+
+def _load_detection(info: RunInfo, model, spec: str, max_train: int | None,
+                    batch: int) -> TaskData:
+    from edgecnn.data.detect_pipeline import load_arrays
+    from edgecnn.data.detection import load_detection_dataset
+    from edgecnn.train.detect import MAX_BOXES
+
+    val_split = float(info.extra.get("config", {}).get("val_split", 0.1) or 0.1)
+    ds = load_detection_dataset(spec, split_val=val_split, seed=info.seed)
+    names = tuple(ds.names)
+    classes = int(model.outputs[1].shape[-1])
+    if len(names) != classes or (info.labels and list(names) != list(info.labels)):
+        raise UsageError(f"dataset {spec!r} has classes {list(names)[:4]} ({len(names)}) but "
+                         f"the model predicts {classes}: {list(info.labels)[:4]}",
+                         "pass the dataset the model was trained on")
+    train = list(ds.train)
+    if max_train:
+        rng = np.random.default_rng(info.seed)
+        train = [train[i] for i in sorted(rng.permutation(len(train))[:max_train].tolist())]
+    imgsz = int(info.imgsz[0])
+    strides = tuple(int(s) for s in (info.decoder or {}).get("strides", ()))
+    if not strides:
+        raise UsageError("run.json of this detector has no decoder strides",
+                         "pass a run directory written by 'edgecnn train --task detect'")
+    train_arrays = load_arrays(train, imgsz, MAX_BOXES)
+    val_arrays = load_arrays(ds.val, imgsz, MAX_BOXES)
+    skipped = set(val_arrays.skipped)
+    val_samples = [s for s in ds.val if str(s.image_path) not in skipped]
+    steps = max(1, len(train_arrays) // max(1, min(batch, len(train_arrays))))
+    return TaskData("detect", steps_per_epoch=steps,
+                    detect={"train": train_arrays, "val": val_arrays, "names": names,
+                            "val_samples": val_samples, "strides": strides, "imgsz": imgsz})
+
+
+def _finetune_detector(model, data: TaskData, options: FinetuneOptions, callbacks: list,
+                       stream) -> dict[str, list[float]]:
+    """A short version of ``train_detector``'s loop (same assignment, losses, augmentation)
+    on an existing model; callbacks get ``on_train_begin`` / ``on_train_batch_end``."""
+    from edgecnn.data.detect_pipeline import AugmentConfig, batches
+    from edgecnn.lazy import keras, tensorflow
+    from edgecnn.runtime import postprocess as pp
+    from edgecnn.train import common
+    from edgecnn.train.assign import AssignConfig, assign
+    from edgecnn.train.detect import _logits_layer
+    from edgecnn.train.losses import LossWeights, detection_loss
+
+    tf = tensorflow()
+    k = keras()
+    d = data.detect
+    common.seed_everything(options.seed, deterministic=False)
+    train_model = k.Model(model.inputs, [model.get_layer("boxes").output,
+                                         model.get_layer(_logits_layer(model)).output])
+    centers, stride_pa = pp.anchor_points((d["imgsz"], d["imgsz"]), d["strides"])
+    anchors, stride_t = tf.constant(centers), tf.constant(stride_pa)
+    ds, steps = batches(d["train"], options.batch, options.seed,
+                        AugmentConfig() if options.augment else None)
+    total = steps * options.epochs
+    optimizer = common.make_optimizer("adamw", common.learning_rate("cosine", options.lr, total),
+                                      5e-4)
+    optimizer.build(train_model.trainable_variables)
+    num_classes, assign_cfg, weights = len(d["names"]), AssignConfig(), LossWeights()
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def train_step(images, gt_boxes, gt_classes):
+        with tf.GradientTape() as tape:
+            ltrb, logits = train_model(images / 255.0, training=True)
+            dist = ltrb * stride_t[None, :, None]
+            boxes = tf.concat([anchors[None] - dist[..., :2], anchors[None] + dist[..., 2:]], -1)
+            targets = assign(tf.sigmoid(logits), boxes, anchors, gt_boxes, gt_classes,
+                             num_classes, assign_cfg)
+            loss = detection_loss(logits, ltrb, boxes, targets, anchors, stride_t, weights)[0]
+        grads = tape.gradient(loss, train_model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, 10.0)
+        optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
+        return loss
+
+    for cb in callbacks:
+        cb.on_train_begin()
+    history: dict[str, list[float]] = {"loss": [], "val_map50": []}
+    it = iter(ds)
+    for epoch in range(1, options.epochs + 1):
+        total_loss = 0.0
+        for step in range(steps):
+            total_loss += float(train_step(*next(it)))
+            for cb in callbacks:
+                cb.on_train_batch_end(step)
+        if not np.isfinite(total_loss):
+            raise UsageError(f"fine-tuning diverged at epoch {epoch}", "lower --lr")
+        m50 = evaluate(None, model, data)["map50"]
+        history["loss"].append(total_loss / steps)
+        history["val_map50"].append(m50)
+        if options.verbose:
+            print(f"epoch {epoch}/{options.epochs}  loss {total_loss / steps:.4f}  "
+                  f"val mAP50 {m50:.4f}", file=stream, flush=True)
+    return history

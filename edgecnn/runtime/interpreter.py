@@ -60,4 +60,5 @@ def make_interpreter(model_content: bytes, num_threads: int | None = None,
         return module.Interpreter(**kwargs)
     except ValueError as err:
         raise UsageError(f"not a valid TFLite model: {str(err).splitlines()[0]}",
-                         "pass a .tflite file written by 'edgecnn convert'") from None
+                         "the file may be truncated or damaged; re-copy it or re-run "
+                         "'edgecnn convert'") from None

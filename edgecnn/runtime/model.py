@@ -64,11 +64,18 @@ class TFLiteModel:
         self.threads = threads
         self.metadata = metadata if metadata is not None else md.read(data)
         start = time.perf_counter()
-        self.interpreter = make_interpreter(data, threads)
+        where = f"{self.path}: " if self.path is not None else ""
+        try:
+            self.interpreter = make_interpreter(data, threads)
+        except UsageError as err:
+            raise UsageError(where + err.message, err.hint) from None
         try:
             self.interpreter.allocate_tensors()
-        except RuntimeError as err:
-            raise UsageError(f"the model cannot be prepared: {str(err).splitlines()[0]}") from None
+        except (RuntimeError, ValueError) as err:
+            raise UsageError(f"{where}the model cannot be prepared: "
+                             f"{str(err).splitlines()[0]}",
+                             "the file may be truncated or damaged; re-copy it or re-run "
+                             "'edgecnn convert'") from None
         self.init_ms = (time.perf_counter() - start) * 1000.0
         self.inputs = [_tensor_info(d) for d in self.interpreter.get_input_details()]
         self.outputs = [_tensor_info(d) for d in self.interpreter.get_output_details()]

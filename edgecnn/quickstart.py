@@ -35,7 +35,7 @@ class QuickstartOptions:
 
     @classmethod
     def make(cls, fast: bool) -> "QuickstartOptions":
-        return cls(fast=True, arch="dsnet_test", epochs=4) if fast else cls()
+        return cls(fast=True, arch="dsnet_test", epochs=10) if fast else cls()
 
 
 @dataclass
@@ -81,7 +81,7 @@ def step_train(ctx: QuickstartContext) -> str:
 
     o = ctx.options
     config = TrainConfig(task="classify", data=DATA, arch=o.arch, out=str(ctx.work / "run"),
-                         imgsz=IMGSZ, epochs=o.epochs, batch=64, lr=0.01 if o.fast else 0.005,
+                         imgsz=IMGSZ, epochs=o.epochs, batch=64, lr=0.02 if o.fast else 0.005,
                          optimizer="adamw", weight_decay=5e-4, label_smoothing=0.1, seed=o.seed,
                          verbose=0)
     run = train_classifier(config)

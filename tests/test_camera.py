@@ -116,7 +116,7 @@ def test_max_frames_and_duration_stop_the_loop(detector_file):
     elapsed = time.perf_counter() - start
     assert s2.stopped_by == "duration"
     assert 0.4 < elapsed < 3.0
-    assert 10 < s2.frames <= 60
+    assert 3 <= s2.frames <= 60  # ~50 when the machine is idle; fewer under heavy load
 
 
 class _SlowDevice:

@@ -20,6 +20,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class CaptureOptions:
     Attributes:
         realtime: treat any source as live (drop stale frames; pace finite sources at FPS).
         queue_size: frames held for the consumer in the latest-frame policy (>= 1).
+        prefetch: frames read ahead in the every-frame policy (bounds memory: a few frames).
         max_reconnect_attempts: reopen attempts after a drop before giving up (0: never reopen).
         backoff_initial: first wait before reopening, seconds.
         backoff_max: cap of the exponential back-off, seconds.
@@ -40,6 +42,7 @@ class CaptureOptions:
 
     realtime: bool = False
     queue_size: int = 1
+    prefetch: int = 4
     max_reconnect_attempts: int = 10
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
@@ -47,11 +50,19 @@ class CaptureOptions:
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame: ``index`` counts frames read from the source (dropped ones too)."""
+    """One captured frame: ``index`` counts frames read from the source (dropped ones too).
+
+    ``prepared`` holds what the capture's ``prepare`` hook returned for the image (the model
+    input, when the loop preprocesses on the capture thread), ``prepare_ms`` its time and
+    ``prepare_error`` the exception it raised, if any.
+    """
 
     index: int
     t: float
     image: np.ndarray
+    prepared: Any = None
+    prepare_ms: float = 0.0
+    prepare_error: BaseException | None = None
 
 
 @dataclass
@@ -76,10 +87,14 @@ class Capture:
                 detector.detect(frame.image)
     """
 
-    def __init__(self, source: FrameSource, options: CaptureOptions = CaptureOptions()):
+    def __init__(self, source: FrameSource, options: CaptureOptions = CaptureOptions(),
+                 prepare: Callable[[np.ndarray], Any] | None = None):
         self.source = source
         self.options = options
         self.latest = source.live or options.realtime
+        # Preprocessing on this thread overlaps it with inference; for a newest-frame source
+        # it would be wasted on frames that get dropped, so it is only used for every-frame.
+        self.prepare = None if self.latest else prepare
         self.stats = CaptureStats()
         self._frames: collections.deque[Frame] = collections.deque()
         self._cond = threading.Condition()
@@ -140,7 +155,7 @@ class Capture:
                     self._frames.popleft()
                     self.stats.dropped += 1
             else:
-                while len(self._frames) >= max(1, self.options.queue_size) + 1 \
+                while len(self._frames) >= max(1, self.options.prefetch) \
                         and not self._stop.is_set():
                     self._cond.wait(0.1)
             self._frames.append(frame)
@@ -192,7 +207,8 @@ class Capture:
                             self.stats.end_reason = "source lost (reconnect attempts exhausted)"
                         break
                     continue
-                frame = Frame(self.stats.read, time.perf_counter() - self._t0, image)
+                frame = _make_frame(self.stats.read, time.perf_counter() - self._t0, image,
+                                    self.prepare)
                 self.stats.read += 1
                 self._put(frame)
                 if pace:
@@ -204,3 +220,65 @@ class Capture:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+
+
+def _make_frame(index: int, t: float, image: np.ndarray,
+                prepare: Callable[[np.ndarray], Any] | None) -> Frame:
+    if prepare is None:
+        return Frame(index, t, image)
+    start = time.perf_counter()
+    try:
+        prepared, error = prepare(image), None
+    except Exception as err:  # noqa: BLE001 - the consumer counts it as a failed frame
+        prepared, error = None, err
+    return Frame(index, t, image, prepared, (time.perf_counter() - start) * 1000.0, error)
+
+
+class InlineCapture:
+    """The :class:`Capture` interface without a thread: ``get()`` reads the source directly.
+
+    For finite sources run sequentially (every frame, nothing to overlap); live sources always
+    need the capture thread, which keeps draining the camera while inference runs.
+    """
+
+    latest = False
+
+    def __init__(self, source: FrameSource, options: CaptureOptions = CaptureOptions(),
+                 prepare: Callable[[np.ndarray], Any] | None = None):
+        self.source = source
+        self.options = options
+        self.prepare = prepare
+        self.stats = CaptureStats()
+        self._t0 = 0.0
+        self._done = False
+
+    def start(self, t0: float | None = None) -> "InlineCapture":
+        self._t0 = time.perf_counter() if t0 is None else t0
+        return self
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        if self._done:
+            return None
+        start = time.perf_counter()
+        try:
+            image = self.source.read()
+        except Exception as err:  # noqa: BLE001 - a failing file read ends it, reported
+            self.stats.read_errors += 1
+            self.stats.last_error = f"{type(err).__name__}: {err}"
+            image = None
+        self.stats.decode_s += time.perf_counter() - start
+        if image is None:
+            self._done = True
+            self.stats.end_reason = "end of input"
+            return None
+        frame = _make_frame(self.stats.read, time.perf_counter() - self._t0, image, self.prepare)
+        self.stats.read += 1
+        return frame
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def stop(self) -> None:
+        self._done = True
+        self.source.release()

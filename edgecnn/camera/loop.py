@@ -1,16 +1,21 @@
 """The real-time loop: capture, preprocess, infer, postprocess, draw, write; timed per stage.
 
 ``run(model, source, options)`` is the whole camera command without the argument parsing.
-Pipelined (the default), three threads overlap the work of consecutive frames::
 
-    capture thread ─▶ preprocess thread ─▶ inference thread ─▶ caller's thread
-    (newest frame)     (resize + LUT)       (interpreter)       (postprocess, draw, write,
-                                                                 display, stop checks)
+Threads (``pipeline=True``, the default)::
 
-Queues between stages hold one item, so at most one frame waits per stage and the newest-frame
-policy of the capture thread still bounds latency. The interpreter and OpenCV release the GIL
-in their C++ work, so while frame ``n`` is inferred, frame ``n+1`` is preprocessed and frame
-``n-1`` drawn and encoded. ``pipeline=False`` runs the same stages one after another.
+    capture thread                          caller's thread
+    read/decode frame n+1                   infer frame n, postprocess, draw, write,
+    (+ preprocess it, for files/memory)     display, stop checks
+
+For a file or memory source every frame is processed and the capture thread runs ahead by a
+few frames (bounded queue), decoding and preprocessing them while the interpreter runs; the
+interpreter and OpenCV release the GIL in their C++ work, so the two overlap on two cores. For
+a live source the capture thread keeps only the newest frame (stale ones are dropped and
+counted) and preprocessing stays on the caller's thread, so no work is spent on frames that
+will be dropped. ``pipeline=False`` reads a file on the caller's thread, stage after stage.
+One hand-over per frame, not one per stage: on a loaded 2-core machine each thread wake-up
+costs about as much as preprocessing a frame (measured, see docs/BENCHMARKS.md).
 
 Nothing a single frame does can end the loop: an exception in any stage is counted, its
 message kept (first few distinct ones), and the loop goes on; only ``max_consecutive_errors``
@@ -21,7 +26,6 @@ SIGINT and SIGTERM set a stop flag; outputs are finalized in a ``finally``.
 from __future__ import annotations
 
 import inspect
-import queue
 import signal
 import threading
 import time
@@ -31,13 +35,12 @@ from typing import Any, Callable
 import numpy as np
 
 from edgecnn.camera import overlay
-from edgecnn.camera.capture import Capture, CaptureOptions, Frame
+from edgecnn.camera.capture import Capture, CaptureOptions, Frame, InlineCapture
 from edgecnn.camera.sources import FrameSource
 from edgecnn.camera.summary import Summary, percentiles
 from edgecnn.camera.writer import JsonLinesSink, VideoSink
 
 STAGES = ("preprocess", "inference", "postprocess", "draw", "write")
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -154,16 +157,6 @@ def _timed(item: _Item, stage: str, errors: _ErrorLog, fn: Callable[[], Any]) ->
         item.timings[stage] = (time.perf_counter() - start) * 1000.0
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
 class _Runner:
     def __init__(self, task: _Task, capture: Capture, options: LoopOptions):
         self.task = task
@@ -268,7 +261,8 @@ class _Runner:
         if d is not None and time.perf_counter() - self.t0 >= d:
             self.request_stop("duration")
 
-    def run_sequential(self) -> None:
+    def run_frames(self) -> None:
+        """The loop: next frame, preprocess (unless the capture thread did), infer, output."""
         while not self.stop.is_set():
             self._check_duration()
             if self.stop.is_set():
@@ -280,65 +274,16 @@ class _Runner:
                 self.request_stop(self.capture.stats.end_reason or "end of input")
                 break
             item = _Item(frame)
-            self.do_pre(item)
+            if frame.prepare_error is not None:
+                item.error = self.errors.add("preprocess", frame.prepare_error)
+                item.timings["preprocess"] = frame.prepare_ms
+            elif frame.prepared is not None:
+                item.tensor, item.ctx = frame.prepared
+                item.timings["preprocess"] = frame.prepare_ms
+            else:
+                self.do_pre(item)
             self.do_infer(item)
             self.do_output(item)
-
-    def _stage_thread(self, name: str, fn: Callable[[_Item], None], src: Callable[[], Any],
-                      dst: queue.Queue) -> threading.Thread:
-        def work() -> None:
-            while not self.stop.is_set():
-                item = src()
-                if item is False:
-                    continue
-                if item is _END:
-                    _put(dst, _END, self.stop)
-                    return
-                fn(item)
-                if not _put(dst, item, self.stop):
-                    return
-
-        thread = threading.Thread(target=work, name=f"edgecnn-{name}", daemon=True)
-        thread.start()
-        return thread
-
-    def run_pipelined(self) -> None:
-        q_pre: queue.Queue = queue.Queue(maxsize=1)
-        q_out: queue.Queue = queue.Queue(maxsize=1)
-
-        def from_capture():
-            frame = self._next_frame()
-            if frame is False:
-                return False
-            return _END if frame is None else _Item(frame)
-
-        def from_queue(q: queue.Queue):
-            def get():
-                try:
-                    return q.get(timeout=0.1)
-                except queue.Empty:
-                    return False
-            return get
-
-        threads = [self._stage_thread("preprocess", self.do_pre, from_capture, q_pre),
-                   self._stage_thread("inference", self.do_infer, from_queue(q_pre), q_out)]
-        get_out = from_queue(q_out)
-        try:
-            while not self.stop.is_set():
-                self._check_duration()
-                if self.stop.is_set():
-                    break
-                item = get_out()
-                if item is False:
-                    continue
-                if item is _END:
-                    self.request_stop(self.capture.stats.end_reason or "end of input")
-                    break
-                self.do_output(item)
-        finally:
-            self.stop.set()
-            for t in threads:
-                t.join(timeout=10.0)
 
 
 def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *,
@@ -360,7 +305,15 @@ def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *
         from dataclasses import replace
 
         capture_opts = replace(capture_opts, realtime=True)
-    capture = Capture(source, capture_opts)
+    live = source.live or capture_opts.realtime
+    if options.pipeline:
+        # Decoding and (for every-frame sources) preprocessing of the next frames run on the
+        # capture thread while this thread infers, postprocesses and draws the current one.
+        capture = Capture(source, capture_opts, prepare=task.preprocess)
+    elif live:
+        capture = Capture(source, capture_opts)  # a camera must be drained even when sequential
+    else:
+        capture = InlineCapture(source, capture_opts)
     runner = _Runner(task, capture, options)
     if stop_event is not None:
         runner.stop = stop_event
@@ -387,10 +340,7 @@ def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *
     capture.start(t0=runner.t0)
     summary = None
     try:
-        if options.pipeline:
-            runner.run_pipelined()
-        else:
-            runner.run_sequential()
+        runner.run_frames()
     finally:
         runner.stop.set()
         capture.stop()

@@ -123,7 +123,8 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     ema_pairs = list(zip(ema.weights, model.weights))
     step_var = tf.Variable(0.0, trainable=False, dtype=tf.float32)
 
-    @tf.function(reduce_retracing=True, autograph=False)  # plain graph code, no Python control flow on tensors
+    # autograph off: plain graph code, no Python control flow on tensors
+    @tf.function(reduce_retracing=True, autograph=False)
     def train_step(images, gt_boxes, gt_classes):
         x = images / 255.0
         with tf.GradientTape() as tape:

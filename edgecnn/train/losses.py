@@ -54,16 +54,19 @@ def detection_loss(logits, pred_ltrb, pred_boxes, targets, anchors, strides,
     bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets.scores, logits=logits)
     cls_loss = tf.reduce_sum(bce) / norm
 
-    weight = tf.reduce_sum(targets.scores, axis=-1) * targets.fg       # (B, N)
+    # Every positive's box counts fully: weighting by the (IoU) class target would give the
+    # worst-localised anchors, the ones that most need the gradient, the least of it.
+    weight = targets.fg                                                # (B, N)
+    box_norm = tf.maximum(tf.reduce_sum(weight), 1.0)
     # background anchors get a dummy pair so nothing undefined is ever differentiated
     fg = targets.fg[..., None] > 0
     dummy = tf.constant([0.0, 0.0, 1.0, 1.0])
     iou_term = ciou(tf.where(fg, pred_boxes, dummy), tf.where(fg, targets.boxes, dummy))
-    box_loss = tf.reduce_sum((1.0 - iou_term) * weight) / norm
+    box_loss = tf.reduce_sum((1.0 - iou_term) * weight) / box_norm
     s = strides[None, :, None]
     a = anchors[None]
     t_ltrb = tf.concat([a - targets.boxes[..., :2], targets.boxes[..., 2:] - a], axis=-1) / s
     l1 = tf.reduce_sum(tf.abs(pred_ltrb - tf.maximum(t_ltrb, 0.0)), axis=-1)
-    l1_loss = tf.reduce_sum(l1 * weight) / norm
+    l1_loss = tf.reduce_sum(l1 * weight) / box_norm
     total = weights.box * box_loss + weights.cls * cls_loss + weights.l1 * l1_loss
     return total, box_loss, cls_loss, l1_loss

@@ -1,0 +1,90 @@
+"""``edgecnn train --task detect`` end to end on a tiny synthetic set written by the test.
+
+One tiny training run (det_test, 64x64, 3 epochs) is shared by the module; it takes well under
+a minute on an idle 2-core machine, so the module is marked slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_one_line_error
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_yaml(tmp_path_factory):
+    from edgecnn.data.synth import make_synthetic_dataset
+
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synth") / "ds", n_train=16, n_val=8,
+                                  imgsz=64, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_yaml, tmp_path_factory):
+    from edgecnn.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "det"
+    code = main(["train", "--task", "detect", "--data", str(tiny_yaml), "--arch", "det_test",
+                 "--imgsz", "64", "--epochs", "3", "--batch", "8", "--optimizer", "adamw",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_run_dir_is_complete(tiny_run):
+    for name in ("model.keras", "run.json", "labels.txt", "history.csv"):
+        assert (tiny_run / name).is_file(), name
+    info = json.loads((tiny_run / "run.json").read_text())
+    assert info["task"] == "detect" and info["resize"] == "letterbox"
+    assert info["imgsz"] == [64, 64] and info["arch"] == "det_test"
+    assert info["decoder"]["type"] == "anchor_free_ltrb"
+    assert info["decoder"]["strides"] == [8, 16, 32]
+    assert (info["decoder"]["box_output"], info["decoder"]["score_output"]) == (0, 1)
+    assert info["labels"] == ["circle", "square", "triangle", "star"]
+    assert (tiny_run / "labels.txt").read_text().split() == info["labels"]
+    metrics = info["extra"]["metrics"]
+    assert 0.0 <= metrics["val_map50"] <= 1.0 and metrics["best_epoch"] >= 1
+
+
+def test_loss_decreases(tiny_run):
+    with open(tiny_run / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3
+    losses = [float(r["loss"]) for r in rows]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0]
+
+
+def test_saved_model_loads_safely_and_keeps_the_contract(tiny_run):
+    from edgecnn.rundir import load_keras_model
+
+    model, info = load_keras_model(tiny_run)
+    boxes, scores = model(np.zeros((1, 64, 64, 3), "float32"), training=False)
+    assert tuple(boxes.shape) == (1, 84, 4) and tuple(scores.shape) == (1, 84, 4)
+    assert info.task == "detect"
+
+
+def test_eval_of_the_run(tiny_run, run_cli):
+    result = run_cli("eval", str(tiny_run), "--json")
+    assert result.exit_code == 0, result.err
+    doc = json.loads(result.out)
+    assert set(doc) >= {"map50", "map", "per_class"} and doc["images"] == 8
+
+
+def test_bad_detect_options_are_one_line_errors(tiny_yaml, tmp_path, run_cli):
+    res = run_cli("train", "--task", "detect", "--data", str(tiny_yaml), "--arch", "dsnet_s",
+                  "--out", str(tmp_path / "x"))
+    assert_one_line_error(res, "dsnet_s")
+    res = run_cli("train", "--task", "detect", "--data", str(tiny_yaml), "--arch", "det_test",
+                  "--imgsz", "70", "--out", str(tmp_path / "y"))
+    assert_one_line_error(res, "imgsz")
+    res = run_cli("train", "--task", "detect", "--data", str(tmp_path / "none.yaml"),
+                  "--arch", "det_test", "--out", str(tmp_path / "z"))
+    assert res.exit_code == 2 and "Traceback" not in res.err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -140,15 +140,41 @@ def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
 
 
 def _load_dataset(data: str, spec, data_dir, seed: int):
-    """The dataset; image folders are read in the model's colour and size (they have none of
-    their own), other datasets keep theirs so that a mismatch is reported, not hidden."""
+    """The dataset. Image folders are read at the model's size; other datasets keep their own
+    size and colour so that a mismatch is reported, not hidden (the runtime resizes anyway)."""
     from edgecnn.data import idx, load_classification
 
     path = Path(str(data)).expanduser()
     folder = path.is_dir() and not idx.has_idx(path)
-    color = spec.color if (folder and spec is not None and spec.color != "BGR") else None
     size = spec.height if (folder and spec is not None and spec.height == spec.width) else None
-    return load_classification(str(data), data_dir=data_dir, imgsz=size, color=color, seed=seed)
+    dataset = load_classification(str(data), data_dir=data_dir, imgsz=size, seed=seed)
+    if folder and spec is not None and spec.channels == 1 and dataset.channels == 3:
+        # Files on disk are often grey pictures stored as RGB: accept those, refuse colour.
+        if _is_colourful(dataset.x_train):
+            raise UsageError(
+                f"the model takes {spec.height}x{spec.width}x1 GRAY images but {data} holds "
+                f"colour (RGB) images", "evaluate on the kind of data the model was trained on")
+        dataset = _to_gray(dataset)
+    return dataset
+
+
+def _is_colourful(images: np.ndarray) -> bool:
+    sample = images[:64].astype(np.int16)
+    spread = np.abs(sample[..., 0] - sample[..., 1]) + np.abs(sample[..., 1] - sample[..., 2])
+    return float(spread.mean()) > 6.0
+
+
+def _to_gray(dataset):
+    import dataclasses
+
+    import cv2
+
+    def gray(x):
+        return np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in x])[..., None] \
+            if len(x) else x[..., :1]
+
+    return dataclasses.replace(dataset, x_train=gray(dataset.x_train), x_val=gray(dataset.x_val),
+                               x_test=gray(dataset.x_test), color="GRAY")
 
 
 def _check_fit(dataset, spec, model_labels) -> None:

@@ -1,0 +1,144 @@
+"""``edgecnn eval``: .tflite accuracy through the device runtime (no TensorFlow), Keras
+accuracy, agreement between them, JSON shape, and data that does not fit the model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import model_factory as mf  # noqa: E402
+from conftest import assert_one_line_error  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def keras_accuracy():
+    data = mf.digits_data()
+    probs = mf.keras_probs(data.x_test)
+    return float(np.mean(probs.argmax(1) == data.y_test)), len(data.y_test)
+
+
+def test_tflite_eval_json(run_cli, keras_accuracy):
+    res = run_cli("eval", mf.converted("float32").path, "--data", "digits", "--json")
+    assert res.exit_code == 0, res.err
+    doc = json.loads(res.out)
+    acc, n = keras_accuracy
+    assert doc["samples"] == n and doc["backend"] == "tflite" and doc["split"] == "test"
+    # float32 .tflite through the runtime = the Keras model on the same images
+    assert doc["accuracy"] == pytest.approx(acc, abs=1.0 / n)
+    per_class = doc["per_class"]
+    assert set(per_class) == set(mf.DIGIT_LABELS)
+    assert sum(v["samples"] for v in per_class.values()) == n
+    weighted = sum(v["accuracy"] * v["samples"] for v in per_class.values()) / n
+    assert weighted == pytest.approx(doc["accuracy"], abs=1e-6)
+    confusion = np.array(doc["confusion"])
+    assert confusion.sum() == n and np.trace(confusion) / n == pytest.approx(doc["accuracy"])
+
+
+def test_int8_accuracy_close_to_keras(run_cli, keras_accuracy):
+    res = run_cli("eval", mf.converted("int8").path, "--data", "digits", "--json")
+    assert res.exit_code == 0, res.err
+    acc, _ = keras_accuracy
+    assert abs(json.loads(res.out)["accuracy"] - acc) <= 0.03
+
+
+def test_keras_run_eval_uses_the_runs_data(run_cli, keras_accuracy):
+    res = run_cli("eval", mf.digits_run(), "--json")
+    assert res.exit_code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["backend"] == "keras" and doc["data"] == "digits"
+    assert doc["accuracy"] == pytest.approx(keras_accuracy[0], abs=1e-6)  # JSON rounds to 1e-6
+
+
+def test_text_output_and_options(run_cli):
+    res = run_cli("eval", mf.converted("int8").path, "--data", "digits", "--split", "train",
+                  "--max-samples", "50", "--threads", "1")
+    assert res.exit_code == 0, res.err
+    first = res.out.splitlines()[0]
+    assert first.startswith("accuracy ") and "on 50 train samples of digits (tflite" in first
+
+
+def test_tflite_eval_runs_without_tensorflow(tmp_path):
+    """The device path: TensorFlow and Keras made unimportable in a fresh process."""
+    code = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):
+                    raise ImportError('blocked for the test: ' + name)
+        sys.meta_path.insert(0, Block())
+        from edgecnn.cli import main
+        code = main(['eval', {str(mf.converted('int8').path)!r}, '--data', 'digits', '--json'])
+        assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
+        sys.exit(code)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["accuracy"] > 0.8
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+def _folder_dataset(root, colour: bool, classes=mf.DIGIT_LABELS, size=8):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            if colour:
+                img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            else:
+                img = np.repeat(rng.integers(0, 256, (size, size, 1), dtype=np.uint8), 3, 2)
+            cv2.imwrite(str(root / c / f"{i}.png"), img)
+    return root
+
+
+def test_colour_dataset_for_a_grey_model(run_cli, tmp_path):
+    data = _folder_dataset(tmp_path / "rgb8", colour=True)
+    res = run_cli("eval", mf.converted("int8").path, "--data", data)
+    assert_one_line_error(res, "8x8x1 GRAY", "colour (RGB)")
+
+
+def test_grey_pictures_stored_as_rgb_are_fine(run_cli, tmp_path):
+    data = _folder_dataset(tmp_path / "grey8", colour=False)
+    res = run_cli("eval", mf.converted("int8").path, "--data", data, "--split", "train",
+                  "--json")
+    assert res.exit_code == 0, res.err
+    assert json.loads(res.out)["samples"] > 0
+
+
+def test_dataset_with_other_classes(run_cli, tmp_path):
+    data = _folder_dataset(tmp_path / "pets", colour=False, classes=["cat", "dog"])
+    res = run_cli("eval", mf.converted("int8").path, "--data", data)
+    assert_one_line_error(res, "has classes [cat, dog]", "model's labels are [0, 1, 2, 3")
+
+
+def test_missing_or_unknown_dataset(run_cli, tmp_path):
+    model = mf.converted("int8").path
+    assert_one_line_error(run_cli("eval", model, "--data", "imagenet-42"),
+                          "unknown dataset 'imagenet-42'")
+    assert_one_line_error(run_cli("eval", model), "no dataset given", "--data")
+    assert_one_line_error(run_cli("eval", model, "--data", "digits", "--split", "dev"),
+                          "unknown split 'dev'")
+
+
+def test_non_model_and_truncated_files(run_cli, tmp_path):
+    text = tmp_path / "readme.tflite"
+    text.write_text("just text, no model here\n")
+    assert_one_line_error(run_cli("eval", text, "--data", "digits"), "not a TFLite model")
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"\x00\x01" * 100)
+    assert_one_line_error(run_cli("eval", other, "--data", "digits"), "not a TFLite model")
+    data = mf.converted("int8").path.read_bytes()
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(data[:2000])
+    assert_one_line_error(run_cli("eval", cut, "--data", "digits"), "cut.tflite")
+    assert_one_line_error(run_cli("eval", tmp_path / "absent.tflite", "--data", "digits"),
+                          "not found")

@@ -104,25 +104,33 @@ def target_loop(model_path: str, frames, threads: int, rounds: int, runs: int,
     return res
 
 
-def target_clip(model_path: str, clip: str, threads: int) -> dict:
+def target_clip(model_path: str, clip: str, threads: int, rounds: int) -> dict:
+    """Every frame of the clip, pipelined and sequential, rounds interleaved; medians."""
     import cv2
 
-    cap = cv2.VideoCapture(clip)
-    n = 0
-    t0 = time.perf_counter()
-    while cap.read()[0]:
-        n += 1
-    decode_s = time.perf_counter() - t0
-    cap.release()
     det = load(model_path, threads=threads)
-    res = {"decode_only_fps": n / decode_s, "clip_frames": n}
-    for pipeline in (True, False):
-        s = run(det, open_source(clip), LoopOptions(draw=True, pipeline=pipeline,
-                                                    handle_signals=False))
-        res["pipelined" if pipeline else "sequential"] = {
-            "fps": s.fps_mean, "frames": s.frames, "decode_share": s.decode_share,
-            "stages_p50": {k: v["p50"] for k, v in s.stages_ms.items()},
-            "source": s.source}
+    runs: dict[str, list[dict]] = {"decode_only": [], "pipelined": [], "sequential": []}
+    for _ in range(rounds):
+        cap = cv2.VideoCapture(clip)
+        n = 0
+        t0 = time.perf_counter()
+        while cap.read()[0]:
+            n += 1
+        runs["decode_only"].append({"fps": n / (time.perf_counter() - t0), "frames": n})
+        cap.release()
+        for pipeline in (True, False):
+            s = run(det, open_source(clip), LoopOptions(draw=True, pipeline=pipeline,
+                                                        handle_signals=False))
+            runs["pipelined" if pipeline else "sequential"].append(
+                {"fps": s.fps_mean, "fps_p50": s.fps_p50, "frames": s.frames,
+                 "decode_share": s.decode_share,
+                 "stages_p50": {k: v["p50"] for k, v in s.stages_ms.items()}})
+    med = lambda xs: float(np.median(xs))  # noqa: E731
+    res = {"threads": threads, "rounds": runs, "clip_frames": runs["decode_only"][0]["frames"],
+           "decode_only_fps": med([r["fps"] for r in runs["decode_only"]])}
+    for name in ("pipelined", "sequential"):
+        res[name] = {k: med([r[k] for r in runs[name]])
+                     for k in ("fps", "fps_p50", "decode_share")}
     return res
 
 
@@ -213,11 +221,13 @@ def main() -> None:
               f"{r['sequential_fps_p50']:.1f} ({r['sequential_ratio_p50']:.2f}x)", flush=True)
     if Path(args.clip).is_file():
         for threads in (1, 2):
-            r = target_clip(args.model, args.clip, threads)
+            r = target_clip(args.model, args.clip, threads, args.rounds)
             results[f"clip_{threads}t"] = r
             print(f"clip {threads}t: decode-only {r['decode_only_fps']:.1f} FPS; pipelined "
-                  f"{r['pipelined']['fps']:.1f} FPS, decode {100 * r['pipelined']['decode_share']:.0f}%"
-                  f"; sequential {r['sequential']['fps']:.1f} FPS, decode "
+                  f"{r['pipelined']['fps']:.1f} FPS (p50 interval {r['pipelined']['fps_p50']:.1f})"
+                  f", decode {100 * r['pipelined']['decode_share']:.0f}%; sequential "
+                  f"{r['sequential']['fps']:.1f} FPS (p50 interval "
+                  f"{r['sequential']['fps_p50']:.1f}), decode "
                   f"{100 * r['sequential']['decode_share']:.0f}%", flush=True)
     else:
         print(f"clip {args.clip} not found: skipped", flush=True)

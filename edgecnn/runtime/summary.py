@@ -98,7 +98,10 @@ def describe_model(path: str | os.PathLike) -> ModelSummary:
                     "convert with 'edgecnn convert' to add it")
     except UsageError as err:
         note = f"metadata bundle is damaged: {err}"
-    model = TFLiteModel(flatbuffer, threads=1, metadata=meta)
+    try:
+        model = TFLiteModel(flatbuffer, threads=1, metadata=meta)
+    except UsageError as err:
+        raise UsageError(f"{path}: {err.message}", err.hint) from None
     return ModelSummary(
         path=str(path), size_bytes=len(data), flatbuffer_bytes=len(flatbuffer),
         metadata_bytes=len(bundle) if bundle else 0,

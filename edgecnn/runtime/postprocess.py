@@ -4,9 +4,9 @@ These implement the contract of docs/FORMAT.md ("Detection head outputs") and ar
 the runtime :class:`~edgecnn.runtime.detector.Detector`, training-time evaluation and the golden
 vector generator, so all three produce the same boxes.
 
-The fast path never touches the whole ``[N, C]`` score tensor more than once: the best class per
-anchor and the threshold test run first (in the quantized domain for int8 outputs), and only the
-few surviving anchors are dequantized, decoded and suppressed.
+The fast path touches the whole ``[N, C]`` score tensor once, for the threshold test (in the
+quantized domain for int8 outputs); the best class, dequantization, decoding and NMS then run on
+the few anchors that passed.
 """
 
 from __future__ import annotations

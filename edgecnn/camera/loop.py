@@ -14,8 +14,8 @@ interpreter and OpenCV release the GIL in their C++ work, so the two overlap on 
 a live source the capture thread keeps only the newest frame (stale ones are dropped and
 counted) and preprocessing stays on the caller's thread, so no work is spent on frames that
 will be dropped. ``pipeline=False`` reads a file on the caller's thread, stage after stage.
-One hand-over per frame, not one per stage: on a loaded 2-core machine each thread wake-up
-costs about as much as preprocessing a frame (measured, see docs/BENCHMARKS.md).
+One hand-over per frame, not one per stage: with a sub-millisecond int8 model a thread
+wake-up is not small next to a stage (docs/BENCHMARKS.md, section camera).
 
 Nothing a single frame does can end the loop: an exception in any stage is counted, its
 message kept (first few distinct ones), and the loop goes on; only ``max_consecutive_errors``

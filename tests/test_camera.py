@@ -162,7 +162,7 @@ def test_live_source_drops_stale_frames_and_processes_the_newest(tmp_path, detec
     indices = [r["frame"] for r in logged]
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
     # Newest-frame policy: consecutive processed frames skip the ones that went stale.
-    assert np.median(np.diff(indices)) >= 3
+    assert np.median(np.diff(indices)) >= 2  # ~6 on an idle machine
 
 
 def test_realtime_file_is_paced_like_a_camera(tmp_path, detector_file):

@@ -95,6 +95,7 @@ class Capture:
         # Preprocessing on this thread overlaps it with inference; for a newest-frame source
         # it would be wasted on frames that get dropped, so it is only used for every-frame.
         self.prepare = None if self.latest else prepare
+        self._low_water = max(0, self.options.prefetch // 2 - 1)
         self.stats = CaptureStats()
         self._frames: collections.deque[Frame] = collections.deque()
         self._cond = threading.Condition()
@@ -126,7 +127,8 @@ class Capture:
             if not self._frames:
                 return None
             frame = self._frames.popleft()
-            self._cond.notify_all()
+            if not self.latest and len(self._frames) <= self._low_water:
+                self._cond.notify_all()
             return frame
 
     def stop(self) -> None:
@@ -154,9 +156,11 @@ class Capture:
                 while len(self._frames) >= max(1, self.options.queue_size):
                     self._frames.popleft()
                     self.stats.dropped += 1
-            else:
-                while len(self._frames) >= max(1, self.options.prefetch) \
-                        and not self._stop.is_set():
+            elif len(self._frames) >= max(1, self.options.prefetch):
+                # Refill in bursts: wait until the consumer has drained to the low-water mark,
+                # so it wakes this thread once per few frames instead of after every frame
+                # (each wake-up contends for the GIL while the consumer runs Python).
+                while len(self._frames) > self._low_water and not self._stop.is_set():
                     self._cond.wait(0.1)
             self._frames.append(frame)
             self._cond.notify_all()

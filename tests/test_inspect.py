@@ -109,3 +109,10 @@ def test_inspect_runs_without_tensorflow():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ops"]["CONV_2D"] == 2
+
+
+@pytest.mark.parametrize("command, needle", [
+    ("convert", "--quant"), ("eval", "--data"), ("inspect", "--json"), ("predict", "--top-k")])
+def test_lazy_command_help(run_cli, command, needle):
+    res = run_cli(command, "--help")
+    assert res.exit_code == 0 and needle in res.out and "Example:" in res.out

@@ -119,9 +119,16 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
     path = resolve_output(output, source, name, recipe)
     _check_writable(path)
 
-    if images is None and (recipe.needs_calibration or held_out > 0):
-        if recipe.needs_calibration or calib or info.data:
+    if images is None and recipe.needs_calibration:
+        images = cal.load_calibration_images(info, calib, calib_size, held_out, data_dir)
+    elif images is None and held_out > 0 and (calib or info.data):
+        try:
             images = cal.load_calibration_images(info, calib, calib_size, held_out, data_dir)
+        except UsageError as err:
+            if calib:   # data the user named explicitly must load
+                raise
+            # A float recipe needs data only for the agreement figure: say why it is missing.
+            notes.append(f"agreement measured on random pixels: {err.message}")
     spec = info.input_spec()
     calib_x = None
     representative = None

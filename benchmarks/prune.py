@@ -47,6 +47,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--reuse", action="store_true", help="reuse pruned runs already in --work")
     ap.add_argument("--plot", default=None, help="PNG path for the trade-off plot")
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=RUN",
+                    help="another pruned run directory to measure alongside (no targets)")
     args = ap.parse_args()
 
     from converters import convert_model
@@ -79,6 +81,10 @@ def main() -> int:
         reports[method] = result.report
         print(f"{method}: pruned + fine-tuned in {time.perf_counter() - start:.0f}s", flush=True)
 
+    for item in args.extra:
+        name, _, run = item.partition("=")
+        runs[name] = Path(run)
+        reports[name] = RunInfo.load(run).extra["pruning"]
     rows = {}
     for name, run in runs.items():
         tfl = work / f"{name}_int8.tflite"
@@ -103,7 +109,7 @@ def main() -> int:
 
     base = rows["dense"]
     summary = {}
-    for name in ("magnitude", "channel"):
+    for name in [n for n in runs if n != "dense"]:
         row = rows[name]
         summary[name] = {
             "accuracy_drop_pts": round(100 * (base["int8_test_accuracy"]
@@ -116,7 +122,7 @@ def main() -> int:
             "params_ratio": reports[name]["totals"]["params_ratio"],
         }
         checks = {}
-        for key, limit in TARGETS[name].items():
+        for key, limit in TARGETS.get(name, {}).items():
             value = summary[name][key]
             checks[key] = {"value": value, "limit": limit, "met": value <= limit}
         summary[name]["targets"] = checks
@@ -142,7 +148,9 @@ def plot(rows: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=90)
     colors = {"dense": "tab:blue", "magnitude": "tab:orange", "channel": "tab:green"}
+    spare = iter(["tab:red", "tab:purple", "tab:brown", "tab:gray"])
     for name, row in rows.items():
+        colors.setdefault(name, next(spare))
         acc = 100 * row["int8_test_accuracy"]
         axes[0].scatter(row["p50_ms_2t"], acc, color=colors[name], label=name, s=50)
         axes[1].scatter(row["size_bytes"] / 1024, acc, color=colors[name], marker="o", s=50,

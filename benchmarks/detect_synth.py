@@ -44,14 +44,14 @@ def make_data(work: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
 
 
 def train(data: Path, arch: str, imgsz: int, epochs: int, batch: int, out: Path,
-          lr: float | None) -> tuple[Path, float]:
+          lr: float | None, max_train: int | None = None) -> tuple[Path, float]:
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.detect import train_detector
 
     t0 = time.perf_counter()
     run = train_detector(TrainConfig(task="detect", data=str(data), arch=arch, out=str(out),
                                      imgsz=imgsz, epochs=epochs, batch=batch, lr=lr,
-                                     optimizer="adamw", seed=0))
+                                     optimizer="adamw", seed=0, max_train=max_train))
     return run, time.perf_counter() - t0
 
 
@@ -86,6 +86,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=3000)
     ap.add_argument("--n-val", type=int, default=500)
     ap.add_argument("--archs", default="det_s:256,det_m:320")
+    ap.add_argument("--max-train", type=int, default=None,
+                    help="train on the first N images only (quick runs on a busy machine)")
+    ap.add_argument("--max-train-m", type=int, default=None, help="same for the larger variant")
     ap.add_argument("--runs", type=int, default=300)
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -110,11 +113,14 @@ def main(argv=None) -> int:
 
     for item in args.archs.split(","):
         arch, size = item.split(":")
-        epochs = args.epochs if arch == "det_s" or args.epochs_m is None else args.epochs_m
+        small = arch == "det_s"
+        epochs = args.epochs if small or args.epochs_m is None else args.epochs_m
+        max_train = args.max_train if small or args.max_train_m is None else args.max_train_m
         load0 = os.getloadavg()
         run, seconds = train(default, arch, int(size), epochs, args.batch,
-                             work / f"run_{arch}_{size}", args.lr)
-        r: dict = {"imgsz": int(size), "epochs": epochs, "train_seconds": round(seconds, 1),
+                             work / f"run_{arch}_{size}", args.lr, max_train)
+        r: dict = {"imgsz": int(size), "epochs": epochs, "max_train": max_train,
+                   "train_seconds": round(seconds, 1),
                    "load_avg_during_train": [load0, os.getloadavg()]}
         results["models"][arch] = r
         info = json.loads((run / "run.json").read_text())

@@ -21,7 +21,6 @@ from typing import Callable
 from edgecnn.fsutil import atomic_dir, write_atomic
 
 DATA = "digits"
-IMGSZ = 16          # digits are 8x8; 16x16 gives the stride-2 stages room to work
 
 
 @dataclass(frozen=True)
@@ -31,11 +30,14 @@ class QuickstartOptions:
     fast: bool = False
     arch: str = "dsnet_s"
     epochs: int = 30
+    # digits are 8x8; dsnet_s is built for MNIST-sized 28x28 inputs (its stages halve the
+    # side four times), so the quickstart upsamples them like the runtime would a camera frame
+    imgsz: int = 28
     seed: int = 0
 
     @classmethod
     def make(cls, fast: bool) -> "QuickstartOptions":
-        return cls(fast=True, arch="dsnet_test", epochs=10) if fast else cls()
+        return cls(fast=True, arch="dsnet_test", epochs=10, imgsz=16) if fast else cls()
 
 
 @dataclass
@@ -81,7 +83,7 @@ def step_train(ctx: QuickstartContext) -> str:
 
     o = ctx.options
     config = TrainConfig(task="classify", data=DATA, arch=o.arch, out=str(ctx.work / "run"),
-                         imgsz=IMGSZ, epochs=o.epochs, batch=64, lr=0.02 if o.fast else 0.005,
+                         imgsz=o.imgsz, epochs=o.epochs, batch=64, lr=0.02 if o.fast else 0.005,
                          optimizer="adamw", weight_decay=5e-4, label_smoothing=0.1, seed=o.seed,
                          verbose=0)
     run = train_classifier(config)
@@ -91,7 +93,7 @@ def step_train(ctx: QuickstartContext) -> str:
     ctx.results["run"] = run
     ctx.results["train"] = metrics
     ctx.report.append(
-        f"## Training\n\n`{o.arch}` on `{DATA}` ({IMGSZ}x{IMGSZ} gray), {o.epochs} epochs, "
+        f"## Training\n\n`{o.arch}` on `{DATA}` ({o.imgsz}x{o.imgsz} gray), {o.epochs} epochs, "
         f"{metrics['params']:,} parameters: best validation accuracy "
         f"**{metrics['val_accuracy']:.4f}** (epoch {metrics['best_epoch']}), "
         f"{metrics['train_seconds']:.1f} s of training.\n\n![curves](run/curves.png)\n")
@@ -166,12 +168,19 @@ def step_prune(ctx: QuickstartContext) -> str:
     return prune_step(ctx)
 
 
+def step_detect(ctx: QuickstartContext) -> str:
+    from edgecnn.train.detect_quickstart import detect_step
+
+    return detect_step(ctx)
+
+
 STEPS: list[tuple[str, Step]] = [
     ("train", step_train),
     ("convert", step_convert),
     ("evaluate", step_evaluate),
     ("predict", step_predict),
     ("prune", step_prune),
+    ("detect", step_detect),
 ]
 
 

@@ -24,7 +24,7 @@ def detect_step(ctx) -> str:
 
     fast = ctx.options.fast
     arch, imgsz = ("det_test", 64) if fast else ("det_s", 128)
-    n_train, n_val, epochs = (32, 8, 2) if fast else (600, 100, 20)
+    n_train, n_val, epochs = (32, 8, 2) if fast else (400, 100, 15)
     data = make_synthetic_dataset(ctx.work / "shapes", n_train, n_val, imgsz=imgsz,
                                   seed=ctx.options.seed)
     run = train_detector(TrainConfig(task="detect", data=str(data), arch=arch,

@@ -1,4 +1,4 @@
-"""Detection losses: BCE against soft (IoU-aware) targets, CIoU and L1 on boxes."""
+"""Detection losses: quality focal loss on soft (IoU) targets, CIoU and L1 on boxes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from edgecnn.lazy import tensorflow
 @dataclass(frozen=True)
 class LossWeights:
     box: float = 7.5     # 1 - CIoU
-    cls: float = 1.0     # BCE, summed and divided by the sum of the soft targets
+    cls: float = 1.0     # quality focal loss, summed and divided by the sum of the soft targets
     l1: float = 0.5      # L1 on ltrb distances in stride units (fine localisation)
 
 
@@ -52,7 +52,10 @@ def detection_loss(logits, pred_ltrb, pred_boxes, targets, anchors, strides,
     tf = tensorflow()
     norm = tf.maximum(tf.reduce_sum(targets.scores), 1.0)
     bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets.scores, logits=logits)
-    cls_loss = tf.reduce_sum(bce) / norm
+    # Quality focal loss (GFL, Li et al. 2020): BCE scaled by |target - p|^2, so the ~10^5
+    # easy background anchors of a batch stop drowning the few positives early in training.
+    modulator = tf.square(tf.stop_gradient(tf.sigmoid(logits)) - targets.scores)
+    cls_loss = tf.reduce_sum(bce * modulator) / norm
 
     # Every positive's box counts fully: weighting by the (IoU) class target would give the
     # worst-localised anchors, the ones that most need the gradient, the least of it.

@@ -107,9 +107,11 @@ def main(argv=None) -> int:
                 r[f"p50_us_t{res.threads}"] = round(res.p50_ms * 1000, 2)
                 r[f"mean_us_t{res.threads}"] = round(res.mean_ms * 1000, 2)
 
+    for r in rows:      # the record names files, not this machine's folders
+        r["path"] = Path(r["path"]).name
     doc = {"date": started.isoformat(timespec="seconds"), "machine": machine_info(),
            "load_avg_before": load_before, "load_avg_after_training": load_after_train,
-           "load_avg_after": load_avg(), "command": " ".join(["python"] + sys.argv),
+           "load_avg_after": load_avg(), "command": " ".join(["python", "benchmarks/fashion_mnist.py"] + sys.argv[1:]),
            "recipes": {"seed": SEED, "compact": compact}, "rows": rows,
            "checks": checks(rows)}
     table = markdown(doc)

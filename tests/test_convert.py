@@ -113,10 +113,13 @@ def test_default_output_is_named_after_model_and_recipe(tmp_path):
     assert result.path == run / "mnist_small_float16.tflite" and result.path.is_file()
     assert result.agreement is None
     # An existing folder as output gets the same default name inside it.
-    out = tmp_path / "models"
-    out.mkdir()
-    result = convert_model(run, out, "float32", held_out=0)
-    assert result.path == out / "mnist_small_float32.tflite"
+    from converters.convert import resolve_output
+    from converters.recipes import Recipe
+
+    assert resolve_output(tmp_path, run, "mnist_small", Recipe.parse("int8", "float")) == \
+        tmp_path / "mnist_small_int8_iofloat.tflite"
+    assert resolve_output(tmp_path / "x.tflite", run, "m", Recipe.parse("int8")) == \
+        tmp_path / "x.tflite"
 
 
 def test_debug_quant_writes_per_layer_report(tmp_path):

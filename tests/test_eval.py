@@ -142,3 +142,26 @@ def test_non_model_and_truncated_files(run_cli, tmp_path):
     assert_one_line_error(run_cli("eval", cut, "--data", "digits"), "cut.tflite")
     assert_one_line_error(run_cli("eval", tmp_path / "absent.tflite", "--data", "digits"),
                           "not found")
+
+
+def test_detector_eval_dispatches_to_coco_map(run_cli, tmp_path):
+    """A detect-task .tflite is scored with COCO mAP (edgecnn.evaluate.detect)."""
+    from camera_models import bright_detector_bytes
+
+    model = tmp_path / "bright.tflite"
+    model.write_bytes(bright_detector_bytes(int8=False))
+    root = tmp_path / "squares"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i, (x, y) in enumerate([(16, 16), (64, 40)]):
+        image = np.zeros((128, 128, 3), np.uint8)
+        image[y:y + 32, x:x + 32] = 255
+        cv2.imwrite(str(root / "images" / f"s{i}.png"), image)
+        (root / "labels" / f"s{i}.txt").write_text(
+            f"0 {(x + 16) / 128:.6f} {(y + 16) / 128:.6f} 0.25 0.25\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames: [blob]\n")
+    res = run_cli("eval", model, "--data", root / "data.yaml", "--json")
+    assert res.exit_code == 0, res.err
+    doc = json.loads(res.out)
+    assert {"map50", "map", "per_class"} <= set(doc)
+    assert 0.0 <= doc["map"] <= doc["map50"] <= 1.0

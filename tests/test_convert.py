@@ -277,3 +277,22 @@ def test_model_that_does_not_match_its_run(run_cli, tmp_path):
     res = run_cli("convert", run, "-o", tmp_path / "x.tflite")
     assert_one_line_error(res, "model input 8x8x1 does not match run.json (28x28x3)")
     assert _no_output(tmp_path)
+
+
+def test_missing_training_data(run_cli, tmp_path):
+    """The run names fashion-mnist in a folder that does not exist (e.g. copied elsewhere)."""
+    run = tmp_path / "moved_run"
+    run.mkdir()
+    (run / "model.keras").write_bytes((mf.digits_run() / "model.keras").read_bytes())
+    doc = json.loads((mf.digits_run() / "run.json").read_text())
+    doc["data"], doc["data_dir"] = "fashion-mnist", str(tmp_path / "gone")
+    (run / "run.json").write_text(json.dumps(doc))
+    res = run_cli("convert", run, "--quant", "int8", "-o", tmp_path / "x.tflite")
+    assert_one_line_error(res, "dataset fashion-mnist not found")
+    assert _no_output(tmp_path)
+    # a float recipe needs the data only for the agreement figure: it converts and says so
+    res = run_cli("convert", run, "--quant", "float16", "-o", tmp_path / "f16.tflite")
+    assert res.exit_code == 0, res.err
+    assert "random-pixel images" in res.out and "note: agreement measured on random pixels" \
+        in res.out
+    assert (tmp_path / "f16.tflite").is_file()

@@ -165,3 +165,9 @@ def test_detector_eval_dispatches_to_coco_map(run_cli, tmp_path):
     doc = json.loads(res.out)
     assert {"map50", "map", "per_class"} <= set(doc)
     assert 0.0 <= doc["map"] <= doc["map50"] <= 1.0
+
+
+def test_missing_builtin_dataset(run_cli, tmp_path):
+    res = run_cli("eval", mf.converted("int8").path, "--data", "fashion-mnist", "--data-dir",
+                  tmp_path / "nowhere")
+    assert_one_line_error(res, "dataset fashion-mnist not found", "--data-dir")

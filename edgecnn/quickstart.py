@@ -29,7 +29,7 @@ class QuickstartOptions:
 
     fast: bool = False
     arch: str = "dsnet_s"
-    epochs: int = 30
+    epochs: int = 20
     # digits are 8x8; dsnet_s is built for MNIST-sized 28x28 inputs (its stages halve the
     # side four times), so the quickstart upsamples them like the runtime would a camera frame
     imgsz: int = 28

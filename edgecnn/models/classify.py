@@ -134,7 +134,7 @@ def dsnet_test(input_shape, num_classes: int, width: float = 1.0, **kwargs):
 
 
 @register_model("dsnet_s", task="classify", default_imgsz=28,
-                description="compact int8 net: fused stem, depthwise-separable stages (~71k "
+                description="compact int8 net: fused stem, depthwise-separable stages (~69k "
                             "params, <100 KB int8 at 28x28)")
 def dsnet_s(input_shape, num_classes: int, width: float = 1.0, dropout: float = 0.0, **kwargs):
     """Stride-2 stem, one fused (full 3x3) stage, then depthwise-separable stages.
@@ -145,7 +145,7 @@ def dsnet_s(input_shape, num_classes: int, width: float = 1.0, dropout: float = 
     stages run at 7x7 and 4x4, where they are cheap.
     """
     _reject_unused("dsnet_s", kwargs)
-    stages = (Stage(64, 2, 1, fused=True), Stage(128, 2, 2), Stage(160, 2, 1))
+    stages = (Stage(64, 2, 1, fused=True), Stage(128, 2, 2), Stage(144, 2, 1))
     return dsnet(input_shape, num_classes, stem=32, stages=stages, width=width,
                  stem_stride=2, dropout=dropout, name="dsnet_s")
 

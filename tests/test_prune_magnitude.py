@@ -102,6 +102,8 @@ def test_per_layer_targets_and_skips():
     assert zeros["stem"][0] / zeros["stem"][1] == pytest.approx(0.2, abs=0.02)
     assert zeros["dw"][0] / zeros["dw"][1] == pytest.approx(0.5, abs=0.02)
     assert zeros["fc"][0] == 0
+    no_dw = MagnitudePruner(_model(), MagnitudeOptions(sparsity=0.5, skip_depthwise=True))
+    assert set(no_dw.targets) == {"pw", "sep", "fc"}
 
 
 def test_bad_inputs():

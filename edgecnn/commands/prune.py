@@ -29,6 +29,8 @@ import click
 @click.option("--skip", multiple=True, metavar="LAYER",
               help="Layer to leave unpruned (repeatable). The first conv and the output "
                    "layers are always left alone.")
+@click.option("--skip-depthwise", is_flag=True,
+              help="magnitude: leave depthwise kernels dense (few weights, sensitive).")
 @click.option("--criterion", type=click.Choice(["l1", "bn"]), default="l1", show_default=True,
               help="channel: rank channels by filter L1 norm or batch-norm scale.")
 @click.option("--channel-multiple", type=int, default=1, show_default=True,
@@ -39,7 +41,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, lr, skip,
-          criterion, channel_multiple, max_train, seed, out, as_json, quiet) -> None:
+          skip_depthwise, criterion, channel_multiple, max_train, seed, out, as_json, quiet) -> None:
     """Prune MODEL (a run directory) and write a pruned run directory to --out.
 
     The output holds model.keras, run.json (with the pruning report), labels.txt and
@@ -47,7 +49,8 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
 
     \b
     Examples:
-      edgecnn prune runs/fm --method magnitude --sparsity 0.75 --epochs 2 --out runs/fm_mag
+      edgecnn prune runs/fm --method magnitude --sparsity 0.75 --skip-depthwise --epochs 6
+          --out runs/fm_mag
       edgecnn prune runs/fm --method channel --target-macs 0.5 --epochs 3 --out runs/fm_ch
     """
     from edgecnn.prune.api import check_options
@@ -61,7 +64,7 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
     result = prune_model(model, method, sparsity, data, epochs, out, target_macs=target_macs,
                          skip=tuple(skip), criterion=criterion, data_dir=data_dir, batch=batch,
                          lr=lr, max_train=max_train, seed=seed,
-                         channel_multiple=channel_multiple,
+                         channel_multiple=channel_multiple, skip_depthwise=skip_depthwise,
                          verbose=0 if (quiet or as_json) else 1,
                          stream=click.get_text_stream("stderr") if as_json else None)
     if as_json:

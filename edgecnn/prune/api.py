@@ -70,7 +70,8 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
                 epochs: int, out, *, target_macs: float | None = None,
                 skip: tuple[str, ...] = (), criterion: str = "l1", data_dir: str | None = None,
                 batch: int = 64, lr: float | None = None, max_train: int | None = None,
-                seed: int = 0, channel_multiple: int = 1, verbose: int = 1,
+                seed: int = 0, channel_multiple: int = 1, skip_depthwise: bool = False,
+                verbose: int = 1,
                 stream=None) -> PruneResult:
     """Prune a trained model, fine-tune it on its data and write a run directory.
 
@@ -87,6 +88,7 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
         skip: layer names left untouched (besides the default first conv / output layers).
         criterion: channel ranking: ``l1`` (filter norms) or ``bn`` (batch-norm scale).
         channel_multiple: round kept channel counts to this multiple (SIMD-friendly widths).
+        skip_depthwise: magnitude only: leave depthwise kernels dense.
 
     Example:
         result = prune_model("runs/fmnist", "channel", None, None, 3, "runs/fmnist_ch",
@@ -124,7 +126,8 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
     metrics_before = ft.evaluate(info, model, task_data)
     start = time.perf_counter()
     if method == "magnitude":
-        model, report = _magnitude(model, info, task_data, sparsity, skip, options, say)
+        model, report = _magnitude(model, info, task_data, sparsity, skip, skip_depthwise,
+                                   options, say)
     else:
         model, report = _channel(model, info, task_data, sparsity, target_macs, skip, criterion,
                                  channel_multiple, options, say)
@@ -154,13 +157,14 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
     return PruneResult(out, method, report)
 
 
-def _magnitude(model, info, task_data, sparsity, skip, options, say):
+def _magnitude(model, info, task_data, sparsity, skip, skip_depthwise, options, say):
     from edgecnn.prune import finetune as ft
     from edgecnn.prune import report as rep
     from edgecnn.prune.magnitude import (MagnitudeOptions, MagnitudePruner, PolynomialDecay,
                                          kernel_sparsity)
 
-    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=float(sparsity), skip=tuple(skip)))
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=float(sparsity), skip=tuple(skip),
+                                                     skip_depthwise=skip_depthwise))
     history: dict = {}
     if options.epochs > 0:
         steps = ft.steps_for(task_data, options)

@@ -67,7 +67,8 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
                   quant: str | Quant = "int8", *, io: str | IOType | None = None,
                   calib: str | None = None, calib_size: int = cal.DEFAULT_CALIB_SIZE,
                   held_out: int = cal.DEFAULT_HELD_OUT, data_dir: str | None = None,
-                  debug_quant: bool = False, verbose: bool = False) -> ConversionResult:
+                  debug_quant: bool = False, keep_names: bool = False,
+                  verbose: bool = False) -> ConversionResult:
     """Convert a run directory or ``.keras`` file to a ``.tflite`` with metadata.
 
     Args:
@@ -81,6 +82,8 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
         held_out: images for the float-vs-converted agreement check (0 skips it).
         data_dir: where built-in datasets live.
         debug_quant: also write the per-layer quantization error report (int8 only).
+        keep_names: keep the converter's long intermediate tensor names (for reading the model
+            in a viewer); by default they become ``t<index>``, 3-6 KB less per model.
         verbose: show converter output instead of capturing it.
 
     Example:
@@ -92,11 +95,11 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
     # load, export, conversion, interpreter creation): capture all of it unless verbose.
     with captured_output(enabled=not verbose):
         return _convert(Path(model), output, recipe, calib, calib_size, held_out, data_dir,
-                        debug_quant, verbose)
+                        debug_quant, keep_names, verbose)
 
 
 def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_out: int,
-             data_dir, debug_quant: bool, verbose: bool) -> ConversionResult:
+             data_dir, debug_quant: bool, keep_names: bool, verbose: bool) -> ConversionResult:
     start = time.perf_counter()
     if debug_quant and not recipe.needs_calibration:
         raise UsageError("--debug-quant needs --quant int8",
@@ -148,6 +151,10 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
 
             debug_layers = run_quantization_debugger(saved, recipe, representative, verbose)
 
+    if not keep_names:
+        from converters.flatbuffer import shorten_tensor_names
+
+        flatbuffer = shorten_tensor_names(flatbuffer)
     plain = _load_converted(flatbuffer)
     positions = None
     probe = _probe_images(images, spec)

@@ -296,3 +296,22 @@ def test_missing_training_data(run_cli, tmp_path):
     assert "random-pixel images" in res.out and "note: agreement measured on random pixels" \
         in res.out
     assert (tmp_path / "f16.tflite").is_file()
+
+
+def test_tensor_names_are_shortened_unless_kept(tmp_path):
+    from converters import convert_model
+
+    short = TFLiteModel(mf.converted("int8").path)
+    names = [d["name"] for d in short.interpreter.get_tensor_details()]
+    io_names = {t.name for t in short.inputs + short.outputs}
+    inner = [n for n in names if n not in io_names]
+    assert inner and all(n.startswith("t") and n[1:].isdigit() for n in inner), inner[:5]
+    kept = convert_model(mf.digits_run(), tmp_path / "kept.tflite", "int8", calib_size=64,
+                         held_out=0, keep_names=True)
+    long = TFLiteModel(kept.path)
+    assert any("conv" in d["name"].lower() for d in long.interpreter.get_tensor_details())
+    assert short.size_bytes < long.size_bytes
+    # same arithmetic: identical outputs on the same int8 input
+    x = np.random.default_rng(0).integers(-128, 128, short.input.shape).astype(np.int8)
+    assert np.array_equal(short.run(x, quantized=True, dequantize=False)[0],
+                          long.run(x, quantized=True, dequantize=False)[0])

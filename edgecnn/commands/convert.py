@@ -24,12 +24,14 @@ import click
               help="Folder holding the fashion-mnist / mnist idx files.")
 @click.option("--debug-quant", is_flag=True,
               help="Also write the per-layer quantization error report (.quant_debug.csv/.md).")
+@click.option("--keep-names", is_flag=True,
+              help="Keep the converter's long tensor names (default: shortened, smaller file).")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output .tflite (or a folder). Default: <run>/<name>_<recipe>.tflite.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, debug_quant,
-            output, as_json) -> None:
+            keep_names, output, as_json) -> None:
     """Convert MODEL (a run directory or .keras file) to a .tflite with edgecnn metadata.
 
     \b
@@ -41,7 +43,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
     verbose = bool((ctx.find_root().obj or {}).get("verbose"))
     result = convert_model(model, output, quant, io=io_type, calib=calib, calib_size=calib_size,
                            held_out=held_out, data_dir=data_dir, debug_quant=debug_quant,
-                           verbose=verbose)
+                           keep_names=keep_names, verbose=verbose)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

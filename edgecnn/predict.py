@@ -107,8 +107,8 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
     Raises:
         UsageError: bad model or options, or no image could be read.
     """
-    from edgecnn.runtime import load
     from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.model import TFLiteModel
 
     if top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {top_k}")
@@ -120,21 +120,13 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         if save_dir.exists() and not save_dir.is_dir():
             raise UsageError(f"--save {save_dir} exists and is not a folder",
                              "choose another --save folder")
-    options: dict = {}
-    runner = None
-    from edgecnn.runtime.model import TFLiteModel
-
     tfl = TFLiteModel(model, threads=threads)
     meta = tfl.require_metadata()
-    if meta.task == "classify":
-        options = {"top_k": top_k}
-        if score_threshold is not None:
-            options["score_threshold"] = score_threshold
-    else:
-        if score_threshold is not None:
-            options["score_threshold"] = score_threshold
-        if iou_threshold is not None:
-            options["iou_threshold"] = iou_threshold
+    options: dict = {"top_k": top_k} if meta.task == "classify" else {}
+    if score_threshold is not None:
+        options["score_threshold"] = score_threshold
+    if iou_threshold is not None and meta.task == "detect":
+        options["iou_threshold"] = iou_threshold
     runner = _runner(tfl, meta, threads, options)
     results, skipped, used_names = [], [], set()
     for path in files:

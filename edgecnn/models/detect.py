@@ -59,7 +59,12 @@ def _ch(channels: int, width: float) -> int:
 
 
 class _Builder:
-    """Names every layer deterministically (``prefix_...``) so pruning reports read well."""
+    """Names every layer deterministically (``prefix_...``) so pruning reports read well.
+
+    BatchNorm momentum is 0.9 (Keras' default is 0.99): our schedules are a few thousand steps
+    with fast-moving weights, and slow moving statistics made inference-mode outputs (what the
+    mAP and the .tflite see) far worse than training-mode ones.
+    """
 
     def __init__(self):
         self.k = keras()
@@ -68,7 +73,7 @@ class _Builder:
     def conv_bn(self, x, filters: int, kernel: int, stride: int, name: str, act: bool = True):
         x = self.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                                name=f"{name}_conv")(x)
-        x = self.layers.BatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_bn")(x)
+        x = self.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"{name}_bn")(x)
         return self.layers.ReLU(name=f"{name}_relu")(x) if act else x
 
     def dw_sep(self, x, filters: int, stride: int, name: str):
@@ -76,10 +81,10 @@ class _Builder:
         inp = x
         y = self.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                                         name=f"{name}_dw")(x)
-        y = self.layers.BatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_dw_bn")(y)
+        y = self.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"{name}_dw_bn")(y)
         y = self.layers.ReLU(name=f"{name}_dw_relu")(y)
         y = self.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(y)
-        y = self.layers.BatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_pw_bn")(y)
+        y = self.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"{name}_pw_bn")(y)
         if stride == 1 and inp.shape[-1] == filters:
             y = self.layers.Add(name=f"{name}_add")([inp, y])
         return self.layers.ReLU(name=f"{name}_relu")(y)

@@ -24,6 +24,7 @@ class AssignConfig:
     alpha: float = 0.5
     beta: float = 6.0
     eps: float = 1e-9
+    prior_size: float = 5.0   # static-phase anchor box side, in strides (ATSS-style prior)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def pairwise_iou(gt, pred, eps: float = 1e-9):
 
 
 def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: int,
-           cfg: AssignConfig = AssignConfig()) -> Targets:
+           cfg: AssignConfig = AssignConfig(), strides=None, static=None) -> Targets:
     """Targets for one batch.
 
     Args:
@@ -65,6 +66,11 @@ def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: 
         gt_boxes: ``(B, M, 4)`` xyxy ground truth (rows with class -1 are padding).
         gt_classes: ``(B, M)`` int class ids, -1 for padding.
         num_classes: C.
+        strides: ``(N,)`` anchor strides; needed for the static phase.
+        static: scalar bool tensor; when true, candidates are ranked by the IoU of a fixed
+            ``prior_size * stride`` square at the anchor with the box (ATSS-like) instead of by
+            the predictions. Early predictions are noise, and ranking by them makes the positive
+            set jump from step to step (YOLOv6 warms up with a static assigner for this reason).
     """
     tf = tensorflow()
     pred_scores = tf.stop_gradient(pred_scores)
@@ -82,6 +88,12 @@ def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: 
     # probability of each gt's class at every anchor: (B, M, N)
     score = tf.gather(tf.transpose(pred_scores, [0, 2, 1]), cls, axis=1, batch_dims=1)
     metric = tf.pow(score, cfg.alpha) * tf.pow(iou, cfg.beta) * inside
+    if static is not None and strides is not None:
+        half = 0.5 * cfg.prior_size * strides[:, None]
+        priors = tf.concat([anchors - half, anchors + half], axis=-1)[None]   # (1, N, 4)
+        prior_iou = pairwise_iou(gt_boxes, tf.broadcast_to(
+            priors, [tf.shape(gt_boxes)[0], tf.shape(priors)[1], 4])) * inside
+        metric = tf.where(static, prior_iou, metric)
 
     n = tf.shape(metric)[-1]
     k = tf.minimum(cfg.topk, n)

@@ -33,6 +33,7 @@ MAX_BOXES = 100
 # Deployment defaults written into the decoder metadata (mAP is measured at 0.001 instead).
 SCORE_THRESHOLD, IOU_THRESHOLD, MAX_DETECTIONS = 0.25, 0.45, 100
 EMA_DECAY, EMA_TAU = 0.999, 300.0
+STATIC_EPOCHS = 3
 
 
 def train_detector(config: TrainConfig, stream=None) -> Path:
@@ -122,6 +123,8 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     num_classes = len(names)
     ema_pairs = list(zip(ema.weights, model.weights))
     step_var = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+    # static (prior-box) assignment for the first epochs, then task-aligned (YOLOv6 style)
+    static_steps = float(min(STATIC_EPOCHS, max(1, config.epochs // 4)) * steps)
 
     # autograph off: plain graph code, no Python control flow on tensors
     @tf.function(reduce_retracing=True, autograph=False)
@@ -132,7 +135,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
             d = ltrb * stride_t[None, :, None]
             boxes = tf.concat([anchors[None] - d[..., :2], anchors[None] + d[..., 2:]], -1)
             targets = assign(tf.sigmoid(logits), boxes, anchors, gt_boxes, gt_classes,
-                             num_classes, assign_cfg)
+                             num_classes, assign_cfg, stride_t, step_var < static_steps)
             loss, lbox, lcls, l1 = detection_loss(logits, ltrb, boxes, targets, anchors,
                                                   stride_t, weights)
         grads = tape.gradient(loss, train_model.trainable_variables)

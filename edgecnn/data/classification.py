@@ -147,11 +147,6 @@ def load_classification(spec: str, data_dir: str | os.PathLike | None = None,
                               target_color, str(spec), tuple(warnings), has_test, hflip)
 
 
-def builtin_flip(spec: str) -> bool:
-    name = _ALIASES.get(str(spec).lower(), str(spec).lower())
-    return BUILTINS.get(name, (None, True))[1]
-
-
 def _load_named_idx(name: str, data_dir) -> dict:
     from edgecnn.data import idx
 

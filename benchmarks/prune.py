@@ -150,7 +150,8 @@ def plot(rows: dict, path: Path) -> None:
     colors = {"dense": "tab:blue", "magnitude": "tab:orange", "channel": "tab:green"}
     spare = iter(["tab:red", "tab:purple", "tab:brown", "tab:gray"])
     for name, row in rows.items():
-        colors.setdefault(name, next(spare))
+        if name not in colors:
+            colors[name] = next(spare)
         acc = 100 * row["int8_test_accuracy"]
         axes[0].scatter(row["p50_ms_2t"], acc, color=colors[name], label=name, s=50)
         axes[1].scatter(row["size_bytes"] / 1024, acc, color=colors[name], marker="o", s=50,

@@ -51,7 +51,7 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
     Examples:
       edgecnn prune runs/fm --method magnitude --sparsity 0.75 --skip-depthwise --epochs 6
           --out runs/fm_mag
-      edgecnn prune runs/fm --method channel --target-macs 0.5 --epochs 3 --out runs/fm_ch
+      edgecnn prune runs/fm --method channel --target-macs 0.5 --epochs 8 --out runs/fm_ch
     """
     from edgecnn.prune.api import check_options
 

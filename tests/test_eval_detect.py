@@ -83,3 +83,53 @@ def test_missing_model_is_a_usage_error(run_cli, tmp_path):
 
     with pytest.raises(UsageError, match="not found"):
         evaluate_detection(tmp_path / "nope.tflite", "x")
+
+
+def _tiny_yolo(root, names, n=3, size=64):
+    import cv2
+
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            image = np.full((size, size + 16, 3), 90, np.uint8)   # not square: letterboxed
+            cv2.rectangle(image, (10 + i, 12), (40 + i, 44), (0, 200, 255), -1)
+            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), image)
+            w = size + 16
+            (root / "labels" / split / f"{i}.txt").write_text(
+                f"{i % len(names)} {(25 + i) / w:.6f} {28 / size:.6f} {30 / w:.6f} "
+                f"{32 / size:.6f}\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\n"
+                                    f"names: {list(names)}\n")
+    return root / "data.yaml"
+
+
+@pytest.mark.slow  # converts a detector (shared, cached fixture) when run alone
+def test_tflite_map_runs_without_tensorflow(tmp_path):
+    """evaluate_detection on an int8 .tflite in a subprocess where TensorFlow cannot import."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.model_factory import converted_detector
+
+    tflite = converted_detector("int8").path
+    data = _tiny_yolo(tmp_path / "ds", ("a", "b", "c", "d"))
+    code = f"""
+import json, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):
+            raise ImportError('blocked for the test: ' + name)
+sys.meta_path.insert(0, Block())
+from edgecnn.evaluate.detect import evaluate_detection
+res = evaluate_detection({str(tflite)!r}, {str(data)!r}, threads=1)
+assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
+print(json.dumps({{k: res[k] for k in ('map50', 'map', 'images', 'instances')}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert doc["images"] == 3 and doc["instances"] == 3
+    assert 0.0 <= doc["map50"] <= 1.0

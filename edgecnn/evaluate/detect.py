@@ -149,7 +149,7 @@ def _compiled_forward(model):
     return cached
 
 
-def tflite_predict(detector, samples, threads_note: str = "") -> list[ImageDetections]:
+def tflite_predict(detector, samples) -> list[ImageDetections]:
     """Run a runtime :class:`~edgecnn.runtime.detector.Detector` over ``samples``' images."""
     from edgecnn.data.detection import read_image
     from edgecnn.runtime import postprocess as pp

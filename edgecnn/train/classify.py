@@ -6,7 +6,6 @@ leaves the previous one (or nothing) in place, never a half-written directory.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from dataclasses import asdict
@@ -15,6 +14,7 @@ from pathlib import Path
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_dir
 from edgecnn.rundir import MODEL_FILE, RunInfo
+from edgecnn.train.common import arch_kwargs, check_numbers, say
 from edgecnn.train.config import TrainConfig
 
 DEFAULT_LR = {"adam": 1e-3, "adamw": 2e-3, "sgd": 0.05}
@@ -35,7 +35,7 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     out = stream or sys.stdout
     if config.task != "classify":
         raise UsageError(f"train_classifier got task {config.task!r}", "use --task classify")
-    _check_numbers(config)
+    check_numbers(config)
     from edgecnn.data import load_classification
     from edgecnn.models.registry import get_entry
 
@@ -44,7 +44,7 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     data = load_classification(config.data, data_dir=config.data_dir, imgsz=imgsz,
                                val_split=config.val_split, seed=config.seed,
                                max_train=config.max_train)
-    _say(config, out, f"data  {data.summary()}")
+    say(config, out, f"data  {data.summary()}")
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
 
@@ -68,14 +68,14 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     total = steps * config.epochs
     with strategy.scope():
         model = entry.builder(input_shape=input_shape, num_classes=data.num_classes,
-                              **_arch_kwargs(entry.builder, config))
+                              **arch_kwargs(entry.builder, config))
         lr = common.learning_rate(config.schedule, peak, total,
                                   warmup_steps=min(steps, total // 10) if config.epochs > 2 else 0)
         model.compile(optimizer=common.make_optimizer(config.optimizer, lr, config.weight_decay),
                       loss=k.losses.CategoricalCrossentropy(
                           label_smoothing=config.label_smoothing),
                       metrics=["accuracy"])
-    _say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
+    say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{input_shape}, {replicas} replica(s), {steps} steps/epoch, "
          f"{config.optimizer} lr {peak:g} {config.schedule}")
 
@@ -121,7 +121,7 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
 
         plot_curves(hist, tmp / "curves.png", title=f"{config.arch} on {config.data}")
     test = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
-    _say(config, out, f"done  best epoch {metrics['best_epoch']}: val accuracy "
+    say(config, out, f"done  best epoch {metrics['best_epoch']}: val accuracy "
          f"{metrics['val_accuracy']:.4f}{test}; {train_seconds:.1f}s training -> {run_dir}")
     return run_dir
 
@@ -151,29 +151,3 @@ def _accuracy(model, x, y, batch: int = 512) -> float:
         pred = np.asarray(model(xb, training=False)).argmax(axis=1)
         correct += int((pred == y[i:i + batch]).sum())
     return round(correct / max(1, len(x)), 6)
-
-
-def _arch_kwargs(builder, config: TrainConfig) -> dict:
-    """Pass ``width`` only when set (so archs without a width multiplier still work)."""
-    if config.width == 1.0:
-        return {}
-    if "width" not in inspect.signature(builder).parameters:
-        raise UsageError(f"architecture {config.arch} has no width multiplier",
-                         "drop --width or choose a dsnet model")
-    return {"width": config.width}
-
-
-def _check_numbers(config: TrainConfig) -> None:
-    if config.epochs < 1:
-        raise UsageError(f"epochs must be >= 1, got {config.epochs}", "use --epochs 1 or more")
-    if config.batch < 1:
-        raise UsageError(f"batch must be >= 1, got {config.batch}", "use --batch 1 or more")
-    if config.lr is not None and config.lr <= 0:
-        raise UsageError(f"learning rate must be > 0, got {config.lr}", "use e.g. --lr 0.001")
-    if config.max_train is not None and config.max_train < 2:
-        raise UsageError(f"max-train must be >= 2, got {config.max_train}")
-
-
-def _say(config: TrainConfig, stream, line: str) -> None:
-    if config.verbose:
-        print(line, file=stream, flush=True)

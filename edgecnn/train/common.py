@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import math
 import os
@@ -82,3 +83,31 @@ def check_out_dir(out: str | os.PathLike) -> Path:
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
     return out
+
+
+def arch_kwargs(builder, config) -> dict:
+    """Pass ``width`` only when set, so architectures without a width multiplier still work."""
+    if config.width == 1.0:
+        return {}
+    if "width" not in inspect.signature(builder).parameters:
+        raise UsageError(f"architecture {config.arch} has no width multiplier",
+                         "drop --width or choose an architecture that takes one")
+    return {"width": config.width}
+
+
+def check_numbers(config) -> None:
+    """Refuse option values no training run can use, before any data is loaded."""
+    if config.epochs < 1:
+        raise UsageError(f"epochs must be >= 1, got {config.epochs}", "use --epochs 1 or more")
+    if config.batch < 1:
+        raise UsageError(f"batch must be >= 1, got {config.batch}", "use --batch 1 or more")
+    if config.lr is not None and config.lr <= 0:
+        raise UsageError(f"learning rate must be > 0, got {config.lr}", "use e.g. --lr 0.001")
+    if config.max_train is not None and config.max_train < 2:
+        raise UsageError(f"max-train must be >= 2, got {config.max_train}")
+
+
+def say(config, stream, line: str) -> None:
+    """One progress line, unless the run is silent."""
+    if config.verbose:
+        print(line, file=stream, flush=True)

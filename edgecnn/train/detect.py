@@ -12,7 +12,6 @@ The run directory is written atomically (see :mod:`edgecnn.rundir`).
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_dir
 from edgecnn.rundir import MODEL_FILE, RunInfo
+from edgecnn.train.common import arch_kwargs, check_numbers, say
 from edgecnn.train.config import TrainConfig
 
 DEFAULT_LR = {"adam": 2e-3, "adamw": 2e-3, "sgd": 0.02}
@@ -50,7 +50,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     out = stream or sys.stdout
     if config.task != "detect":
         raise UsageError(f"train_detector got task {config.task!r}", "use --task detect")
-    _check_numbers(config)
+    check_numbers(config)
     from edgecnn.data.detection import load_detection_dataset
     from edgecnn.models.registry import get_entry
 
@@ -81,7 +81,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
             print(f"warning: {len(arr.skipped)} {label} images failed to decode and were "
                   f"skipped, e.g. {arr.skipped[0]}", file=sys.stderr, flush=True)
     val_samples = [s for s in ds.val if str(s.image_path) not in set(val_arrays.skipped)]
-    _say(config, out, f"data  {len(train_arrays)} train / {len(val_arrays)} val images, "
+    say(config, out, f"data  {len(train_arrays)} train / {len(val_arrays)} val images, "
          f"{len(names)} classes, decoded to {imgsz}x{imgsz} in {time.perf_counter() - t0:.1f}s")
 
     from edgecnn.lazy import keras, tensorflow
@@ -93,7 +93,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     tf = tensorflow()
     k = keras()
     common.seed_everything(config.seed, config.deterministic)
-    kwargs = _arch_kwargs(entry.builder, config)
+    kwargs = arch_kwargs(entry.builder, config)
     input_shape = (imgsz, imgsz, 3)
     model = entry.builder(input_shape=input_shape, num_classes=len(names), **kwargs)
     ema = entry.builder(input_shape=input_shape, num_classes=len(names), **kwargs)
@@ -147,7 +147,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
             e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
         return loss, lbox, lcls, l1
 
-    _say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
+    say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{imgsz}x{imgsz}, strides {list(strides)}, {n_anchor} anchors, {steps} steps/epoch, "
          f"{opt_name} lr {peak:g} {config.schedule}")
     eval_every = max(1, config.epochs // 10)
@@ -194,10 +194,10 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
                                 (*means, m50, mapv, common.current_lr(optimizer), seconds)):
                 history[key].append(float(val))
             score = f"  val mAP50 {m50:.4f} mAP {mapv:.4f}" if evaluate else ""
-            _say(config, out, f"epoch {epoch}/{config.epochs}  loss {means[0]:.4f} (box "
+            say(config, out, f"epoch {epoch}/{config.epochs}  loss {means[0]:.4f} (box "
                  f"{means[1]:.3f} cls {means[2]:.3f} l1 {means[3]:.3f}){score}  {seconds:.1f}s")
             if config.patience and bad_evals >= config.patience:
-                _say(config, out, f"early stop: no mAP improvement in {bad_evals} evaluations")
+                say(config, out, f"early stop: no mAP improvement in {bad_evals} evaluations")
                 break
         train_seconds = time.perf_counter() - start
         metrics = {"val_map50": round(best["map50"], 6), "val_map": round(best["map"], 6),
@@ -226,7 +226,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
                         tmp / "curves.png", title=f"{config.arch} on {config.data}")
         except ImportError:
             pass
-    _say(config, out, f"done  best epoch {best['epoch']}: val mAP50 {best['map50']:.4f} "
+    say(config, out, f"done  best epoch {best['epoch']}: val mAP50 {best['map50']:.4f} "
          f"mAP {best['map']:.4f}; {train_seconds:.1f}s training -> {run_dir}")
     return run_dir
 
@@ -243,27 +243,3 @@ def _logits_layer(model) -> str:
         return "scores_logits"
     raise UsageError(f"model {model.name} has no 'scores_logits' layer",
                      "detector builders must expose pre-sigmoid scores for training")
-
-
-def _arch_kwargs(builder, config: TrainConfig) -> dict:
-    if config.width == 1.0:
-        return {}
-    if "width" not in inspect.signature(builder).parameters:
-        raise UsageError(f"architecture {config.arch} has no width multiplier", "drop --width")
-    return {"width": config.width}
-
-
-def _check_numbers(config: TrainConfig) -> None:
-    if config.epochs < 1:
-        raise UsageError(f"epochs must be >= 1, got {config.epochs}", "use --epochs 1 or more")
-    if config.batch < 1:
-        raise UsageError(f"batch must be >= 1, got {config.batch}", "use --batch 1 or more")
-    if config.lr is not None and config.lr <= 0:
-        raise UsageError(f"learning rate must be > 0, got {config.lr}", "use e.g. --lr 0.002")
-    if config.max_train is not None and config.max_train < 1:
-        raise UsageError(f"max-train must be >= 1, got {config.max_train}")
-
-
-def _say(config: TrainConfig, stream, line: str) -> None:
-    if config.verbose:
-        print(line, file=stream, flush=True)

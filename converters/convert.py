@@ -19,7 +19,7 @@ import numpy as np
 from converters import calibration as cal
 from converters.keras_tflite import convert_saved_model, exported_saved_model, model_input_shape
 from converters.metadata import build_metadata, match_outputs
-from converters.quiet import captured_output
+from edgecnn.quiet import captured_output
 from converters.recipes import IOType, Quant, Recipe, output_name
 from edgecnn.errors import UsageError
 from edgecnn.evaluate.compare import Agreement, classification_agreement, output_agreement

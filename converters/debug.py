@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from converters.keras_tflite import make_converter
-from converters.quiet import captured_output
+from edgecnn.quiet import captured_output
 from converters.recipes import Recipe
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import write_atomic

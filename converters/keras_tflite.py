@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from converters.quiet import captured_output
+from edgecnn.quiet import captured_output
 from converters.recipes import Recipe
 from edgecnn.errors import UsageError
 from edgecnn.lazy import tensorflow

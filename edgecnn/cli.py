@@ -9,6 +9,7 @@ library function.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -81,6 +82,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """edgecnn: compact CNNs from data to a phone or a Raspberry Pi."""
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+    if verbose:
+        # Read by edgecnn.lazy.tensorflow(): show TensorFlow's start-up logs.
+        os.environ["EDGECNN_VERBOSE"] = "1"
 
 
 def main(argv: list[str] | None = None) -> int:

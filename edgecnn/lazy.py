@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from types import ModuleType
 
 from edgecnn.errors import MissingDependencyError
@@ -28,9 +29,21 @@ def require(module: str, package: str | None = None, extra: str | None = None,
 
 
 def tensorflow() -> ModuleType:
-    """TensorFlow with its start-up chatter silenced (C++ logs, oneDNN notice)."""
+    """TensorFlow with its start-up chatter silenced (absl/C++ logs, oneDNN and CUDA notices).
+
+    The chatter is written by C++ straight to file descriptor 2 on import and on the first
+    device query, before TF_CPP_MIN_LOG_LEVEL applies, so both happen inside a descriptor-level
+    capture; ``edgecnn --verbose`` (EDGECNN_VERBOSE=1) shows it.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return require("tensorflow", extra="train", purpose="training and conversion")
+    if "tensorflow" in sys.modules or os.environ.get("EDGECNN_VERBOSE"):
+        return require("tensorflow", extra="train", purpose="training and conversion")
+    from edgecnn.quiet import captured_output
+
+    with captured_output():
+        tf = require("tensorflow", extra="train", purpose="training and conversion")
+        tf.config.list_physical_devices()
+    return tf
 
 
 def keras() -> ModuleType:

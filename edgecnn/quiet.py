@@ -1,4 +1,4 @@
-"""Silence TensorFlow's converter chatter, including what its C++ core writes to fd 1 and 2.
+"""Silence TensorFlow's chatter, including what its C++ core writes to fd 1 and 2.
 
 The TFLite converter and MLIR passes print through C++ streams straight to the process's file
 descriptors, so ``contextlib.redirect_stdout`` cannot catch them. :func:`captured_output`

@@ -10,12 +10,12 @@ from edgecnn.models import create_model, list_models
 
 # Layers the converter folds or maps to TFLite builtins and that the channel pruner can walk.
 ALLOWED = {"InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "Add",
-           "GlobalAveragePooling2D", "Dropout", "Dense"}
+           "GlobalAveragePooling2D", "Flatten", "Dropout", "Dense"}
 
 
 def test_registry_lists_classify_models():
     names = {e.name for e in list_models("classify")}
-    assert {"seed", "dsnet_test", "dsnet_s", "dsnet_m"} <= names
+    assert {"seed", "dsnet_test", "dsnet_s", "dsnet_sf", "dsnet_m"} <= names
 
 
 def test_seed_is_the_article_cnn():
@@ -35,7 +35,7 @@ def test_seed_rejects_tiny_inputs():
         create_model("seed", (8, 8, 1), 10)
 
 
-@pytest.mark.parametrize("name", ["dsnet_test", "dsnet_s", "dsnet_m"])
+@pytest.mark.parametrize("name", ["dsnet_test", "dsnet_s", "dsnet_sf", "dsnet_m"])
 def test_dsnet_uses_only_int8_friendly_layers(name):
     model = create_model(name, (28, 28, 1), 10, task="classify")
     kinds = {type(l).__name__ for l in model.layers}

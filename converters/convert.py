@@ -23,7 +23,7 @@ from edgecnn.quiet import captured_output
 from converters.recipes import IOType, Quant, Recipe, output_name
 from edgecnn.errors import UsageError
 from edgecnn.evaluate.compare import Agreement, classification_agreement, output_agreement
-from edgecnn.fsutil import write_atomic
+from edgecnn.fsutil import ensure_writable_dir, write_atomic
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.classifier import Classifier
@@ -261,14 +261,7 @@ def _model_name(source: Path) -> str:
 
 def _check_writable(path: Path) -> None:
     """Fail before the (slow) conversion, not after it, when the output cannot be written."""
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create output folder {folder}: {err.strerror}",
-                         "choose a writable -o path") from None
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"output folder {folder} is not writable", "choose a writable -o path")
+    ensure_writable_dir(path.parent, "choose a writable -o path")
 
 
 def _check_model_matches_run(kmodel, info: RunInfo) -> None:

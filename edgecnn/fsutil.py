@@ -15,7 +15,7 @@ from edgecnn.errors import UsageError
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
     path = Path(path)
-    _ensure_writable_dir(path.parent)
+    ensure_writable_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -36,7 +36,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             writer = cv2.VideoWriter(str(tmp), ...)
     """
     path = Path(path)
-    _ensure_writable_dir(path.parent)
+    ensure_writable_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -55,7 +55,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
         raise UsageError(f"output {path} exists and is not a directory", "choose another --out")
     if path.exists() and not overwrite and any(path.iterdir()):
         raise UsageError(f"output directory {path} is not empty", "choose another --out")
-    _ensure_writable_dir(path.parent)
+    ensure_writable_dir(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
@@ -71,11 +71,14 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _ensure_writable_dir(folder: Path) -> None:
+def ensure_writable_dir(folder: Path, fix: str = "choose a writable location") -> None:
+    """Create ``folder`` if needed; UsageError (with ``fix`` as the hint) if it cannot be written.
+
+    Commands call it before slow work, so a bad output path fails in a second, not after it.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"cannot create output folder {folder}: {err.strerror}",
-                         "choose a writable location") from None
+        raise UsageError(f"cannot create output folder {folder}: {err.strerror}", fix) from None
     if not os.access(folder, os.W_OK):
-        raise UsageError(f"output folder {folder} is not writable", "choose a writable location")
+        raise UsageError(f"output folder {folder} is not writable", fix)

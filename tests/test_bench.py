@@ -44,7 +44,9 @@ def test_invoke_benchmark_sweeps_threads_per_model(models):
         assert r.init_ms > 0 and r.first_ms is not None and r.first_ms > 0
         assert r.peak_rss_mb > 10 and r.rss_load_mb is not None
         assert r.input_shape == (1, 64, 64, 3)
-        assert r.xnnpack in (True, False)
+        # XNNPACK takes the convolutions of both models; the runtime's "created delegate" log
+        # line appears once per process, so this must be judged per model, not from stderr
+        assert r.xnnpack is True
         assert r.e2e_p50_ms is None
     assert [r.quantization for r in results] == ["float32", "float32", "int8", "int8"]
 

@@ -41,9 +41,13 @@ def with_ratios(results: Sequence[BenchResult]) -> list[dict]:
 
 
 def _fmt(v, digits=2) -> str:
+    """``digits`` decimals, or three significant ones for small values (a 12 us invoke must
+    not print as 0.01 ms)."""
     if v is None:
         return "-"
     if isinstance(v, float):
+        if v != 0.0 and abs(v) < 10 ** (1 - digits):
+            return f"{v:.3g}"
         return f"{v:.{digits}f}"
     return str(v)
 

@@ -11,6 +11,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
+# Prepended to code run in a fresh interpreter: makes TensorFlow and Keras unimportable, so a
+# device-side path that reaches for them fails the test.
+BLOCK_TENSORFLOW = """import sys
+class _BlockTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):
+            raise ImportError('blocked for the test: ' + name)
+sys.meta_path.insert(0, _BlockTensorFlow())
+"""
+
+
 @dataclass
 class CliResult:
     exit_code: int

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 import model_factory as mf  # noqa: E402
-from conftest import assert_one_line_error  # noqa: E402
+from conftest import BLOCK_TENSORFLOW, assert_one_line_error  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +67,8 @@ def test_text_output_and_options(run_cli):
 
 def test_tflite_eval_runs_without_tensorflow(tmp_path):
     """The device path: TensorFlow and Keras made unimportable in a fresh process."""
-    code = textwrap.dedent(f"""
+    code = BLOCK_TENSORFLOW + textwrap.dedent(f"""
         import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):
-                    raise ImportError('blocked for the test: ' + name)
-        sys.meta_path.insert(0, Block())
         from edgecnn.cli import main
         code = main(['eval', {str(mf.converted('int8').path)!r}, '--data', 'digits', '--json'])
         assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)

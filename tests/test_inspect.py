@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import BLOCK_TENSORFLOW, assert_one_line_error
 from edgecnn.runtime import metadata as md
 
 pytest.importorskip("tensorflow")   # the fixture models are converted here
@@ -95,13 +95,8 @@ def test_broken_files(run_cli, tmp_path):
 
 
 def test_inspect_runs_without_tensorflow():
-    code = textwrap.dedent(f"""
+    code = BLOCK_TENSORFLOW + textwrap.dedent(f"""
         import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):
-                    raise ImportError('blocked for the test: ' + name)
-        sys.meta_path.insert(0, Block())
         from edgecnn.cli import main
         sys.exit(main(['inspect', {str(mf.converted('int8').path)!r}, '--json']))
     """)

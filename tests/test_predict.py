@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import BLOCK_TENSORFLOW, assert_one_line_error
 
 pytest.importorskip("tensorflow")   # fixtures are converted / built with TensorFlow
 
@@ -151,13 +151,8 @@ def test_detector_finds_the_square_and_draws_it(run_cli, tmp_path):
 
 def test_predict_runs_without_tensorflow(digit_images):
     paths, _ = digit_images
-    code = textwrap.dedent(f"""
+    code = BLOCK_TENSORFLOW + textwrap.dedent(f"""
         import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):
-                    raise ImportError('blocked for the test: ' + name)
-        sys.meta_path.insert(0, Block())
         from edgecnn.cli import main
         sys.exit(main(['predict', {str(mf.converted('int8').path)!r}, {str(paths[0])!r},
                        '--json']))

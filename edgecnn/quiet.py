@@ -34,7 +34,8 @@ class CapturedOutput:
 
 
 @contextlib.contextmanager
-def captured_output(enabled: bool = True) -> Iterator[CapturedOutput]:
+def captured_output(enabled: bool = True,
+                    fds: tuple[int, ...] = (1, 2)) -> Iterator[CapturedOutput]:
     """Capture everything written to stdout/stderr (Python and C++) while the block runs.
 
     Example:
@@ -52,7 +53,7 @@ def captured_output(enabled: bool = True) -> Iterator[CapturedOutput]:
     with tempfile.TemporaryFile(mode="w+b") as sink:
         saved = []
         try:
-            for fd in (1, 2):
+            for fd in fds:
                 try:
                     saved.append((fd, os.dup(fd)))
                     os.dup2(sink.fileno(), fd)

@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edgecnn.bench.machine import captured_stderr_fd, current_rss_mb, peak_rss_mb, xnnpack_active
+from edgecnn.bench.machine import current_rss_mb, peak_rss_mb, xnnpack_active
+from edgecnn.quiet import captured_output
 from edgecnn.errors import UsageError
 
 _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -172,7 +173,7 @@ class _Variant:
         self.path = path
         self.threads = threads
         rss_before = current_rss_mb()
-        with captured_stderr_fd():  # the runtime's "Created XNNPACK delegate" INFO lines
+        with captured_output(fds=(2,)):  # the runtime's "Created XNNPACK delegate" INFO lines
             self.model = TFLiteModel(path, threads=threads)
         self.runner = None
         if e2e:

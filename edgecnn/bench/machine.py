@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import resource
 import sys
-import tempfile
 from functools import lru_cache
 
 
@@ -29,30 +27,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-@contextlib.contextmanager
-def captured_stderr_fd():
-    """Capture what C++ code writes to file descriptor 2 (Python's ``sys.stderr`` is not it).
-
-    Yields a list that holds the captured text once the block ends.
-    """
-    out: list[str] = []
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): capture nothing
-        yield out
-        return
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            out.append(tmp.read().decode("utf-8", errors="replace"))
-
-
 def xnnpack_active(model_bytes: bytes, threads: int | None = None) -> bool | None:
     """Whether the interpreter hands any of this model's ops to the XNNPACK delegate.
 
@@ -60,10 +34,11 @@ def xnnpack_active(model_bytes: bytes, threads: int | None = None) -> bool | Non
     runtime's "Created ... XNNPACK delegate" stderr line is logged once per process, so it
     cannot tell about the second model.) Returns None when the runtime cannot list its ops.
     """
+    from edgecnn.quiet import captured_output
     from edgecnn.runtime.interpreter import make_interpreter
 
     try:
-        with captured_stderr_fd():
+        with captured_output(fds=(2,)):
             interp = make_interpreter(model_bytes, threads)
             interp.allocate_tensors()
             ops = interp._get_ops_details()  # noqa: SLF001 - the only view of delegation

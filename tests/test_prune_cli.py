@@ -86,6 +86,22 @@ def test_magnitude_writes_a_run_directory(run_cli, run_dir, tmp_path):
     assert (out / "history.csv").read_text().startswith("epoch,")
 
 
+def test_magnitude_in_blocks(run_cli, run_dir, tmp_path):
+    out = tmp_path / "mag_block"
+    result = run_cli("prune", run_dir, "--method", "magnitude", "--sparsity", "0.5",
+                     "--block", "1x4", "--epochs", "0", "--out", out)
+    assert result.exit_code == 0, result.err
+    assert "in 1x4 blocks" in result.out
+    from edgecnn.rundir import load_keras_model
+
+    model, info = load_keras_model(out)
+    assert info.extra["pruning"]["block"] == [1, 4]
+    kernel = model.get_layer("c2").get_weights()[0]            # (3, 3, 16, 32)
+    runs = np.transpose(kernel, (3, 0, 1, 2)).reshape(-1, 4) == 0   # TFLite [out, kh, kw, in]
+    assert np.array_equal(runs.any(axis=1), runs.all(axis=1))
+    assert runs.mean() == pytest.approx(0.5, abs=0.01)
+
+
 def test_channel_to_half_the_macs(run_cli, run_dir, tmp_path):
     out = tmp_path / "ch"
     result = run_cli("prune", run_dir, "--method", "channel", "--target-macs", "0.5",
@@ -112,6 +128,9 @@ def test_channel_to_half_the_macs(run_cli, run_dir, tmp_path):
     (("--method", "channel", "--target-macs", "0.5", "--sparsity", "0.3"), "exactly one"),
     (("--method", "channel", "--target-macs", "1.5"), "target-macs"),
     (("--method", "magnitude", "--sparsity", "0.5", "--skip", "nope"), "nope"),
+    (("--method", "magnitude", "--sparsity", "0.5", "--block", "1x0"), "--block"),
+    (("--method", "magnitude", "--sparsity", "0.5", "--block", "four"), "--block"),
+    (("--method", "channel", "--target-macs", "0.5", "--block", "4"), "magnitude only"),
 ])
 def test_bad_options_exit_2_without_output(run_cli, run_dir, tmp_path, args, needle):
     out = tmp_path / "bad"

@@ -132,3 +132,123 @@ def test_sequential_model_is_pruned():
     pruner.prune_now()
     z, n = kernel_sparsity(model)["d1"]
     assert z == round(0.6 * n)
+
+
+def _tflite_layout(kernel: np.ndarray, kind: str) -> np.ndarray:
+    """A Keras kernel in the layout the TFLite converter stores (for checking block runs)."""
+    if kind == "depthwise":          # (kh, kw, ch, 1) -> [1, kh, kw, ch]
+        return kernel.reshape(1, *kernel.shape[:2], -1)
+    if kind == "dense":              # (in, out) -> [out, in]
+        return kernel.T
+    return np.transpose(kernel, (3, 0, 1, 2))   # conv (kh, kw, in, out) -> [out, kh, kw, in]
+
+
+def _runs_are_blocks(stored: np.ndarray, cols: int) -> bool:
+    """Every aligned run of ``cols`` along the last (contiguous) axis is all zero or all kept."""
+    last = stored.shape[-1]
+    flat = stored.reshape(-1, last)
+    for start in range(0, last, cols):
+        chunk = flat[:, start:start + cols] == 0
+        if np.any(chunk.any(axis=1) != chunk.all(axis=1)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("kind, shape, layout", [
+    ("conv", (3, 3, 12, 8), "standard"),
+    ("dense", (20, 6), "standard"),
+    ("depthwise", (3, 3, 16, 1), "depthwise"),
+])
+def test_block_mask_zeroes_whole_blocks_along_the_contiguous_axis(kind, shape, layout):
+    from edgecnn.prune.magnitude import block_mask
+
+    w = np.random.default_rng(1).normal(size=shape).astype("float32")
+    mask = block_mask(w, 0.5, (1, 4), layout)
+    stored = _tflite_layout(mask, kind)
+    assert _runs_are_blocks(stored, 4)
+    assert not _runs_are_blocks(_tflite_layout(magnitude_mask(w, 0.5), kind), 4)
+    assert np.mean(mask == 0) == pytest.approx(0.5, abs=4 / w.size)
+    # The zeroed blocks are the ones with the smallest mean magnitude.
+    means = np.abs(_tflite_layout(w, kind)).reshape(-1, 4).mean(axis=1)
+    zeroed = (_tflite_layout(mask, kind).reshape(-1, 4) == 0).all(axis=1)
+    assert means[zeroed].max() <= means[~zeroed].min()
+
+
+def test_block_rows_and_partial_edge_blocks():
+    from edgecnn.prune.magnitude import block_mask
+
+    w = np.random.default_rng(2).normal(size=(10, 7)).astype("float32")   # dense (in, out)
+    stored = block_mask(w, 0.5, (2, 4)).T                                  # [out=7, in=10]
+    # 2x4 tiles over 7 x 10: rows {0,1},{2,3},{4,5},{6}; cols {0..3},{4..7},{8,9}.
+    for r0 in range(0, 7, 2):
+        for c0 in range(0, 10, 4):
+            tile = stored[r0:r0 + 2, c0:c0 + 4]
+            assert tile.min() == tile.max(), (r0, c0)
+    assert abs(int((stored == 0).sum()) - 35) <= 8
+
+
+def test_block_pruning_schedule_reaches_target():
+    import keras
+
+    model = _model()
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=0.75, block=(1, 4)))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, size=48)
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss="sparse_categorical_crossentropy", run_eagerly=True)
+    callback = pruner.callback(PolynomialDecay(0.0, 0.75, begin_step=0, end_step=4, frequency=2))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    stripped = pruner.strip()
+    zeros = kernel_sparsity(stripped)
+    by_name = {layer.name: layer for layer in stripped.layers}
+    for name in pruner.targets:
+        z, n = zeros[name]
+        assert z / n == pytest.approx(0.75, abs=max(4 / n, 0.01)), name
+    assert _runs_are_blocks(_tflite_layout(by_name["pw"].get_weights()[0], "conv"), 4)
+    assert _runs_are_blocks(_tflite_layout(by_name["fc"].get_weights()[0], "dense"), 4)
+    assert _runs_are_blocks(_tflite_layout(by_name["dw"].get_weights()[0], "depthwise"), 4)
+
+
+def test_block_runs_survive_int8_conversion():
+    """The converter really stores the blocks contiguously (the point of choosing that axis)."""
+    import keras
+    from keras import layers as L
+
+    from converters.calibration import representative_dataset
+    from converters.keras_tflite import convert_keras
+    from converters.recipes import Recipe
+    from edgecnn.runtime.model import TFLiteModel
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 6, 1))
+    x = L.Conv2D(16, 3, padding="same", name="stem")(inp)
+    x = L.Conv2D(32, 3, padding="same", name="conv")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, L.Dense(4, name="out")(x))
+    MagnitudePruner(model, MagnitudeOptions(sparsity=0.5, block=(1, 8))).prune_now()
+    pruned = _tflite_layout(model.get_layer("conv").get_weights()[0], "conv") == 0
+    assert _runs_are_blocks(pruned, 8) and pruned.mean() == pytest.approx(0.5)
+    calib = np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype("float32")
+    blob = convert_keras(model, Recipe.parse("int8"), representative_dataset(calib))
+    interpreter = TFLiteModel(blob).interpreter
+    kernels = [d for d in interpreter.get_tensor_details()
+               if d["dtype"] == np.int8 and tuple(d["shape"]) == (32, 3, 3, 16)]
+    assert len(kernels) == 1
+    stored = interpreter.get_tensor(kernels[0]["index"])
+    # The pruned blocks are exactly the all-zero runs of 8 in the stored int8 buffer (a kept
+    # block may still hold a weight that rounds to 0, so compare runs, not single zeros).
+    zero_runs = (stored.reshape(-1, 8) == 0).all(axis=1)
+    np.testing.assert_array_equal(zero_runs, pruned.reshape(-1, 8).all(axis=1))
+
+
+def test_bad_block_options():
+    from edgecnn.prune.magnitude import parse_block
+
+    assert parse_block("1x4") == (1, 4) and parse_block("4") == (1, 4)
+    assert parse_block("2X2") == (2, 2)
+    for bad in ("0", "1x0", "x4", "four", "1x4x2", "-4", ""):
+        with pytest.raises(UsageError, match="--block"):
+            parse_block(bad)
+    with pytest.raises(UsageError, match="block"):
+        MagnitudePruner(_model(), MagnitudeOptions(sparsity=0.5, block=(0, 4)))

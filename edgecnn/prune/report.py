@@ -48,7 +48,9 @@ def format_report(report: dict) -> str:
             lines.append(f"{r['layer']:<32} {r['weights']:>9,} {r['sparsity']:>9.3f} "
                          f"{target:>7}")
         o = report["overall"]
-        lines.append(f"kernel sparsity {o['sparsity_pruned_layers']:.3f} over "
+        block = report.get("block") or [1, 1]
+        blocks = f" in {block[0]}x{block[1]} blocks" if tuple(block) != (1, 1) else ""
+        lines.append(f"kernel sparsity {o['sparsity_pruned_layers']:.3f}{blocks} over "
                      f"{o['pruned_layers']} pruned layers, {o['sparsity_all_kernels']:.3f} "
                      f"over all ({o['skipped_layers']} skipped)")
     else:

@@ -131,6 +131,7 @@ def test_channel_to_half_the_macs(run_cli, run_dir, tmp_path):
     (("--method", "magnitude", "--sparsity", "0.5", "--block", "1x0"), "--block"),
     (("--method", "magnitude", "--sparsity", "0.5", "--block", "four"), "--block"),
     (("--method", "channel", "--target-macs", "0.5", "--block", "4"), "magnitude only"),
+    (("--method", "channel", "--target-macs", "0.5", "--scope", "model"), "magnitude only"),
 ])
 def test_bad_options_exit_2_without_output(run_cli, run_dir, tmp_path, args, needle):
     out = tmp_path / "bad"

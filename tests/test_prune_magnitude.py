@@ -252,3 +252,23 @@ def test_bad_block_options():
             parse_block(bad)
     with pytest.raises(UsageError, match="block"):
         MagnitudePruner(_model(), MagnitudeOptions(sparsity=0.5, block=(0, 4)))
+
+
+def test_model_scope_zeroes_the_fraction_of_all_kernel_weights():
+    model = _model()
+    pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=0.5, scope="model",
+                                                     per_layer={"fc": 0.4}))
+    layer_scope = MagnitudePruner(_model(), MagnitudeOptions(sparsity=0.5, per_layer={"fc": 0.4}))
+    assert pruner.targets["fc"] == 0.4                    # an explicit target is kept
+    assert pruner.targets["pw"] == pruner.targets["dw"] > 0.5 == layer_scope.targets["pw"]
+    pruner.prune_now()
+    zeros = kernel_sparsity(model)
+    z = sum(v[0] for v in zeros.values())
+    n = sum(v[1] for v in zeros.values())
+    assert z / n == pytest.approx(0.5, abs=0.01)        # stem and classifier included
+    assert zeros["stem"][0] == 0 and zeros["classifier"][0] == 0
+    with pytest.raises(UsageError, match="not reachable"):
+        MagnitudePruner(_model(), MagnitudeOptions(sparsity=0.9, scope="model",
+                                                   skip=("sep", "fc")))
+    with pytest.raises(UsageError, match="scope"):
+        MagnitudePruner(_model(), MagnitudeOptions(sparsity=0.5, scope="global"))

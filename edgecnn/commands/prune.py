@@ -34,6 +34,10 @@ import click
 @click.option("--block", default=None, metavar="RxC",
               help="magnitude: prune blocks of R output channels x C consecutive input-channel "
                    "weights together (e.g. 1x4, or 4); zeros in runs compress far better.")
+@click.option("--scope", type=click.Choice(["layer", "model"]), default="layer",
+              show_default=True,
+              help="magnitude: --sparsity of each pruned kernel (layer) or of all kernel "
+                   "weights, skipped layers included (model: the pruned layers go further).")
 @click.option("--criterion", type=click.Choice(["l1", "bn"]), default="l1", show_default=True,
               help="channel: rank channels by filter L1 norm or batch-norm scale.")
 @click.option("--channel-multiple", type=int, default=1, show_default=True,
@@ -44,7 +48,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, lr, skip,
-          skip_depthwise, block, criterion, channel_multiple, max_train, seed, out, as_json, quiet) -> None:
+          skip_depthwise, block, scope, criterion, channel_multiple, max_train, seed, out,
+          as_json, quiet) -> None:
     """Prune MODEL (a run directory) and write a pruned run directory to --out.
 
     The output holds model.keras, run.json (with the pruning report), labels.txt and
@@ -67,6 +72,9 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
     if block is not None and method != "magnitude":
         raise UsageError("--block applies to --method magnitude only",
                          "channel pruning already removes whole channels")
+    if scope != "layer" and method != "magnitude":
+        raise UsageError("--scope applies to --method magnitude only",
+                         "channel pruning takes --target-macs for a model-wide budget")
     block_size = parse_block(block) if block is not None else (1, 1)
     from edgecnn.prune.api import prune_model
     from edgecnn.prune.report import format_report
@@ -75,7 +83,7 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
                          skip=tuple(skip), criterion=criterion, data_dir=data_dir, batch=batch,
                          lr=lr, max_train=max_train, seed=seed,
                          channel_multiple=channel_multiple, skip_depthwise=skip_depthwise,
-                         block=block_size,
+                         block=block_size, scope=scope,
                          verbose=0 if (quiet or as_json) else 1,
                          stream=click.get_text_stream("stderr") if as_json else None)
     if as_json:

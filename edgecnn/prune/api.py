@@ -71,7 +71,7 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
                 skip: tuple[str, ...] = (), criterion: str = "l1", data_dir: str | None = None,
                 batch: int = 64, lr: float | None = None, max_train: int | None = None,
                 seed: int = 0, channel_multiple: int = 1, skip_depthwise: bool = False,
-                block: tuple[int, int] = (1, 1), verbose: int = 1,
+                block: tuple[int, int] = (1, 1), scope: str = "layer", verbose: int = 1,
                 stream=None) -> PruneResult:
     """Prune a trained model, fine-tune it on its data and write a run directory.
 
@@ -91,6 +91,8 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
         skip_depthwise: magnitude only: leave depthwise kernels dense.
         block: magnitude only: ``(rows, cols)`` blocks pruned together (``parse_block``);
             ``(1, 1)`` is unstructured.
+        scope: magnitude only: ``layer`` (``sparsity`` per pruned kernel) or ``model``
+            (``sparsity`` of all kernel weights, skipped layers included).
 
     Example:
         result = prune_model("runs/fmnist", "channel", None, None, 3, "runs/fmnist_ch",
@@ -129,7 +131,7 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
     start = time.perf_counter()
     if method == "magnitude":
         model, report = _magnitude(model, info, task_data, sparsity, skip, skip_depthwise,
-                                   tuple(block), options, say)
+                                   tuple(block), scope, options, say)
     else:
         model, report = _channel(model, info, task_data, sparsity, target_macs, skip, criterion,
                                  channel_multiple, options, say)
@@ -159,14 +161,16 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
     return PruneResult(out, method, report)
 
 
-def _magnitude(model, info, task_data, sparsity, skip, skip_depthwise, block, options, say):
+def _magnitude(model, info, task_data, sparsity, skip, skip_depthwise, block, scope, options,
+               say):
     from edgecnn.prune import finetune as ft
     from edgecnn.prune import report as rep
     from edgecnn.prune.magnitude import (MagnitudeOptions, MagnitudePruner, PolynomialDecay,
                                          kernel_sparsity)
 
     pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=float(sparsity), skip=tuple(skip),
-                                                     skip_depthwise=skip_depthwise, block=block))
+                                                     skip_depthwise=skip_depthwise, block=block,
+                                                     scope=scope))
     history: dict = {}
     if options.epochs > 0:
         steps = ft.steps_for(task_data, options)
@@ -182,6 +186,7 @@ def _magnitude(model, info, task_data, sparsity, skip, skip_depthwise, block, op
     model = pruner.strip()
     rows = rep.magnitude_rows(kernel_sparsity(model), pruner.targets)
     report = {"method": "magnitude", "sparsity": float(sparsity), "block": list(block),
+              "scope": scope,
               "layers": rows,
               "overall": rep.overall_sparsity(rows), "_history": history}
     return model, report

@@ -35,6 +35,7 @@ import numpy as np
 from edgecnn.errors import UsageError
 from edgecnn.prune.graph import as_functional, class_name, walk
 
+SCOPES = ("layer", "model")
 PRUNABLE_KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv1D",
                   "Conv2DTranspose")
 
@@ -93,6 +94,9 @@ class MagnitudeOptions:
         block: ``(rows, cols)``: prune blocks of ``rows`` output channels x ``cols`` weights
             along the TFLite-contiguous axis together (see the module docstring); ``(1, 1)``
             is unstructured. A block larger than a kernel's axis is clipped to it.
+        scope: ``"layer"``: ``sparsity`` is every pruned kernel's target; ``"model"``:
+            ``sparsity`` is the fraction of *all* kernel weights (skipped layers included)
+            to zero, and the pruned layers share the one rate that gets there.
     """
 
     sparsity: float
@@ -102,6 +106,7 @@ class MagnitudeOptions:
     skip_depthwise: bool = False
     per_layer: dict[str, float] = field(default_factory=dict)
     block: tuple[int, int] = (1, 1)
+    scope: str = "layer"
 
 
 def parse_block(text) -> tuple[int, int]:
@@ -177,6 +182,9 @@ def layer_targets(model, options: MagnitudeOptions) -> dict[str, float]:
     if not 0.0 <= options.sparsity < 1.0:
         raise UsageError(f"sparsity {options.sparsity} is outside [0, 1)",
                          "give a fraction such as 0.75")
+    if options.scope not in SCOPES:
+        raise UsageError(f"unknown sparsity scope {options.scope!r}",
+                         f"choose one of: {', '.join(SCOPES)}")
     if len(options.block) != 2 or min(options.block) < 1:
         raise UsageError(f"block {options.block} is not (rows, cols) with positive integers",
                          "use e.g. (1, 4)")
@@ -211,7 +219,30 @@ def layer_targets(model, options: MagnitudeOptions) -> dict[str, float]:
         raise UsageError(f"every prunable layer of {model.name!r} is skipped",
                          "skip fewer layers (the first conv and output layers are skipped "
                          "by default)")
+    if options.scope == "model":
+        targets = _model_scope(layers, targets, options)
     return targets
+
+
+def _kernel_size(layer) -> int:
+    return sum(int(np.prod(v.shape)) for v in _kernels(layer))
+
+
+def _model_scope(layers, targets: dict[str, float], options: MagnitudeOptions) -> dict:
+    """Raise the shared rate so ``options.sparsity`` of all kernel weights end up zero."""
+    sizes = {layer.name: _kernel_size(layer) for layer in layers}
+    fixed = {n: t for n, t in targets.items() if n in options.per_layer}
+    shared = [n for n in targets if n not in fixed]
+    if not shared:
+        return targets
+    wanted = options.sparsity * sum(sizes.values()) - sum(sizes[n] * t for n, t in fixed.items())
+    rate = max(0.0, wanted / sum(sizes[n] for n in shared))
+    if rate >= 0.995:
+        skipped = 1 - sum(sizes[n] for n in targets) / sum(sizes.values())
+        raise UsageError(f"sparsity {options.sparsity:g} of all kernel weights is not "
+                         f"reachable: the skipped layers hold {skipped:.0%} of them",
+                         "lower --sparsity, skip fewer layers or use --scope layer")
+    return {**targets, **{n: round(rate, 6) for n in shared}}
 
 
 def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -121,6 +122,28 @@ def test_channel_to_half_the_macs(run_cli, run_dir, tmp_path):
     assert model(x).shape == (1, 10)
 
 
+def test_channel_latency_objective(run_cli, run_dir, tmp_path):
+    out = tmp_path / "ch_lat"
+    result = run_cli("prune", run_dir, "--method", "channel", "--objective", "latency",
+                     "--target-macs", "0.6", "--latency-threads", "1", "--epochs", "0",
+                     "--json", "--out", out)
+    assert result.exit_code == 0, result.err
+    report = json.loads(result.out)
+    assert report["objective"] == "latency"
+    latency = report["latency"]
+    assert latency["threads"] == 1 and latency["measured_dense_ms"] > 0
+    assert latency["measured_ratio"] == pytest.approx(
+        latency["measured_pruned_ms"] / latency["measured_dense_ms"], abs=2e-3)
+    assert {g["layers"] for g in latency["groups"]} == {"stem, pw", "c2", "fc"}
+    assert report["totals"]["macs_ratio"] <= 0.6
+    for g in latency["groups"]:
+        assert math.ceil(0.25 * g["channels"]) <= g["kept"] <= g["channels"]
+    from edgecnn.rundir import load_keras_model
+
+    model, _ = load_keras_model(out)
+    assert model.outputs[0].shape[-1] == 10
+
+
 @pytest.mark.parametrize("args, needle", [
     (("--method", "magnitude", "--sparsity", "1.0"), "outside [0, 1)"),
     (("--method", "magnitude", "--sparsity", "-0.1"), "outside [0, 1)"),
@@ -132,6 +155,14 @@ def test_channel_to_half_the_macs(run_cli, run_dir, tmp_path):
     (("--method", "magnitude", "--sparsity", "0.5", "--block", "four"), "--block"),
     (("--method", "channel", "--target-macs", "0.5", "--block", "4"), "magnitude only"),
     (("--method", "channel", "--target-macs", "0.5", "--scope", "model"), "magnitude only"),
+    (("--method", "channel", "--objective", "latency", "--sparsity", "0.3"), "not --sparsity"),
+    (("--method", "channel", "--objective", "latency"), "--target-latency"),
+    (("--method", "channel", "--target-macs", "0.5", "--target-latency", "0.5"),
+     "needs --objective latency"),
+    (("--method", "channel", "--objective", "latency", "--target-latency", "1.5"), "outside"),
+    (("--method", "channel", "--objective", "latency", "--target-macs", "0.5", "--min-keep",
+      "0"), "--min-keep"),
+    (("--method", "magnitude", "--sparsity", "0.5", "--objective", "latency"), "channel only"),
 ])
 def test_bad_options_exit_2_without_output(run_cli, run_dir, tmp_path, args, needle):
     out = tmp_path / "bad"

@@ -40,6 +40,19 @@ import click
                    "weights, skipped layers included (model: the pruned layers go further).")
 @click.option("--criterion", type=click.Choice(["l1", "bn"]), default="l1", show_default=True,
               help="channel: rank channels by filter L1 norm or batch-norm scale.")
+@click.option("--objective", type=click.Choice(["macs", "latency"]), default="macs",
+              show_default=True,
+              help="channel: macs prunes every layer by the same ratio; latency converts and "
+                   "times an int8 probe per layer group and prunes where a channel costs the "
+                   "most time for its importance.")
+@click.option("--target-latency", type=float, default=None,
+              help="channel, --objective latency: fraction of the dense int8 invoke time to "
+                   "keep (predicted from the measured per-group costs), e.g. 0.6.")
+@click.option("--min-keep", type=float, default=0.25, show_default=True,
+              help="channel, --objective latency: every layer keeps at least this fraction "
+                   "of its channels.")
+@click.option("--latency-threads", type=int, default=2, show_default=True,
+              help="channel, --objective latency: interpreter threads for the timings.")
 @click.option("--channel-multiple", type=int, default=1, show_default=True,
               help="channel: round kept channel counts to a multiple of this.")
 @click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
@@ -48,8 +61,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, lr, skip,
-          skip_depthwise, block, scope, criterion, channel_multiple, max_train, seed, out,
-          as_json, quiet) -> None:
+          skip_depthwise, block, scope, criterion, objective, target_latency, min_keep,
+          latency_threads, channel_multiple, max_train, seed, out, as_json, quiet) -> None:
     """Prune MODEL (a run directory) and write a pruned run directory to --out.
 
     The output holds model.keras, run.json (with the pruning report), labels.txt and
@@ -60,10 +73,12 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
       edgecnn prune runs/fm --method magnitude --sparsity 0.75 --skip-depthwise --epochs 6
           --out runs/fm_mag
       edgecnn prune runs/fm --method channel --target-macs 0.5 --epochs 8 --out runs/fm_ch
+      edgecnn prune runs/fm --method channel --objective latency --target-macs 0.5
+          --epochs 8 --out runs/fm_chl
     """
     from edgecnn.prune.api import check_options
 
-    check_options(method, sparsity, target_macs, epochs, batch, lr)
+    check_options(method, sparsity, target_macs, epochs, batch, lr, objective, target_latency)
     if channel_multiple < 1:
         raise click.BadParameter("must be >= 1", param_hint="--channel-multiple")
     from edgecnn.errors import UsageError
@@ -76,6 +91,11 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
         raise UsageError("--scope applies to --method magnitude only",
                          "channel pruning takes --target-macs for a model-wide budget")
     block_size = parse_block(block) if block is not None else (1, 1)
+    latency_options = None
+    if objective == "latency":
+        from edgecnn.prune.latency import LatencyOptions
+
+        latency_options = LatencyOptions(threads=latency_threads, min_keep=min_keep).validate()
     from edgecnn.prune.api import prune_model
     from edgecnn.prune.report import format_report
 
@@ -83,7 +103,8 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
                          skip=tuple(skip), criterion=criterion, data_dir=data_dir, batch=batch,
                          lr=lr, max_train=max_train, seed=seed,
                          channel_multiple=channel_multiple, skip_depthwise=skip_depthwise,
-                         block=block_size, scope=scope,
+                         block=block_size, scope=scope, objective=objective,
+                         target_latency=target_latency, latency_options=latency_options,
                          verbose=0 if (quiet or as_json) else 1,
                          stream=click.get_text_stream("stderr") if as_json else None)
     if as_json:

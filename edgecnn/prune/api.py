@@ -17,6 +17,7 @@ from pathlib import Path
 from edgecnn.errors import UsageError
 
 METHODS = ("magnitude", "channel")
+OBJECTIVES = ("macs", "latency")
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,15 @@ class PruneResult:
 
 
 def check_options(method: str, sparsity: float | None, target_macs: float | None,
-                  epochs: int, batch: int = 64, lr: float | None = None) -> None:
+                  epochs: int, batch: int = 64, lr: float | None = None,
+                  objective: str = "macs", target_latency: float | None = None) -> None:
     """Reject bad numbers before any model or dataset is loaded."""
     if method not in METHODS:
         raise UsageError(f"unknown pruning method {method!r}", "use magnitude or channel")
+    if objective not in OBJECTIVES:
+        raise UsageError(f"unknown objective {objective!r}", "use macs or latency")
+    if objective == "latency" or target_latency is not None:
+        _check_latency_options(method, sparsity, target_macs, objective, target_latency)
     if sparsity is not None and not 0.0 <= sparsity < 1.0:
         raise UsageError(f"--sparsity {sparsity:g} is outside [0, 1)",
                          "give the fraction to remove, such as 0.75")
@@ -50,13 +56,13 @@ def check_options(method: str, sparsity: float | None, target_macs: float | None
         if target_macs is not None:
             raise UsageError("--target-macs applies to --method channel only",
                              "magnitude pruning does not reduce MACs; use --sparsity")
-    else:
+    elif objective == "macs":
         if (sparsity is None) == (target_macs is None):
             raise UsageError("channel pruning needs exactly one of --sparsity or --target-macs",
                              "e.g. --target-macs 0.5 (keep half the MACs)")
-        if target_macs is not None and not 0.0 < target_macs <= 1.0:
-            raise UsageError(f"--target-macs {target_macs:g} is outside (0, 1]",
-                             "give the fraction of MACs to keep, such as 0.5")
+    if target_macs is not None and not 0.0 < target_macs <= 1.0:
+        raise UsageError(f"--target-macs {target_macs:g} is outside (0, 1]",
+                         "give the fraction of MACs to keep, such as 0.5")
     if epochs < 0:
         raise UsageError(f"--epochs must be >= 0, got {epochs}", "use 0 to prune without "
                          "fine-tuning")
@@ -66,12 +72,32 @@ def check_options(method: str, sparsity: float | None, target_macs: float | None
         raise UsageError(f"--lr must be > 0, got {lr}")
 
 
+def _check_latency_options(method, sparsity, target_macs, objective, target_latency) -> None:
+    if method != "channel":
+        raise UsageError("--objective latency and --target-latency apply to --method channel "
+                         "only", "magnitude pruning does not change the int8 invoke time")
+    if objective != "latency":
+        raise UsageError("--target-latency needs --objective latency",
+                         "add --objective latency (the time is measured with the interpreter)")
+    if sparsity is not None:
+        raise UsageError("--objective latency takes --target-macs and/or --target-latency, "
+                         "not --sparsity", "e.g. --target-macs 0.5")
+    if target_macs is None and target_latency is None:
+        raise UsageError("--objective latency needs --target-macs and/or --target-latency",
+                         "e.g. --target-macs 0.5")
+    if target_latency is not None and not 0.0 < target_latency <= 1.0:
+        raise UsageError(f"--target-latency {target_latency:g} is outside (0, 1]",
+                         "give the fraction of the dense int8 invoke time to keep, e.g. 0.6")
+
+
 def prune_model(model_path, method: str, sparsity: float | None, data: str | None,
                 epochs: int, out, *, target_macs: float | None = None,
                 skip: tuple[str, ...] = (), criterion: str = "l1", data_dir: str | None = None,
                 batch: int = 64, lr: float | None = None, max_train: int | None = None,
                 seed: int = 0, channel_multiple: int = 1, skip_depthwise: bool = False,
-                block: tuple[int, int] = (1, 1), scope: str = "layer", verbose: int = 1,
+                block: tuple[int, int] = (1, 1), scope: str = "layer",
+                objective: str = "macs", target_latency: float | None = None,
+                latency_options=None, verbose: int = 1,
                 stream=None) -> PruneResult:
     """Prune a trained model, fine-tune it on its data and write a run directory.
 
@@ -93,13 +119,23 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
             ``(1, 1)`` is unstructured.
         scope: magnitude only: ``layer`` (``sparsity`` per pruned kernel) or ``model``
             (``sparsity`` of all kernel weights, skipped layers included).
+        objective: channel only: ``macs`` (the same ratio for every layer, bisected to
+            ``target_macs``) or ``latency`` (channels removed where the measured int8 time
+            per channel is highest relative to their importance; ``edgecnn.prune.latency``).
+        target_latency: channel, ``latency`` objective: fraction of the dense int8 invoke
+            time to keep, as predicted by the measured cost table.
+        latency_options: ``edgecnn.prune.latency.LatencyOptions`` (threads, runs, min_keep).
 
     Example:
         result = prune_model("runs/fmnist", "channel", None, None, 3, "runs/fmnist_ch",
                              target_macs=0.5)
         result.report["totals"]["macs_ratio"]   # <= 0.5
     """
-    check_options(method, sparsity, target_macs, epochs, batch, lr)
+    check_options(method, sparsity, target_macs, epochs, batch, lr, objective, target_latency)
+    if objective == "latency":
+        from edgecnn.prune.latency import LatencyOptions
+
+        latency_options = (latency_options or LatencyOptions()).validate()
     stream = stream or sys.stdout
     out = Path(out)
     src = Path(model_path)
@@ -133,7 +169,9 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
         model, report = _magnitude(model, info, task_data, sparsity, skip, skip_depthwise,
                                    tuple(block), scope, options, say)
     else:
-        model, report = _channel(model, info, task_data, sparsity, target_macs, skip, criterion,
+        budget = (target_macs, target_latency, latency_options if objective == "latency"
+                  else None)
+        model, report = _channel(model, info, task_data, sparsity, budget, skip, criterion,
                                  channel_multiple, options, say)
     history = report.pop("_history")
     cost_after = macs.count(model)
@@ -192,8 +230,7 @@ def _magnitude(model, info, task_data, sparsity, skip, skip_depthwise, block, sc
     return model, report
 
 
-def _channel(model, info, task_data, sparsity, target_macs, skip, criterion, multiple,
-             options, say):
+def _channel(model, info, task_data, sparsity, budget, skip, criterion, multiple, options, say):
     from edgecnn.prune import channel
     from edgecnn.prune import finetune as ft
 
@@ -203,7 +240,26 @@ def _channel(model, info, task_data, sparsity, target_macs, skip, criterion, mul
                          "channel pruning needs conv or dense layers whose outputs are not "
                          "the model's outputs")
     scores = channel.group_scores(graph, criterion)
-    if target_macs is not None:
+    target_macs, target_latency, latency_options = budget
+    latency = None
+    if latency_options is not None:
+        from edgecnn.prune import latency as lat
+
+        say("measuring int8 latency per channel group (one converted probe per group)")
+        table = lat.measure_table(graph, scores, latency_options, multiple, say)
+        plan = lat.plan_for_latency(graph, scores, table, target_macs=target_macs,
+                                    target_latency=target_latency,
+                                    min_keep=latency_options.min_keep, multiple=multiple)
+        latency = lat.table_report(graph, table, plan)
+        dense_ms, thin_ms = lat.measured_ratio(graph, plan, latency_options)
+        latency.update(measured_dense_ms=round(dense_ms, 4),
+                       measured_pruned_ms=round(thin_ms, 4),
+                       measured_ratio=round(thin_ms / dense_ms, 3),
+                       min_keep=latency_options.min_keep, target_latency=target_latency)
+        say(f"int8 invoke p50 predicted {latency['predicted_ratio']:.2f}x, measured "
+            f"{latency['measured_ratio']:.2f}x of the dense model ({latency_options.threads} "
+            f"thread(s), before fine-tuning)")
+    elif target_macs is not None:
         plan = channel.plan_for_macs(graph, float(target_macs), scores, multiple)
     else:
         plan = channel.plan_for_ratio(graph, float(sparsity), scores, multiple)
@@ -213,6 +269,7 @@ def _channel(model, info, task_data, sparsity, target_macs, skip, criterion, mul
     history = ft.finetune(info, thin, task_data, options) if options.epochs > 0 else {}
     report = {"method": "channel", "criterion": criterion, "ratio": round(plan.ratio, 4),
               "target_macs": target_macs, "sparsity": sparsity,
+              "objective": "latency" if latency is not None else "macs", "latency": latency,
               "layers": channel.channels_report(graph, plan), "_history": history}
     return thin, report
 

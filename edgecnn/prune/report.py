@@ -58,6 +58,12 @@ def format_report(report: dict) -> str:
         for r in report["layers"]:
             kept = f"{r['channels_after']}/{r['channels_before']}"
             lines.append(f"{r['layer']:<32} {kept:>13}  {r['fixed'] or ''}".rstrip())
+    latency = report.get("latency")
+    if latency:
+        lines.append(f"int8 invoke p50 ({latency['threads']} thread(s)): predicted "
+                     f"{latency['predicted_ratio']:.2f}x, measured "
+                     f"{latency['measured_ratio']:.2f}x of the dense model ({latency['measured_dense_ms'] * 1000:.1f} -> "
+                     f"{latency['measured_pruned_ms'] * 1000:.1f} us, before fine-tuning)")
     t = report["totals"]
     lines.append(f"MACs {t['macs_before']:,} -> {t['macs_after']:,} ({t['macs_ratio']:.3f}x); "
                  f"params {t['params_before']:,} -> {t['params_after']:,} "

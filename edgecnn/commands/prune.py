@@ -48,7 +48,7 @@ import click
 @click.option("--target-latency", type=float, default=None,
               help="channel, --objective latency: fraction of the dense int8 invoke time to "
                    "keep (predicted from the measured per-group costs), e.g. 0.6.")
-@click.option("--min-keep", type=float, default=0.25, show_default=True,
+@click.option("--min-keep", type=float, default=0.5, show_default=True,
               help="channel, --objective latency: every layer keeps at least this fraction "
                    "of its channels.")
 @click.option("--latency-threads", type=int, default=2, show_default=True,

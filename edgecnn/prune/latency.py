@@ -51,7 +51,7 @@ class LatencyOptions:
     threads: int = 2
     runs: int = 300
     probe: float = 0.5
-    min_keep: float = 0.25
+    min_keep: float = 0.5
 
     def validate(self) -> "LatencyOptions":
         if self.threads < 1:
@@ -150,7 +150,7 @@ def measure_table(graph: Graph, scores: dict[int, np.ndarray], options: LatencyO
 
 def plan_for_latency(graph: Graph, scores: dict[int, np.ndarray], table: LatencyTable, *,
                      target_macs: float | None = None, target_latency: float | None = None,
-                     min_keep: float = 0.25, multiple: int = 1) -> Plan:
+                     min_keep: float = 0.5, multiple: int = 1) -> Plan:
     """Remove the channels with the least importance per millisecond saved, until on target.
 
     Importance is the channel's score (normalised to mean 1 within its layer); a group whose

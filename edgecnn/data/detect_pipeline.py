@@ -1,13 +1,13 @@
-"""Detection training input: decode once into memory, augment whole batches in TensorFlow.
+"""Detection training input: decode once into memory, augment whole batches with OpenCV.
 
 Images are decoded with OpenCV and letterboxed exactly as the runtime does it
 (:meth:`edgecnn.runtime.preprocess.Preprocessor.fit`: centred, grey 114 padding), so training,
 evaluation and the device see the same pixels. A few thousand 256x256 images take a few hundred
 MB as uint8, and decoding them once is much cheaper on two cores than decoding JPEGs every epoch.
 
-Augmentation runs on a batch at a time inside the TensorFlow graph (one projective transform
-for scale, translation and horizontal flip; per-image brightness, contrast and saturation), and
-the boxes follow the same transform. Boxes that leave the image are clipped; boxes that keep
+Augmentation runs on a batch at a time in the input thread (one affine warp for scale,
+translation and horizontal flip; per-image brightness, contrast and saturation), and the boxes
+follow the same transform. Boxes that leave the image are clipped; boxes that keep
 less than a third of their area, or become thinner than 2 pixels, are dropped from the targets.
 """
 
@@ -139,64 +139,60 @@ class AugmentConfig:
     min_visible: float = 1 / 3    # boxes keeping less of their area are dropped
 
 
-def augment_batch(images, boxes, classes, cfg: AugmentConfig, seed=None):
-    """Augment a uint8 batch in TensorFlow. Returns float32 images in 0..255, boxes, classes.
+def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
+                  cfg: AugmentConfig, rng: np.random.Generator):
+    """Augment a uint8 batch with OpenCV. Returns ``(uint8 images, boxes, classes)`` (copies).
 
-    One projective transform per image does scale, translation and flip in a single resampling
-    pass; the boxes get the same affine map, are clipped, and drop out (class -1) when mostly
-    outside.
+    One affine warp per image does scale, translation and flip in a single resampling pass (and
+    the colour changes are one lookup table and one blend), so a batch costs a few milliseconds:
+    the TensorFlow graph version this replaced took ~50 ms per 16 images at 256x256, about a
+    third of each training step on two cores. The boxes get the same map, are clipped, and drop
+    out (class -1) when mostly outside.
     """
-    from edgecnn.lazy import tensorflow
+    import cv2
 
-    tf = tensorflow()
-    b = tf.shape(images)[0]
-    size = tf.cast(tf.shape(images)[1], tf.float32)  # square inputs
+    n, size = images.shape[0], images.shape[1]
     c = size / 2.0
-    u = lambda lo, hi: tf.random.uniform([b], lo, hi)  # noqa: E731
-    log_lo, log_hi = np.log(cfg.scale[0]), np.log(cfg.scale[1])
-    s = tf.exp(u(log_lo, log_hi))
-    tx = u(-cfg.translate, cfg.translate) * size
-    ty = u(-cfg.translate, cfg.translate) * size
-    fl = tf.where(tf.random.uniform([b]) < cfg.flip, -1.0, 1.0)
-    # forward map: x_out = fl*s*(x - c) + c + tx ; y_out = s*(y - c) + c + ty
-    # ImageProjectiveTransformV3 wants the inverse (output pixel -> input pixel).
-    a0 = 1.0 / (s * fl)
-    a2 = c - (c + tx) * a0
-    b1 = 1.0 / s
-    b2 = c - (c + ty) * b1
-    zeros = tf.zeros([b])
-    transform = tf.stack([a0, zeros, a2, zeros, b1, b2, zeros, zeros], axis=1)
-    img = tf.cast(images, tf.float32)
-    img = tf.raw_ops.ImageProjectiveTransformV3(
-        images=img, transforms=transform, output_shape=tf.shape(images)[1:3],
-        fill_value=float(PAD_VALUE), interpolation="BILINEAR", fill_mode="CONSTANT")
+    s = np.exp(rng.uniform(np.log(cfg.scale[0]), np.log(cfg.scale[1]), n))
+    tx = rng.uniform(-cfg.translate, cfg.translate, n) * size
+    ty = rng.uniform(-cfg.translate, cfg.translate, n) * size
+    fl = np.where(rng.random(n) < cfg.flip, -1.0, 1.0)
+    sat = rng.uniform(*cfg.saturation, n)
+    con = rng.uniform(*cfg.contrast, n)
+    bright = rng.uniform(-cfg.brightness, cfg.brightness, n) * 255.0
+    out = np.empty_like(images)
+    levels = np.arange(256, dtype=np.float32)
+    for i in range(n):
+        # Boxes live in continuous coordinates (pixel k spans [k, k+1]); cv2 maps pixel
+        # centres, hence the half-pixel terms: a flip must send column k to size-1-k.
+        ax, ay = fl[i] * s[i], s[i]
+        bx = c - ax * c + tx[i] + 0.5 * ax - 0.5
+        by = c - ay * c + ty[i] + 0.5 * ay - 0.5
+        warp = np.array([[ax, 0.0, bx], [0.0, ay, by]], np.float64)
+        img = cv2.warpAffine(images[i], warp, (size, size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
+        gray = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        img = cv2.addWeighted(img, float(sat[i]), gray, float(1.0 - sat[i]), 0.0)
+        mean = float(img.mean())
+        lut = np.clip(mean + (levels - mean) * con[i] + bright[i], 0, 255)
+        out[i] = cv2.LUT(img, np.rint(lut).astype(np.uint8))
 
-    # colour: brightness, contrast, saturation (grey mix); the pad stays near grey anyway
-    gray = tf.reduce_mean(img, axis=-1, keepdims=True)
-    sat = u(*cfg.saturation)[:, None, None, None]
-    img = gray + (img - gray) * sat
-    mean = tf.reduce_mean(img, axis=[1, 2, 3], keepdims=True)
-    con = u(*cfg.contrast)[:, None, None, None]
-    img = mean + (img - mean) * con
-    img = img + u(-cfg.brightness, cfg.brightness)[:, None, None, None] * 255.0
-    img = tf.clip_by_value(img, 0.0, 255.0)
-
-    x1, y1, x2, y2 = tf.unstack(boxes, axis=-1)
+    x1, y1, x2, y2 = (boxes[..., k] for k in range(4))
     fl_, s_, tx_, ty_ = fl[:, None], s[:, None], tx[:, None], ty[:, None]
     nx1 = fl_ * s_ * (x1 - c) + c + tx_
     nx2 = fl_ * s_ * (x2 - c) + c + tx_
-    nx1, nx2 = tf.minimum(nx1, nx2), tf.maximum(nx1, nx2)
+    nx1, nx2 = np.minimum(nx1, nx2), np.maximum(nx1, nx2)
     ny1 = s_ * (y1 - c) + c + ty_
     ny2 = s_ * (y2 - c) + c + ty_
     full = (nx2 - nx1) * (ny2 - ny1)
-    cx1, cx2 = tf.clip_by_value(nx1, 0.0, size), tf.clip_by_value(nx2, 0.0, size)
-    cy1, cy2 = tf.clip_by_value(ny1, 0.0, size), tf.clip_by_value(ny2, 0.0, size)
+    cx1, cx2 = np.clip(nx1, 0.0, size), np.clip(nx2, 0.0, size)
+    cy1, cy2 = np.clip(ny1, 0.0, size), np.clip(ny2, 0.0, size)
     visible = (cx2 - cx1) * (cy2 - cy1)
     ok = ((classes >= 0) & (visible >= cfg.min_visible * full) & (cx2 - cx1 >= 2.0)
           & (cy2 - cy1 >= 2.0))
-    new_boxes = tf.stack([cx1, cy1, cx2, cy2], axis=-1) * tf.cast(ok, tf.float32)[..., None]
-    new_classes = tf.where(ok, classes, -1)
-    return img, new_boxes, new_classes
+    new_boxes = (np.stack([cx1, cy1, cx2, cy2], axis=-1) * ok[..., None]).astype(np.float32)
+    new_classes = np.where(ok, classes, -1).astype(np.int32)
+    return out, new_boxes, new_classes
 
 
 def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConfig | None,
@@ -220,7 +216,11 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
             order = rng.permutation(n)
             for i in range(steps):
                 idx = np.sort(order[i * batch:(i + 1) * batch])
-                yield arrays.images[idx], arrays.boxes[idx], arrays.classes[idx]
+                images, boxes, classes = (arrays.images[idx], arrays.boxes[idx],
+                                          arrays.classes[idx])
+                if augment is not None:
+                    images, boxes, classes = augment_batch(images, boxes, classes, augment, rng)
+                yield images, boxes, classes
             epoch += 1
 
     h, w = arrays.images.shape[1:3]
@@ -228,11 +228,5 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
     ds = tf.data.Dataset.from_generator(gen, output_signature=(
         tf.TensorSpec((batch, h, w, 3), tf.uint8), tf.TensorSpec((batch, m, 4), tf.float32),
         tf.TensorSpec((batch, m), tf.int32)))
-    if augment is not None:
-        aug = tf.autograph.experimental.do_not_convert(
-            lambda i, b, c: augment_batch(i, b, c, augment))
-        ds = ds.map(aug,
-                    num_parallel_calls=1, deterministic=True)
-    else:
-        ds = ds.map(lambda i, b, c: (tf.cast(i, tf.float32), b, c))
+    ds = ds.map(lambda i, b, c: (tf.cast(i, tf.float32), b, c))
     return ds.prefetch(2), steps

@@ -44,14 +44,15 @@ def make_data(work: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
 
 
 def train(data: Path, arch: str, imgsz: int, epochs: int, batch: int, out: Path,
-          lr: float | None, max_train: int | None = None) -> tuple[Path, float]:
+          lr: float | None, max_train: int | None = None,
+          optimizer: str = "adam") -> tuple[Path, float]:
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.detect import train_detector
 
     t0 = time.perf_counter()
     run = train_detector(TrainConfig(task="detect", data=str(data), arch=arch, out=str(out),
                                      imgsz=imgsz, epochs=epochs, batch=batch, lr=lr,
-                                     optimizer="adamw", seed=0, max_train=max_train))
+                                     optimizer=optimizer, seed=0, max_train=max_train))
     return run, time.perf_counter() - t0
 
 
@@ -82,7 +83,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--epochs-m", type=int, default=None, help="epochs of the larger variant")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="default: the optimizer's default")
+    ap.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     ap.add_argument("--n-train", type=int, default=3000)
     ap.add_argument("--n-val", type=int, default=500)
     ap.add_argument("--archs", default="det_s:256,det_m:320")
@@ -90,7 +92,11 @@ def main(argv=None) -> int:
                     help="train on the first N images only (quick runs on a busy machine)")
     ap.add_argument("--max-train-m", type=int, default=None, help="same for the larger variant")
     ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--reuse-run", action="append", default=[], metavar="ARCH=RUN",
+                    help="measure this already trained run directory instead of training ARCH "
+                         "(its train_seconds come from its run.json)")
     args = ap.parse_args(argv)
+    reuse = dict(item.split("=", 1) for item in args.reuse_run)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out_json = work / "detect_synth.json"
@@ -117,9 +123,17 @@ def main(argv=None) -> int:
         epochs = args.epochs if small or args.epochs_m is None else args.epochs_m
         max_train = args.max_train if small or args.max_train_m is None else args.max_train_m
         load0 = os.getloadavg()
-        run, seconds = train(default, arch, int(size), epochs, args.batch,
-                             work / f"run_{arch}_{size}", args.lr, max_train)
+        if arch in reuse:
+            run = Path(reuse[arch])
+            seconds = json.loads((run / "run.json").read_text())["extra"]["metrics"][
+                "train_seconds"]
+            epochs = json.loads((run / "run.json").read_text())["extra"]["config"]["epochs"]
+        else:
+            run, seconds = train(default, arch, int(size), epochs, args.batch,
+                                 work / f"run_{arch}_{size}", args.lr, max_train,
+                                 args.optimizer)
         r: dict = {"imgsz": int(size), "epochs": epochs, "max_train": max_train,
+                   "run": str(run), "reused": arch in reuse,
                    "train_seconds": round(seconds, 1),
                    "load_avg_during_train": [load0, os.getloadavg()]}
         results["models"][arch] = r

@@ -24,12 +24,12 @@ def detect_step(ctx) -> str:
 
     fast = ctx.options.fast
     arch, imgsz = ("det_test", 64) if fast else ("det_s", 128)
-    n_train, n_val, epochs = (32, 8, 2) if fast else (400, 100, 15)
+    n_train, n_val, epochs = (32, 8, 2) if fast else (800, 100, 20)
     data = make_synthetic_dataset(ctx.work / "shapes", n_train, n_val, imgsz=imgsz,
                                   seed=ctx.options.seed)
     run = train_detector(TrainConfig(task="detect", data=str(data), arch=arch,
                                      out=str(ctx.work / "det_run"), imgsz=imgsz, epochs=epochs,
-                                     batch=16 if fast else 32, optimizer="adamw",
+                                     batch=16, width=1.0 if fast else 1.5,
                                      seed=ctx.options.seed, verbose=0))
     metrics = RunInfo.load(run).extra["metrics"]
     tflite = convert_model(run, ctx.work / "shapes_det_int8.tflite", quant="int8",

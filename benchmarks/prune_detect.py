@@ -43,6 +43,8 @@ def main() -> int:
     ap.add_argument("--work", required=True, help="folder for pruned runs and .tflite files")
     ap.add_argument("--sparsity", type=float, default=0.75)
     ap.add_argument("--block", default="1x1", help="magnitude block shape, e.g. 1x4")
+    ap.add_argument("--skip-depthwise", action="store_true",
+                    help="magnitude: leave the depthwise kernels dense")
     ap.add_argument("--target-macs", type=float, default=0.5)
     ap.add_argument("--mag-epochs", type=int, default=6)
     ap.add_argument("--ch-epochs", type=int, default=10)
@@ -76,7 +78,8 @@ def main() -> int:
         if method == "magnitude":
             result = prune_model(dense, "magnitude", args.sparsity, data, args.mag_epochs, run,
                                  batch=args.batch, lr=args.mag_lr,
-                                 block=parse_block(args.block))
+                                 block=parse_block(args.block),
+                                 skip_depthwise=args.skip_depthwise)
         else:
             result = prune_model(dense, "channel", None, data, args.ch_epochs, run,
                                  target_macs=args.target_macs, batch=args.batch, lr=args.ch_lr)

@@ -25,6 +25,8 @@ class FinetuneOptions:
     seed: int = 0
     augment: bool = True
     verbose: int = 1
+    ema_decay: float = 0.0      # detection: evaluate / keep an EMA of the weights (0: off)
+    keep_best: bool = False     # detection: end with the weights of the best val mAP@0.5 epoch
 
 
 @dataclass(frozen=True)
@@ -95,15 +97,18 @@ def evaluate(info: RunInfo, model, data: TaskData, split: str = "val") -> dict[s
 
 
 def finetune(info: RunInfo, model, data: TaskData, options: FinetuneOptions,
-             callbacks: list = (), stream=None) -> dict[str, list[float]]:
+             callbacks: list = (), stream=None, heads=None) -> dict[str, list[float]]:
     """Train ``model`` in place for ``options.epochs``; returns the Keras history.
 
     ``callbacks`` run after every batch (the magnitude pruner's masks are among them).
+    ``heads`` (detection): a model from images to ``(ltrb, logits)`` to train instead of the
+    one read off ``model``'s ``boxes`` / ``scores_logits`` layers (the int8 simulation's).
     """
     if options.epochs <= 0:
         return {}
     if data.task == "detect":
-        return _finetune_detector(model, data, options, list(callbacks), stream or sys.stdout)
+        return _finetune_detector(model, data, options, list(callbacks), stream or sys.stdout,
+                                  heads)
     if data.task != "classify":
         raise UsageError(f"fine-tuning is not available for task {data.task!r}")
     from edgecnn.data.classify_pipeline import eval_dataset, train_dataset
@@ -177,7 +182,7 @@ def _load_detection(info: RunInfo, model, spec: str, max_train: int | None,
 
 
 def _finetune_detector(model, data: TaskData, options: FinetuneOptions, callbacks: list,
-                       stream) -> dict[str, list[float]]:
+                       stream, heads=None) -> dict[str, list[float]]:
     """A short version of ``train_detector``'s loop (same assignment, losses, augmentation)
     on an existing model; callbacks get ``on_train_begin`` / ``on_train_batch_end``."""
     from edgecnn.data.detect_pipeline import AugmentConfig, batches
@@ -192,8 +197,9 @@ def _finetune_detector(model, data: TaskData, options: FinetuneOptions, callback
     k = keras()
     d = data.detect
     common.seed_everything(options.seed, deterministic=False)
-    train_model = k.Model(model.inputs, [model.get_layer("boxes").output,
-                                         model.get_layer(_logits_layer(model)).output])
+    train_model = heads if heads is not None else k.Model(
+        model.inputs, [model.get_layer("boxes").output,
+                       model.get_layer(_logits_layer(model)).output])
     centers, stride_pa = pp.anchor_points((d["imgsz"], d["imgsz"]), d["strides"])
     anchors, stride_t = tf.constant(centers), tf.constant(stride_pa)
     ds, steps = batches(d["train"], options.batch, options.seed,
@@ -203,6 +209,11 @@ def _finetune_detector(model, data: TaskData, options: FinetuneOptions, callback
                                       5e-4)
     optimizer.build(train_model.trainable_variables)
     num_classes, assign_cfg, weights = len(d["names"]), AssignConfig(), LossWeights()
+    variables = train_model.trainable_variables
+    # Averaged weights smooth out the noise of small-batch steps (train_detector does the same).
+    shadow = ([tf.Variable(tf.identity(v), trainable=False) for v in variables]
+              if options.ema_decay > 0 else [])
+    step_var = tf.Variable(0.0, trainable=False)
 
     @tf.function(reduce_retracing=True, autograph=False)
     def train_step(images, gt_boxes, gt_classes):
@@ -216,11 +227,22 @@ def _finetune_detector(model, data: TaskData, options: FinetuneOptions, callback
         grads = tape.gradient(loss, train_model.trainable_variables)
         grads, _ = tf.clip_by_global_norm(grads, 10.0)
         optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
+        step_var.assign_add(1.0)
+        decay = options.ema_decay * (1.0 - tf.exp(-step_var / 100.0))
+        for s_, v in zip(shadow, variables):
+            s_.assign(decay * s_ + (1.0 - decay) * v)
         return loss
+
+    def swap():
+        for s_, v in zip(shadow, variables):
+            held = tf.identity(v)
+            v.assign(s_)
+            s_.assign(held)
 
     for cb in callbacks:
         cb.on_train_begin()
     history: dict[str, list[float]] = {"loss": [], "val_map50": []}
+    best: tuple[float, int, list | None] = (-1.0, 0, None)
     it = iter(ds)
     for epoch in range(1, options.epochs + 1):
         total_loss = 0.0
@@ -230,10 +252,23 @@ def _finetune_detector(model, data: TaskData, options: FinetuneOptions, callback
                 cb.on_train_batch_end(step)
         if not np.isfinite(total_loss):
             raise UsageError(f"fine-tuning diverged at epoch {epoch}", "lower --lr")
+        swap()
         m50 = evaluate(None, model, data)["map50"]
+        if options.keep_best and m50 > best[0]:
+            best = (m50, epoch, [np.array(v) for v in variables])   # the evaluated weights
+        swap()
         history["loss"].append(total_loss / steps)
         history["val_map50"].append(m50)
         if options.verbose:
             print(f"epoch {epoch}/{options.epochs}  loss {total_loss / steps:.4f}  "
                   f"val mAP50 {m50:.4f}", file=stream, flush=True)
+    for s_, v in zip(shadow, variables):
+        v.assign(s_)
+    if best[2] is not None:
+        for v, value in zip(variables, best[2]):
+            v.assign(value)
+        # one column per epoch (history.csv): 1 on the epoch whose weights are kept
+        history["kept"] = [float(e == best[1]) for e in range(1, len(history["loss"]) + 1)]
+        if options.verbose:
+            print(f"kept epoch {best[1]} (val mAP50 {best[0]:.4f})", file=stream, flush=True)
     return history

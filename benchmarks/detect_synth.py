@@ -11,6 +11,9 @@ Steps (each result is printed and written to ``WORK/detect_synth.json``):
    default val set, and of the int8 ``.tflite`` on the held-out variant.
 5. ``.tflite`` sizes and invoke latency p50 (1 and 2 threads), int8 and float interleaved in one
    process.
+6. With ``--qat-epochs N``: quantization-aware fine-tuning of the trained run
+   (``edgecnn.qat``), then its float mAP and its int8 ``.tflite`` mAP (default and held-out),
+   size and latency next to the post-training-quantized one.
 
 Example:
     python benchmarks/detect_synth.py --work /tmp/detbench --epochs 40
@@ -77,6 +80,39 @@ def latency(paths: dict[str, Path], threads: tuple[int, ...], runs: int, rounds:
             for (name, t) in models}
 
 
+def qat(arch: str, run: Path, default: Path, heldout: Path, work: Path, size: str, args,
+        reuse_qat: dict, paths: dict) -> dict:
+    """Quantization-aware fine-tuning of ``run``, then the int8 .tflite of the result."""
+    from converters import convert_model
+    from edgecnn.evaluate.detect import evaluate_detection
+
+    if arch in reuse_qat:
+        qrun = Path(reuse_qat[arch])
+        report = json.loads((qrun / "run.json").read_text())["extra"]["qat"]
+    else:
+        from edgecnn.qat.api import qat_finetune
+
+        qrun = work / f"run_{arch}_{size}_qat"
+        report = qat_finetune(run, str(default), args.qat_epochs, qrun, batch=args.qat_batch,
+                              lr=args.qat_lr).report
+    out: dict = {"run": str(qrun), "reused": arch in reuse_qat, "epochs": report["epochs"],
+                 "lr": report["lr"], "seconds": report["seconds"],
+                 "sim_before": report["sim_before"], "sim_after": report["sim_after"]}
+    out["keras"] = {k: v for k, v in evaluate_detection(qrun, str(default)).items()
+                    if k in ("map50", "map")}
+    path = work / f"{arch}_{size}_int8_qat.tflite"
+    convert_model(qrun, path, "int8")
+    paths["int8_qat"] = path
+    ev = evaluate_detection(path, str(default))
+    out["int8"] = {"map50": ev["map50"], "map": ev["map"], "per_class": ev["per_class"],
+                   "size_bytes": path.stat().st_size}
+    ho = evaluate_detection(path, str(heldout))
+    out["int8_heldout"] = {"map50": ho["map50"], "map": ho["map"]}
+    print(f"{arch} int8 after {out['epochs']} QAT epochs: mAP50 {ev['map50']:.4f} "
+          f"mAP {ev['map']:.4f} (float {out['keras']['map50']:.4f})", flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="/tmp/edgecnn-detbench")
@@ -95,8 +131,15 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse-run", action="append", default=[], metavar="ARCH=RUN",
                     help="measure this already trained run directory instead of training ARCH "
                          "(its train_seconds come from its run.json)")
+    ap.add_argument("--qat-epochs", type=int, default=0,
+                    help="also fine-tune each run N epochs through simulated int8 (edgecnn qat)")
+    ap.add_argument("--qat-lr", type=float, default=None)
+    ap.add_argument("--qat-batch", type=int, default=16)
+    ap.add_argument("--reuse-qat", action="append", default=[], metavar="ARCH=RUN",
+                    help="measure this already fine-tuned QAT run instead of running edgecnn qat")
     args = ap.parse_args(argv)
     reuse = dict(item.split("=", 1) for item in args.reuse_run)
+    reuse_qat = dict(item.split("=", 1) for item in args.reuse_qat)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out_json = work / "detect_synth.json"
@@ -157,6 +200,9 @@ def main(argv=None) -> int:
             save()
         ho = evaluate_detection(paths["int8"], str(heldout))
         r["int8_heldout"] = {"map50": ho["map50"], "map": ho["map"]}
+        if args.qat_epochs or arch in reuse_qat:
+            r["qat"] = qat(arch, run, default, heldout, work, size, args, reuse_qat, paths)
+            save()
         r["latency_ms_p50"] = latency(paths, (1, 2), args.runs)
         r["load_avg_latency"] = os.getloadavg()
         print(json.dumps(r, indent=1), flush=True)

@@ -16,7 +16,7 @@ import click
 @click.option("--epochs", type=int, default=8, show_default=True, help="Fine-tuning epochs.")
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--lr", type=float, default=None,
-              help="Peak learning rate (default 5e-4 detect, 1e-4 classify).")
+              help="Peak learning rate (default 2e-3 detect, 1e-4 classify).")
 @click.option("--ema", "ema_decay", type=float, default=0.999, show_default=True,
               help="detect: keep an exponential moving average of the weights (0: off).")
 @click.option("--keep-last", is_flag=True,

@@ -137,25 +137,13 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
 
         latency_options = (latency_options or LatencyOptions()).validate()
     stream = stream or sys.stdout
-    out = Path(out)
-    src = Path(model_path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
-    if out.resolve() == (src if src.is_dir() else src.parent).resolve():
-        raise UsageError("--out is the model's own run directory", "choose another --out")
-
     from edgecnn.prune import finetune as ft
     from edgecnn.prune import macs, report as rep
-    from edgecnn.rundir import MODEL_FILE, RunInfo, load_keras_model
+    from edgecnn.rundir import MODEL_FILE, RunInfo
 
-    model, info = load_keras_model(model_path)
-    if info is None:
-        raise UsageError(f"{model_path} has no run.json beside it",
-                         "pass a run directory written by 'edgecnn train'")
-    spec = data or info.data
-    if not spec:
-        raise UsageError("no dataset given and run.json names none", "pass --data SPEC")
-    data_dir = data_dir or info.data_dir
+    source = ft.open_source_run(model_path, out, data, data_dir)
+    model, info, spec, data_dir, out = (source.model, source.info, source.spec,
+                                        source.data_dir, source.out)
     options = ft.FinetuneOptions(epochs=epochs, batch=batch, seed=seed, verbose=verbose,
                                  lr=lr if lr is not None else (5e-4 if method == "magnitude"
                                                                else 1e-3))

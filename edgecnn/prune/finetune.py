@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,44 @@ class TaskData:
     classify: object | None = None     # edgecnn.data.ClassificationData
     steps_per_epoch: int = 0
     detect: dict | None = None         # detection arrays, names, strides (see _load_detection)
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """A trained run opened for fine-tuning into another run directory."""
+
+    model: object                # keras.Model
+    info: RunInfo
+    spec: str                    # dataset SPEC to fine-tune on
+    data_dir: str | None
+    out: Path
+
+
+def open_source_run(model_path, out, data: str | None = None,
+                    data_dir: str | None = None) -> SourceRun:
+    """Load ``model_path`` (safe mode) and its run.json, and check ``out`` can receive the
+    fine-tuned run; ``data`` / ``data_dir`` default to the ones run.json names.
+
+    Raises:
+        UsageError: ``out`` is a file or the source's own directory, the model has no
+            run.json, or no dataset is known.
+    """
+    from edgecnn.rundir import load_keras_model
+
+    out = Path(out)
+    src = Path(model_path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
+    if out.resolve() == (src if src.is_dir() else src.parent).resolve():
+        raise UsageError("--out is the model's own run directory", "choose another --out")
+    model, info = load_keras_model(model_path)
+    if info is None:
+        raise UsageError(f"{model_path} has no run.json beside it",
+                         "pass a run directory written by 'edgecnn train'")
+    spec = data or info.data
+    if not spec:
+        raise UsageError("no dataset given and run.json names none", "pass --data SPEC")
+    return SourceRun(model, info, spec, data_dir or info.data_dir, out)
 
 
 def load_task_data(info: RunInfo, model, spec: str, data_dir: str | None = None,

@@ -60,25 +60,13 @@ def qat_finetune(model_path, data: str | None, epochs: int, out, *, batch: int =
     """
     check_options(epochs, batch, lr)
     stream = stream or sys.stdout
-    out = Path(out)
-    src = Path(model_path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
-    if out.resolve() == (src if src.is_dir() else src.parent).resolve():
-        raise UsageError("--out is the model's own run directory", "choose another --out")
-
     from edgecnn.prune import finetune as ft
     from edgecnn.qat.sim import simulate_int8
-    from edgecnn.rundir import MODEL_FILE, RunInfo, load_keras_model
+    from edgecnn.rundir import MODEL_FILE, RunInfo
 
-    model, info = load_keras_model(model_path)
-    if info is None:
-        raise UsageError(f"{model_path} has no run.json beside it",
-                         "pass a run directory written by 'edgecnn train'")
-    spec = data or info.data
-    if not spec:
-        raise UsageError("no dataset given and run.json names none", "pass --data SPEC")
-    data_dir = data_dir or info.data_dir
+    source = ft.open_source_run(model_path, out, data, data_dir)
+    model, info, spec, data_dir, out = (source.model, source.info, source.spec,
+                                        source.data_dir, source.out)
     say = (lambda line: print(line, file=stream, flush=True)) if verbose else (lambda line: None)
     task_data = ft.load_task_data(info, model, spec, data_dir, max_train, batch)
     # detect: 2e-3 beat 5e-4 (int8 mAP@0.5 0.903 after 24 epochs vs 0.897 after 12; BENCHMARKS)

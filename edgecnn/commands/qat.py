@@ -42,13 +42,9 @@ def qat(model, data, data_dir, epochs, batch, lr, ema_decay, keep_last, max_trai
       edgecnn qat runs/det --epochs 8 --out runs/det_qat
       edgecnn convert runs/det_qat --quant int8 -o det_int8.tflite
     """
-    from edgecnn.errors import UsageError
-    from edgecnn.qat.api import check_options
+    from edgecnn.qat.api import check_options, qat_finetune
 
-    check_options(epochs, batch, lr)
-    if not 0.0 <= ema_decay < 1.0:
-        raise UsageError(f"--ema must be in [0, 1), got {ema_decay}", "use e.g. --ema 0.999")
-    from edgecnn.qat.api import qat_finetune
+    check_options(epochs, batch, lr, ema_decay)
 
     result = qat_finetune(model, data, epochs, out, batch=batch, lr=lr, ema_decay=ema_decay,
                           keep_best=not keep_last,

@@ -29,13 +29,15 @@ class QatResult:
     report: dict
 
 
-def check_options(epochs: int, batch: int, lr: float | None) -> None:
+def check_options(epochs: int, batch: int, lr: float | None, ema_decay: float = 0.0) -> None:
     if epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {epochs}", "use e.g. --epochs 8")
     if batch < 1:
         raise UsageError(f"--batch must be >= 1, got {batch}", "use e.g. --batch 16")
     if lr is not None and lr <= 0:
         raise UsageError(f"--lr must be > 0, got {lr}", "use e.g. --lr 0.0005")
+    if not 0.0 <= ema_decay < 1.0:
+        raise UsageError(f"--ema must be in [0, 1), got {ema_decay}", "use e.g. --ema 0.999")
 
 
 def qat_finetune(model_path, data: str | None, epochs: int, out, *, batch: int = 16,
@@ -58,7 +60,7 @@ def qat_finetune(model_path, data: str | None, epochs: int, out, *, batch: int =
         result = qat_finetune("runs/det", None, 8, "runs/det_qat")
         result.report["sim_after"]["map50"]   # predicted int8 mAP@0.5
     """
-    check_options(epochs, batch, lr)
+    check_options(epochs, batch, lr, ema_decay)
     stream = stream or sys.stdout
     from edgecnn.prune import finetune as ft
     from edgecnn.qat.sim import simulate_int8

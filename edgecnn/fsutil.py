@@ -1,15 +1,45 @@
-"""Atomic file and directory output: a failed run never leaves a half-written result."""
+"""Atomic, non-destructive file and directory output.
+
+A failed or interrupted run never leaves a half-written result, and no command deletes or
+replaces what it did not write: an output folder is replaced only when it is an edgecnn output
+whose every entry edgecnn wrote (its ``.edgecnn-output`` manifest lists them); anything else
+needs ``--overwrite``, and even then only same-named entries are replaced, never other files.
+Outputs get the permissions the user's umask gives, not the 0600/0700 of temp files.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
 from edgecnn.errors import UsageError
+
+MANIFEST = ".edgecnn-output"
+# Written by edgecnn into run directories before the manifest existed (and by convert since).
+_LEGACY_RUN_FILES = {"run.json", "model.keras", "labels.txt", "history.csv", "curves.png",
+                     "report.json", "prune_report.json", MANIFEST}
+_DEBUG_SUFFIXES = (".quant_debug.csv", ".quant_debug.md")
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    with _umask_lock:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def apply_umask(path: Path, directory: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would have (temp files are private)."""
+    mode = (0o777 if directory else 0o666) & ~current_umask()
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
@@ -20,6 +50,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        apply_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -41,25 +72,91 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        apply_umask(Path(tmp))
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temp directory that replaces ``path`` only when the block succeeds."""
+def foreign_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` that edgecnn did not write (empty: safe to replace the folder)."""
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return []
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            ours = set(json.loads(manifest.read_text(encoding="utf-8"))["files"]) | {MANIFEST}
+        except (OSError, ValueError, KeyError, TypeError):
+            return names
+        return [n for n in names if n not in ours and not _converted_here(folder / n)]
+    if (folder / "run.json").is_file():  # a run directory written before the manifest
+        return [n for n in names
+                if n not in _LEGACY_RUN_FILES and not _converted_here(folder / n)]
+    return names
+
+
+def _converted_here(path: Path) -> bool:
+    """Whether ``path`` is what ``edgecnn convert`` writes into a run directory by default."""
+    if path.name.endswith(_DEBUG_SUFFIXES):
+        return True
+    if path.suffix != ".tflite" or not path.is_file():
+        return False
+    from edgecnn.runtime.metadata import has_edgecnn_metadata
+
+    return has_edgecnn_metadata(path)
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False,
+                     option: str = "--out") -> Path:
+    """Refuse an output folder that would lose the user's files; call it before slow work.
+
+    Returns the path. Raises UsageError for a file in the way, the current directory (or one
+    above it), or a folder holding entries edgecnn did not write unless ``overwrite``.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"output {path} exists and is not a directory", "choose another --out")
-    if path.exists() and not overwrite and any(path.iterdir()):
-        raise UsageError(f"output directory {path} is not empty", "choose another --out")
+        raise UsageError(f"output {path} exists and is not a directory",
+                         f"choose another {option}")
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents or resolved == Path(resolved.anchor):
+        raise UsageError(f"{option} {path} is the current folder or one above it",
+                         f"name a new folder, e.g. {option} runs/exp1")
+    if path.is_dir() and not overwrite:
+        foreign = foreign_entries(path)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"
+                                              if len(foreign) > 3 else "")
+            raise UsageError(f"output folder {path} holds files edgecnn did not write ({shown})",
+                             f"choose another {option}, or pass --overwrite to replace only "
+                             "the files edgecnn writes there")
     ensure_writable_dir(path.parent)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False,
+               option: str = "--out") -> Iterator[Path]:
+    """Yield a temp directory that becomes ``path`` only when the block succeeds.
+
+    An existing ``path`` that is entirely edgecnn's is replaced whole. With ``overwrite``, a
+    folder holding other files keeps them: the new entries are moved in, replacing only entries
+    of the same name. A manifest of the entries written is added, so a later run can tell them
+    from the user's.
+    """
+    path = check_output_dir(path, overwrite, option)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
+        written = sorted(p.name for p in tmp.iterdir() if p.name != MANIFEST)
+        (tmp / MANIFEST).write_text(json.dumps({"tool": "edgecnn", "files": written}) + "\n",
+                                    encoding="utf-8")
+        _apply_umask_tree(tmp)
+        if path.exists() and foreign_entries(path):
+            _merge_into(tmp, path)  # only with overwrite (checked above)
+        elif path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
             os.replace(tmp, path)
@@ -69,6 +166,23 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _merge_into(src: Path, dst: Path) -> None:
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+
+
+def _apply_umask_tree(root: Path) -> None:
+    apply_umask(root, directory=True)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            apply_umask(Path(dirpath) / d, directory=True)
+        for f in filenames:
+            apply_umask(Path(dirpath) / f)
 
 
 def ensure_writable_dir(folder: Path, fix: str = "choose a writable location") -> None:

@@ -190,7 +190,8 @@ def register_step(name: str, step: Step, after: str | None = None) -> None:
     STEPS.insert(names.index(after) + 1 if after in names else len(STEPS), (name, step))
 
 
-def run_quickstart(out: str | Path, fast: bool = False, stream=None) -> QuickstartResult:
+def run_quickstart(out: str | Path, fast: bool = False, stream=None,
+                   overwrite: bool = False) -> QuickstartResult:
     """Run every step, printing one line per step with its time; write ``report.md``.
 
     Example:
@@ -202,7 +203,7 @@ def run_quickstart(out: str | Path, fast: bool = False, stream=None) -> Quicksta
     options = QuickstartOptions.make(fast)
     timings: list[StepTiming] = []
     total = len(STEPS)
-    with atomic_dir(out) as work:
+    with atomic_dir(out, overwrite) as work:
         ctx = QuickstartContext(work=work, out=out, options=options, stream=stream)
         for i, (name, step) in enumerate(STEPS, 1):
             start = time.perf_counter()

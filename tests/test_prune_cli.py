@@ -66,7 +66,7 @@ def test_magnitude_writes_a_run_directory(run_cli, run_dir, tmp_path):
                      "--out", out)
     assert result.exit_code == 0, result.err
     report = json.loads(result.out)
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "labels.txt",
+    assert sorted(p.name for p in out.iterdir()) == [".edgecnn-output", "history.csv", "labels.txt",
                                                      "model.keras", "run.json"]
     from edgecnn.prune.magnitude import kernel_sparsity
     from edgecnn.rundir import RunInfo, load_keras_model

@@ -138,7 +138,7 @@ def test_synth_command(tmp_path, run_cli):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.txt").write_text("precious")
     assert_one_line_error(run_cli("data", "synth", tmp_path / "mine", "--images", 2),
-                          "not empty")
+                          "did not write", "OUT")
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
 
 

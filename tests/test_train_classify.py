@@ -15,7 +15,8 @@ import pytest
 
 from conftest import assert_one_line_error
 
-RUN_FILES = {"model.keras", "run.json", "labels.txt", "history.csv", "curves.png"}
+RUN_FILES = {"model.keras", "run.json", "labels.txt", "history.csv", "curves.png",
+             ".edgecnn-output"}
 
 
 def _tiny_config(out, seed=0, **kw):

@@ -26,8 +26,11 @@ def data() -> None:
               help="heldout: other backgrounds and object styles, for generalization checks.")
 @click.option("--classes", default=None,
               help="Comma-separated shape classes (default circle,square,triangle,star).")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an existing folder that holds other files (only same-named "
+                   "entries are replaced; nothing else is deleted).")
 def synth(out: str, n_train: int, n_val: int, imgsz: int, seed: int, variant: str,
-          classes: str | None) -> None:
+          classes: str | None, overwrite: bool) -> None:
     """Write a YOLO-format synthetic detection dataset to OUT (OUT/data.yaml)."""
     import time
 
@@ -38,7 +41,8 @@ def synth(out: str, n_train: int, n_val: int, imgsz: int, seed: int, variant: st
         kwargs["classes"] = tuple(c.strip() for c in classes.split(",") if c.strip())
     start = time.perf_counter()
     yaml_path = make_synthetic_dataset(out, n_train=n_train, n_val=n_val, imgsz=imgsz,
-                                       seed=seed, variant=variant, **kwargs)
+                                       seed=seed, variant=variant, overwrite=overwrite,
+                                       **kwargs)
     seconds = time.perf_counter() - start
     total = n_train + n_val
     click.echo(f"wrote {total} images ({n_train} train, {n_val} val, {imgsz}x{imgsz}, "

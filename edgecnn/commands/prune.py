@@ -58,11 +58,14 @@ import click
 @click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an existing folder that holds other files (only same-named "
+                   "entries are replaced; nothing else is deleted).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, lr, skip,
           skip_depthwise, block, scope, criterion, objective, target_latency, min_keep,
-          latency_threads, channel_multiple, max_train, seed, out, as_json, quiet) -> None:
+          latency_threads, channel_multiple, max_train, seed, out, overwrite, as_json, quiet) -> None:
     """Prune MODEL (a run directory) and write a pruned run directory to --out.
 
     The output holds model.keras, run.json (with the pruning report), labels.txt and
@@ -105,7 +108,7 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
                          channel_multiple=channel_multiple, skip_depthwise=skip_depthwise,
                          block=block_size, scope=scope, objective=objective,
                          target_latency=target_latency, latency_options=latency_options,
-                         verbose=0 if (quiet or as_json) else 1,
+                         verbose=0 if (quiet or as_json) else 1, overwrite=overwrite,
                          stream=click.get_text_stream("stderr") if as_json else None)
     if as_json:
         click.echo(json.dumps({"out": str(result.out), **result.report}, indent=2))

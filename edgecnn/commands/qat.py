@@ -25,10 +25,13 @@ import click
 @click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an existing folder that holds other files (only same-named "
+                   "entries are replaced; nothing else is deleted).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def qat(model, data, data_dir, epochs, batch, lr, ema_decay, keep_last, max_train, seed, out,
-        as_json, quiet) -> None:
+        overwrite, as_json, quiet) -> None:
     """Quantization-aware fine-tuning of MODEL (a run directory), written to --out.
 
     Trains MODEL for a few epochs through a simulation of its full-int8 .tflite (per-channel
@@ -49,7 +52,7 @@ def qat(model, data, data_dir, epochs, batch, lr, ema_decay, keep_last, max_trai
     result = qat_finetune(model, data, epochs, out, batch=batch, lr=lr, ema_decay=ema_decay,
                           keep_best=not keep_last,
                           data_dir=data_dir, max_train=max_train, seed=seed,
-                          verbose=0 if (quiet or as_json) else 1,
+                          verbose=0 if (quiet or as_json) else 1, overwrite=overwrite,
                           stream=click.get_text_stream("stderr") if as_json else None)
     if as_json:
         click.echo(json.dumps({"out": str(result.out), **result.report}, indent=2))

@@ -48,10 +48,13 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
               default="none", show_default=True, help="tf.distribute strategy.")
 @click.option("--patience", type=int, default=None, help="Early stopping patience (epochs).")
 @click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an existing folder that holds other files (only same-named "
+                   "entries are replaced; nothing else is deleted).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, label_smoothing,
           weight_decay, no_augment, seed, data_dir, val_split, width, distribute, patience,
-          max_train, quiet) -> None:
+          max_train, overwrite, quiet) -> None:
     """Train a classifier or detector; writes model.keras, run.json, labels.txt,
     history.csv and curves.png into --out (atomically).
 
@@ -67,7 +70,7 @@ def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, 
                          distribute=None if distribute == "none" else distribute,
                          patience=patience, max_train=max_train, verbose=0 if quiet else 1,
                          schedule=schedule, label_smoothing=label_smoothing,
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, overwrite=overwrite)
     if task == "classify":
         from edgecnn.train.classify import train_classifier
 

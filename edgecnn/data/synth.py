@@ -503,7 +503,7 @@ def _visible_boxes(idmap: np.ndarray, regions: list[np.ndarray]) -> tuple[np.nda
 def make_synthetic_dataset(out: str | Path, n_train: int, n_val: int, imgsz: int = 256,
                            seed: int = 0, variant: str = "default",
                            classes: tuple[str, ...] = DEFAULT_CLASSES,
-                           jpeg_quality: int = 90) -> Path:
+                           jpeg_quality: int = 90, overwrite: bool = False) -> Path:
     """Write a YOLO dataset (``images/{train,val}``, ``labels/{train,val}``, ``data.yaml``).
 
     The output folder appears only when complete. Image ``i`` of a split depends only on
@@ -522,11 +522,9 @@ def make_synthetic_dataset(out: str | Path, n_train: int, n_val: int, imgsz: int
     if not 32 <= imgsz <= 4096:
         raise UsageError(f"--imgsz {imgsz} is out of range", "use 32..4096")
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not _is_synthetic_dataset(out):
-        # Replacing a folder is only safe when it is one of ours (a re-generation).
-        raise UsageError(f"output directory {out} is not empty and not a synthetic dataset",
-                         "choose another OUT")
-    with atomic_dir(out) as tmp:
+    # A synthetic dataset written before output manifests existed is ours to regenerate too.
+    with atomic_dir(out, overwrite or (out.is_dir() and _is_synthetic_dataset(out)),
+                    option="OUT") as tmp:
         for split_id, (split, count) in enumerate((("train", n_train), ("val", n_val))):
             if count == 0:
                 continue

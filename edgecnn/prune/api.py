@@ -97,7 +97,7 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
                 seed: int = 0, channel_multiple: int = 1, skip_depthwise: bool = False,
                 block: tuple[int, int] = (1, 1), scope: str = "layer",
                 objective: str = "macs", target_latency: float | None = None,
-                latency_options=None, verbose: int = 1,
+                latency_options=None, verbose: int = 1, overwrite: bool = False,
                 stream=None) -> PruneResult:
     """Prune a trained model, fine-tune it on its data and write a run directory.
 
@@ -141,7 +141,7 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
     from edgecnn.prune import macs, report as rep
     from edgecnn.rundir import MODEL_FILE, RunInfo
 
-    source = ft.open_source_run(model_path, out, data, data_dir)
+    source = ft.open_source_run(model_path, out, data, data_dir, overwrite)
     model, info, spec, data_dir, out = (source.model, source.info, source.spec,
                                         source.data_dir, source.out)
     options = ft.FinetuneOptions(epochs=epochs, batch=batch, seed=seed, verbose=verbose,
@@ -179,7 +179,7 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
         extra["metrics"] = {f"val_{k}": v for k, v in report["metrics_after"].items()}
         extra["metrics"]["params"] = cost_after.params
     new_info = dataclasses.replace(info, extra=extra, data=spec, data_dir=data_dir)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite) as tmp:
         _plain_copy(model).save(tmp / MODEL_FILE)
         new_info.save(tmp)
         write_history_csv(tmp / "history.csv", history)

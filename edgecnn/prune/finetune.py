@@ -52,7 +52,7 @@ class SourceRun:
 
 
 def open_source_run(model_path, out, data: str | None = None,
-                    data_dir: str | None = None) -> SourceRun:
+                    data_dir: str | None = None, overwrite: bool = False) -> SourceRun:
     """Load ``model_path`` (safe mode) and its run.json, and check ``out`` can receive the
     fine-tuned run; ``data`` / ``data_dir`` default to the ones run.json names.
 
@@ -64,8 +64,9 @@ def open_source_run(model_path, out, data: str | None = None,
 
     out = Path(out)
     src = Path(model_path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
+    from edgecnn.fsutil import check_output_dir
+
+    check_output_dir(out, overwrite)
     if out.resolve() == (src if src.is_dir() else src.parent).resolve():
         raise UsageError("--out is the model's own run directory", "choose another --out")
     model, info = load_keras_model(model_path)

@@ -44,6 +44,7 @@ def qat_finetune(model_path, data: str | None, epochs: int, out, *, batch: int =
                  lr: float | None = None, ema_decay: float = 0.999, keep_best: bool = True,
                  data_dir: str | None = None,
                  max_train: int | None = None, seed: int = 0, verbose: int = 1,
+                 overwrite: bool = False,
                  stream=None) -> QatResult:
     """Fine-tune ``model_path`` through its int8 simulation and write a run directory.
 
@@ -66,7 +67,7 @@ def qat_finetune(model_path, data: str | None, epochs: int, out, *, batch: int =
     from edgecnn.qat.sim import simulate_int8
     from edgecnn.rundir import MODEL_FILE, RunInfo
 
-    source = ft.open_source_run(model_path, out, data, data_dir)
+    source = ft.open_source_run(model_path, out, data, data_dir, overwrite)
     model, info, spec, data_dir, out = (source.model, source.info, source.spec,
                                         source.data_dir, source.out)
     say = (lambda line: print(line, file=stream, flush=True)) if verbose else (lambda line: None)
@@ -119,7 +120,7 @@ def qat_finetune(model_path, data: str | None, epochs: int, out, *, batch: int =
         extra["metrics"] = {**extra.get("metrics", {}),
                             **{f"val_{k}": v for k, v in float_after.items()}}
     new_info = dataclasses.replace(info, extra=extra, data=spec, data_dir=data_dir)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite) as tmp:
         _plain_copy(model).save(tmp / MODEL_FILE)
         new_info.save(tmp)
         write_history_csv(tmp / "history.csv", history)

@@ -190,6 +190,20 @@ def read(data: bytes) -> Metadata | None:
     return Metadata.from_dict(doc)
 
 
+def has_edgecnn_metadata(path: str | os.PathLike) -> bool:
+    """Whether the file ends in an edgecnn metadata bundle (reads only its tail)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 65536 - _EOCD_SIZE))
+            tail = fh.read()
+    except OSError:
+        return False
+    pos = tail.rfind(_EOCD)
+    return pos >= 0 and JSON_NAME.encode() in tail[:pos]
+
+
 def read_model_file(path: str | os.PathLike) -> bytes:
     """Read a ``.tflite`` file, checking that it is a TFLite flatbuffer at all."""
     path = Path(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_dir
 from edgecnn.rundir import MODEL_FILE, RunInfo
+from edgecnn.train import common
 from edgecnn.train.common import arch_kwargs, check_numbers, say
 from edgecnn.train.config import TrainConfig
 
@@ -36,6 +37,7 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     if config.task != "classify":
         raise UsageError(f"train_classifier got task {config.task!r}", "use --task classify")
     check_numbers(config)
+    common.check_out_dir(config.out, config.overwrite)  # before any slow work
     from edgecnn.data import load_classification
     from edgecnn.models.registry import get_entry
 
@@ -49,7 +51,6 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     from edgecnn.lazy import keras
-    from edgecnn.train import common
     from edgecnn.train.callbacks import progress_callback
     from edgecnn.train.distribute import make_strategy, replica_count
     from edgecnn.data.classify_pipeline import eval_dataset, train_dataset
@@ -79,8 +80,8 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
          f"{input_shape}, {replicas} replica(s), {steps} steps/epoch, "
          f"{config.optimizer} lr {peak:g} {config.schedule}")
 
-    run_dir = common.check_out_dir(config.out)
-    with atomic_dir(run_dir) as tmp:
+    run_dir = common.check_out_dir(config.out, config.overwrite)
+    with atomic_dir(run_dir, config.overwrite) as tmp:
         best_path = tmp / MODEL_FILE
         progress = progress_callback(config.epochs, stream=out)
         callbacks = [k.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy",

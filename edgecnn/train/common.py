@@ -78,11 +78,10 @@ def read_history_csv(path: str | os.PathLike) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
 
 
-def check_out_dir(out: str | os.PathLike) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} exists and is not a directory", "choose another --out")
-    return out
+def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    from edgecnn.fsutil import check_output_dir
+
+    return check_output_dir(out, overwrite)
 
 
 def arch_kwargs(builder, config) -> dict:

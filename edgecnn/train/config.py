@@ -31,3 +31,4 @@ class TrainConfig:
     label_smoothing: float = 0.0    # classify: cross-entropy label smoothing
     weight_decay: float = 0.0       # decoupled weight decay (optimizer "adamw")
     deterministic: bool = True      # op determinism: a fixed seed gives identical weights
+    overwrite: bool = False         # replace same-named entries in a folder edgecnn did not write

@@ -23,6 +23,7 @@ import numpy as np
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_dir
 from edgecnn.rundir import MODEL_FILE, RunInfo
+from edgecnn.train import common
 from edgecnn.train.common import arch_kwargs, check_numbers, say
 from edgecnn.train.config import TrainConfig
 
@@ -53,6 +54,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     if config.task != "detect":
         raise UsageError(f"train_detector got task {config.task!r}", "use --task detect")
     check_numbers(config)
+    common.check_out_dir(config.out, config.overwrite)  # before any slow work
     from edgecnn.data.detection import load_detection_dataset
     from edgecnn.models.registry import get_entry
 
@@ -88,7 +90,6 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
 
     from edgecnn.lazy import keras, tensorflow
     from edgecnn.runtime import postprocess as pp
-    from edgecnn.train import common
     from edgecnn.train.assign import AssignConfig, assign
     from edgecnn.train.losses import LossWeights, detection_loss
 
@@ -153,7 +154,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
          f"{imgsz}x{imgsz}, strides {list(strides)}, {n_anchor} anchors, {steps} steps/epoch, "
          f"{opt_name} lr {peak:g} {config.schedule}")
     eval_every = max(1, config.epochs // 10)
-    run_dir = common.check_out_dir(config.out)
+    run_dir = common.check_out_dir(config.out, config.overwrite)
     history: dict[str, list[float]] = {k_: [] for k_ in
                                        ("loss", "box_loss", "cls_loss", "l1_loss", "val_map50",
                                         "val_map", "lr", "seconds")}
@@ -162,7 +163,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     val_gt = ground_truth_of(val_samples)
     best = {"map50": -1.0, "map": 0.0, "epoch": 0}
     bad_evals = 0
-    with atomic_dir(run_dir) as tmp:
+    with atomic_dir(run_dir, config.overwrite) as tmp:
         best_path = tmp / MODEL_FILE
         start = time.perf_counter()
         it = iter(train_ds)

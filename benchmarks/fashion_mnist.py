@@ -96,10 +96,10 @@ def main(argv=None) -> int:
                   f"{acc:.4f} ({time.perf_counter() - t:.0f}s to evaluate)", flush=True)
             rows.append({"model": name, "arch": info.arch, "quant": quant, "path": str(path),
                          "size_bytes": result.size_bytes, "test_accuracy": acc,
-                         "keras_test_accuracy": info.extra["metrics"].get("test_accuracy"),
-                         "params": info.extra["metrics"]["params"],
-                         "train_seconds": info.extra["metrics"]["train_seconds"],
-                         "epochs": info.extra["config"]["epochs"]})
+                         "keras_test_accuracy": info.metrics.get("test_accuracy"),
+                         "params": info.metrics["params"],
+                         "train_seconds": info.metrics["train_seconds"],
+                         "epochs": info.config["epochs"]})
 
     paths = [r["path"] for r in rows]
     timing = benchmark(paths, BenchOptions(threads=(1, 2), runs=args.runs, warmup=50, block=50))

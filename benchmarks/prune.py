@@ -73,7 +73,7 @@ def main() -> int:
         if method == "dense":
             continue
         if args.reuse and (run / "run.json").is_file():
-            reports[method] = RunInfo.load(run).extra["pruning"]
+            reports[method] = RunInfo.load(run).reports["pruning"]
             continue
         start = time.perf_counter()
         if method == "magnitude":
@@ -89,7 +89,7 @@ def main() -> int:
     for item in args.extra:
         name, _, run = item.partition("=")
         runs[name] = Path(run)
-        reports[name] = RunInfo.load(run).extra["pruning"]
+        reports[name] = RunInfo.load(run).reports["pruning"]
     rows = {}
     for name, run in runs.items():
         tfl = work / f"{name}_int8.tflite"

@@ -72,7 +72,7 @@ def main() -> int:
     for method in ("magnitude", "channel"):
         run = runs[method]
         if args.reuse and (run / "run.json").is_file():
-            reports[method] = RunInfo.load(run).extra["pruning"]
+            reports[method] = RunInfo.load(run).reports["pruning"]
             continue
         start = time.perf_counter()
         if method == "magnitude":

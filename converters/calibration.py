@@ -17,12 +17,12 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.images import IMAGE_SUFFIXES
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime.metadata import InputSpec
 from edgecnn.runtime.model import TensorInfo
 from edgecnn.runtime.preprocess import Preprocessor
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DEFAULT_CALIB_SIZE = 200
 DEFAULT_HELD_OUT = 200
 
@@ -130,12 +130,7 @@ def _classification_images(spec: str, info: RunInfo, size: int, held_out: int,
 
 def _val_split(info: RunInfo) -> float:
     """The training run's validation fraction, so held-out images are the run's own val set."""
-    config = info.extra.get("config") if isinstance(info.extra, dict) else None
-    value = (config or {}).get("val_split", info.extra.get("val_split", 0.1))
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.1
+    return info.val_split
 
 
 def _detection_images(spec: str, info: RunInfo, size: int, held_out: int) -> CalibrationImages:

@@ -10,7 +10,7 @@ is 4.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -70,11 +70,8 @@ def decoder_spec(info: RunInfo, positions: Mapping[str, int]) -> DecoderSpec:
         raise UsageError(f"a detection model needs outputs named {BOX_OUTPUT!r} and "
                          f"{SCORE_OUTPUT!r}; it has {sorted(positions)}",
                          "build detectors from the model registry")
-    known = {f.name for f in fields(DecoderSpec)}
-    params = {k: (tuple(v) if isinstance(v, list) else v)
-              for k, v in (info.decoder or {}).items() if k in known}
-    params.update(box_output=positions[BOX_OUTPUT], score_output=positions[SCORE_OUTPUT])
-    return DecoderSpec(**params)
+    base = info.decoder or DecoderSpec()
+    return replace(base, box_output=positions[BOX_OUTPUT], score_output=positions[SCORE_OUTPUT])
 
 
 def build_metadata(info: RunInfo, model: TFLiteModel, recipe: Recipe, name: str,

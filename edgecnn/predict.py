@@ -15,8 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from edgecnn.errors import UsageError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from edgecnn.images import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def step_train(ctx: QuickstartContext) -> str:
     run = train_classifier(config)
     from edgecnn.rundir import RunInfo
 
-    metrics = RunInfo.load(run).extra["metrics"]
+    metrics = RunInfo.load(run).metrics
     ctx.results["run"] = run
     ctx.results["train"] = metrics
     ctx.report.append(

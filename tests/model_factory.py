@@ -60,7 +60,7 @@ def digits_run() -> Path:
     model.save(run / "model.keras")
     RunInfo(task="classify", arch="digits_cnn", labels=DIGIT_LABELS, imgsz=(8, 8), channels=1,
             color="GRAY", data="digits", seed=0,
-            extra={"config": {"val_split": 0.1}}).save(run)
+            ).save(run)
     return run
 
 

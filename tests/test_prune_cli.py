@@ -22,7 +22,7 @@ def _write_run(folder, build):
     model = build()
     model.save(folder / "model.keras")
     RunInfo(task="classify", arch="test", labels=[str(i) for i in range(10)], imgsz=(8, 8),
-            channels=1, color="GRAY", data="digits", extra={"metrics": {}}).save(folder)
+            channels=1, color="GRAY", data="digits").save(folder)
     return folder
 
 
@@ -72,7 +72,7 @@ def test_magnitude_writes_a_run_directory(run_cli, run_dir, tmp_path):
     from edgecnn.rundir import RunInfo, load_keras_model
 
     model, info = load_keras_model(out)          # safe_mode load of the stripped model
-    assert info.extra["pruning"]["method"] == "magnitude"
+    assert info.reports["pruning"]["method"] == "magnitude"
     assert info.labels == [str(i) for i in range(10)]
     zeros = kernel_sparsity(model)
     for name in ("dw", "pw", "c2", "fc"):
@@ -82,7 +82,7 @@ def test_magnitude_writes_a_run_directory(run_cli, run_dir, tmp_path):
     rows = {r["layer"]: r for r in report["layers"]}
     assert rows["stem"]["target"] is None and rows["fc"]["sparsity"] == pytest.approx(0.7, 0.02)
     assert set(report["metrics_after"]) == {"accuracy"}
-    assert RunInfo.load(out).extra["metrics"]["val_accuracy"] == \
+    assert RunInfo.load(out).metrics["val_accuracy"] == \
         report["metrics_after"]["accuracy"]
     assert (out / "history.csv").read_text().startswith("epoch,")
 
@@ -96,7 +96,7 @@ def test_magnitude_in_blocks(run_cli, run_dir, tmp_path):
     from edgecnn.rundir import load_keras_model
 
     model, info = load_keras_model(out)
-    assert info.extra["pruning"]["block"] == [1, 4]
+    assert info.reports["pruning"]["block"] == [1, 4]
     kernel = model.get_layer("c2").get_weights()[0]            # (3, 3, 16, 32)
     runs = np.transpose(kernel, (3, 0, 1, 2)).reshape(-1, 4) == 0   # TFLite [out, kh, kw, in]
     assert np.array_equal(runs.any(axis=1), runs.all(axis=1))
@@ -114,7 +114,7 @@ def test_channel_to_half_the_macs(run_cli, run_dir, tmp_path):
 
     model, info = load_keras_model(out)
     dense, _ = load_keras_model(run_dir)
-    totals = info.extra["pruning"]["totals"]
+    totals = info.reports["pruning"]["totals"]
     assert totals["macs_after"] == count(model).macs <= 0.5 * count(dense).macs
     assert totals["params_after"] < totals["params_before"]
     assert model.outputs[0].shape == dense.outputs[0].shape

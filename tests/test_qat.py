@@ -140,7 +140,7 @@ def test_cli_qat_classifier_writes_a_run_that_converts(run_cli, tmp_path):
     for key in ("float_before", "sim_before", "float_after", "sim_after"):
         assert 0.5 < report[key]["accuracy"] <= 1.0, report
     model, info = load_keras_model(out)
-    assert info.extra["qat"]["epochs"] == 1
+    assert info.reports["qat"]["epochs"] == 1
     assert all(layer.trainable for layer in model.layers)
     src, _ = load_keras_model(mf.digits_run())
     assert any(not np.array_equal(a, b) for a, b in zip(src.get_weights(), model.get_weights()))

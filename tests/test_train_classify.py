@@ -42,7 +42,7 @@ def test_cli_training_writes_the_whole_run_dir(run_cli, tmp_path):
     assert info["labels"] == [str(i) for i in range(10)]
     assert info["imgsz"] == [12, 12] and info["channels"] == 1 and info["color"] == "GRAY"
     assert info["mean"] == [0.0] and info["std"] == [255.0] and info["data"] == "digits"
-    metrics = info["extra"]["metrics"]
+    metrics = info["metrics"]
     assert 0.0 <= metrics["val_accuracy"] <= 1.0 and metrics["epochs_run"] == 3
     assert (out / "labels.txt").read_text().split() == info["labels"]
     with open(out / "history.csv") as fh:
@@ -71,7 +71,7 @@ def test_fixed_seed_reproduces_weights_and_metrics(tmp_path):
     assert not all(np.array_equal(x, y) for x, y in zip(weights[0], weights[2]))
     hist = [(r / "history.csv").read_text() for r in runs]
     assert hist[0] == hist[1]
-    m = [RunInfo.load(r).extra["metrics"] for r in runs]
+    m = [RunInfo.load(r).metrics for r in runs]
     assert m[0]["val_accuracy"] == m[1]["val_accuracy"]
 
 

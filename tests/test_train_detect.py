@@ -48,7 +48,7 @@ def test_run_dir_is_complete(tiny_run):
     assert (info["decoder"]["box_output"], info["decoder"]["score_output"]) == (0, 1)
     assert info["labels"] == ["circle", "square", "triangle", "star"]
     assert (tiny_run / "labels.txt").read_text().split() == info["labels"]
-    metrics = info["extra"]["metrics"]
+    metrics = info["metrics"]
     assert 0.0 <= metrics["val_map50"] <= 1.0 and metrics["best_epoch"] >= 1
 
 

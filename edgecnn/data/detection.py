@@ -24,8 +24,6 @@ from edgecnn.data.checks import LabelReport, Problem
 from edgecnn.data.imagesize import ImageHeaderError, image_size
 from edgecnn.errors import UsageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
 # Boxes that leave the image by less than this many pixels are clipped without a report:
 # that is rounding in the label file (e.g. normalized coordinates with 6 decimals), not an error.
 OUTSIDE_TOLERANCE_PX = 1.0

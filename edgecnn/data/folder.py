@@ -13,8 +13,7 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import UsageError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from edgecnn.images import IMAGE_SUFFIXES
 
 
 def class_folders(root: Path) -> list[Path]:

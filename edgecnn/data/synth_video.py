@@ -20,8 +20,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecnn.data.synth import (DEFAULT_CLASSES, _background, _draw_clutter, _random_color,
-                                _visible_boxes, check_classes, draw_object, object_polygon)
+from edgecnn.data.synth import (
+    DEFAULT_CLASSES,
+    _background,
+    _draw_clutter,
+    _random_color,
+    _visible_boxes,
+    check_classes,
+    draw_object,
+    object_polygon,
+)
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_output, write_atomic
 

@@ -17,10 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.data.checks import LabelReport, Problem
-from edgecnn.data.detection import (IMAGE_SUFFIXES, DetectionDataset, DetectionSample,
-                                    finish_report, probe_image, relative_name, sanitize_boxes,
-                                    split_train_val)
+from edgecnn.data.detection import (
+    DetectionDataset,
+    DetectionSample,
+    finish_report,
+    probe_image,
+    relative_name,
+    sanitize_boxes,
+    split_train_val,
+)
 from edgecnn.errors import UsageError
+from edgecnn.images import IMAGE_SUFFIXES
 from edgecnn.lazy import require
 
 

@@ -216,7 +216,7 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         samples = _split(ds, split, max_images)
         names = tuple(info.labels) if info is not None else ds.names
         _check_names(ds.names, names)
-        strides = tuple((info.decoder or {}).get("strides", (8, 16, 32))) if info else (8, 16, 32)
+        strides = tuple(info.decoder.strides) if info and info.decoder else (8, 16, 32)
         imgsz = int(model.inputs[0].shape[1])
         arrays = load_arrays(samples, imgsz)
         if arrays.skipped:

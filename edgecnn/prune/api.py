@@ -8,7 +8,6 @@ unless every step succeeds.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -173,12 +172,15 @@ def prune_model(model_path, method: str, sparsity: float | None, data: str | Non
     from edgecnn.fsutil import atomic_dir
     from edgecnn.train.common import write_history_csv
 
-    extra = dict(info.extra)
-    extra["pruning"] = report
+    from edgecnn.rundir import Provenance, dataset_reference
+
+    metrics = dict(info.metrics)
     if report["metrics_after"]:
-        extra["metrics"] = {f"val_{k}": v for k, v in report["metrics_after"].items()}
-        extra["metrics"]["params"] = cost_after.params
-    new_info = dataclasses.replace(info, extra=extra, data=spec, data_dir=data_dir)
+        metrics = {f"val_{k}": v for k, v in report["metrics_after"].items()}
+        metrics["params"] = cost_after.params
+    new_info = info.derive(metrics=metrics, reports={**info.reports, "pruning": report},
+                           data=dataset_reference(spec), data_dir=dataset_reference(data_dir),
+                           provenance=Provenance.now("prune", parent=str(model_path)))
     with atomic_dir(out, overwrite) as tmp:
         _plain_copy(model).save(tmp / MODEL_FILE)
         new_info.save(tmp)

@@ -90,7 +90,7 @@ def load_task_data(info: RunInfo, model, spec: str, data_dir: str | None = None,
         from edgecnn.data import load_classification
 
         height, width, channels = (int(d) for d in model.inputs[0].shape[1:])
-        val_split = float(info.extra.get("config", {}).get("val_split", 0.1) or 0.1)
+        val_split = info.val_split
         data = load_classification(spec, data_dir=data_dir, imgsz=height,
                                    color="GRAY" if channels == 1 else "RGB",
                                    val_split=val_split, seed=info.seed, max_train=max_train)
@@ -194,7 +194,7 @@ def _load_detection(info: RunInfo, model, spec: str, max_train: int | None,
     from edgecnn.data.detection import load_detection_dataset
     from edgecnn.train.detect import MAX_BOXES
 
-    val_split = float(info.extra.get("config", {}).get("val_split", 0.1) or 0.1)
+    val_split = info.val_split
     ds = load_detection_dataset(spec, split_val=val_split, seed=info.seed)
     names = tuple(ds.names)
     classes = int(model.outputs[1].shape[-1])
@@ -207,7 +207,7 @@ def _load_detection(info: RunInfo, model, spec: str, max_train: int | None,
         rng = np.random.default_rng(info.seed)
         train = [train[i] for i in sorted(rng.permutation(len(train))[:max_train].tolist())]
     imgsz = int(info.imgsz[0])
-    strides = tuple(int(s) for s in (info.decoder or {}).get("strides", ()))
+    strides = tuple(int(s) for s in info.decoder.strides) if info.decoder else ()
     if not strides:
         raise UsageError("run.json of this detector has no decoder strides",
                          "pass a run directory written by 'edgecnn train --task detect'")

@@ -10,7 +10,6 @@ and after: the simulation predicts the int8 ``.tflite`` within a few tenths of a
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -114,12 +113,12 @@ def qat_finetune(model_path, data: str | None, epochs: int, out, *, batch: int =
     from edgecnn.prune.api import _plain_copy
     from edgecnn.train.common import write_history_csv
 
-    extra = dict(info.extra)
-    extra["qat"] = report
-    if float_after:
-        extra["metrics"] = {**extra.get("metrics", {}),
-                            **{f"val_{k}": v for k, v in float_after.items()}}
-    new_info = dataclasses.replace(info, extra=extra, data=spec, data_dir=data_dir)
+    from edgecnn.rundir import Provenance, dataset_reference
+
+    metrics = {**info.metrics, **{f"val_{k}": v for k, v in (float_after or {}).items()}}
+    new_info = info.derive(metrics=metrics, reports={**info.reports, "qat": report},
+                           data=dataset_reference(spec), data_dir=dataset_reference(data_dir),
+                           provenance=Provenance.now("qat", parent=str(model_path)))
     with atomic_dir(out, overwrite) as tmp:
         _plain_copy(model).save(tmp / MODEL_FILE)
         new_info.save(tmp)

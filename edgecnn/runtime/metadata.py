@@ -71,6 +71,19 @@ class DecoderSpec:
     iou_threshold: float = 0.45
     max_detections: int = 100
 
+    def to_dict(self) -> dict:
+        return _listify(asdict(self))
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "DecoderSpec":
+        """Read a decoder section; UsageError naming unknown or malformed fields."""
+        if not isinstance(doc, dict):
+            raise UsageError("the decoder section is not a JSON object")
+        try:
+            return cls(**_tuplify(doc))
+        except TypeError as err:
+            raise UsageError(f"the decoder section is malformed: {err}") from None
+
 
 @dataclass(frozen=True)
 class Metadata:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_dir
-from edgecnn.rundir import MODEL_FILE, RunInfo
+from edgecnn.rundir import MODEL_FILE, Provenance, RunInfo, Split, dataset_reference
+from edgecnn.runtime.task import Task
 from edgecnn.train import common
 from edgecnn.train.common import arch_kwargs, check_numbers, say
 from edgecnn.train.config import TrainConfig
@@ -99,7 +100,6 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
         hist = {key: [float(v) for v in values] for key, values in history.history.items()
                 if key not in ("learning_rate", "lr")}
 
-        import edgecnn.models.layers  # noqa: F401 - custom layers for safe loading
         best = k.saving.load_model(best_path, compile=False, safe_mode=True)
         metrics = {"val_accuracy": _accuracy(best, data.x_val, data.y_val),
                    "train_seconds": round(train_seconds, 2),
@@ -109,13 +109,16 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
                    "params": int(model.count_params())}
         if data.has_test:
             metrics["test_accuracy"] = _accuracy(best, data.x_test, data.y_test)
-        info = RunInfo(task="classify", arch=config.arch, labels=list(data.labels),
+        info = RunInfo(task=Task.CLASSIFY, arch=config.arch, labels=list(data.labels),
                        imgsz=(data.imgsz, data.imgsz), channels=data.channels, color=data.color,
-                       resize="stretch", mean=list(MEAN), std=list(STD), data=config.data,
-                       data_dir=str(config.data_dir) if config.data_dir else None,
-                       output_activation="softmax", seed=config.seed,
-                       extra={"metrics": metrics, "config": asdict(config),
-                              "warnings": list(data.warnings)})
+                       resize="stretch", mean=list(MEAN), std=list(STD),
+                       data=dataset_reference(config.data),
+                       data_dir=dataset_reference(config.data_dir),
+                       split=Split(config.val_split, config.seed),
+                       output_activation="softmax", seed=config.seed, metrics=metrics,
+                       config=asdict(config),
+                       reports={"data": {"warnings": list(data.warnings)}},
+                       provenance=Provenance.now("train"))
         info.save(tmp)
         common.write_history_csv(tmp / "history.csv", hist)
         from edgecnn.report.plots import plot_curves

@@ -22,7 +22,9 @@ import numpy as np
 
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_dir
-from edgecnn.rundir import MODEL_FILE, RunInfo
+from edgecnn.rundir import MODEL_FILE, Provenance, RunInfo, Split, dataset_reference
+from edgecnn.runtime.metadata import DecoderSpec
+from edgecnn.runtime.task import Task
 from edgecnn.train import common
 from edgecnn.train.common import arch_kwargs, check_numbers, say
 from edgecnn.train.config import TrainConfig
@@ -208,18 +210,19 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
                    "train_seconds": round(train_seconds, 2),
                    "params": int(model.count_params()),
                    "skipped_images": len(train_arrays.skipped) + len(val_arrays.skipped)}
-        info = RunInfo(task="detect", arch=config.arch, labels=list(names),
+        info = RunInfo(task=Task.DETECT, arch=config.arch, labels=list(names),
                        imgsz=(imgsz, imgsz), channels=3, color="RGB", resize="letterbox",
-                       mean=list(MEAN), std=list(STD), data=config.data,
-                       data_dir=str(config.data_dir) if config.data_dir else None,
+                       mean=list(MEAN), std=list(STD), data=dataset_reference(config.data),
+                       data_dir=dataset_reference(config.data_dir),
+                       split=Split(config.val_split, config.seed),
                        output_activation="sigmoid", seed=config.seed,
-                       decoder={"type": "anchor_free_ltrb", "strides": list(strides),
-                                "box_output": 0, "score_output": 1,
-                                "score_threshold": SCORE_THRESHOLD,
-                                "iou_threshold": IOU_THRESHOLD,
-                                "max_detections": MAX_DETECTIONS},
-                       extra={"metrics": metrics, "config": asdict(config),
-                              "width": config.width})
+                       decoder=DecoderSpec(type="anchor_free_ltrb", strides=tuple(strides),
+                                           box_output=0, score_output=1,
+                                           score_threshold=SCORE_THRESHOLD,
+                                           iou_threshold=IOU_THRESHOLD,
+                                           max_detections=MAX_DETECTIONS),
+                       metrics=metrics, config=asdict(config),
+                       provenance=Provenance.now("train"))
         info.save(tmp)
         common.write_history_csv(tmp / "history.csv", history)
         try:

@@ -31,7 +31,7 @@ def detect_step(ctx) -> str:
                                      out=str(ctx.work / "det_run"), imgsz=imgsz, epochs=epochs,
                                      batch=16, width=1.0 if fast else 1.5,
                                      seed=ctx.options.seed, verbose=0))
-    metrics = RunInfo.load(run).extra["metrics"]
+    metrics = RunInfo.load(run).metrics
     tflite = convert_model(run, ctx.work / "shapes_det_int8.tflite", quant="int8",
                            held_out=0).path
     keras_map = evaluate_detection(run, str(data))

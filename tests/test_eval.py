@@ -30,7 +30,7 @@ def test_tflite_eval_json(run_cli, keras_accuracy):
     assert res.exit_code == 0, res.err
     doc = json.loads(res.out)
     acc, n = keras_accuracy
-    assert doc["samples"] == n and doc["backend"] == "tflite" and doc["split"] == "test"
+    assert doc["samples"] == n and doc["backend"] == "tflite" and doc["split"] == "val"
     # float32 .tflite through the runtime = the Keras model on the same images
     assert doc["accuracy"] == pytest.approx(acc, abs=1.0 / n)
     per_class = doc["per_class"]
@@ -166,3 +166,24 @@ def test_missing_builtin_dataset(run_cli, tmp_path):
     res = run_cli("eval", mf.converted("int8").path, "--data", "fashion-mnist", "--data-dir",
                   tmp_path / "nowhere")
     assert_one_line_error(res, "dataset fashion-mnist not found", "--data-dir")
+
+
+def test_a_folder_counts_whole_unless_it_is_the_runs_training_data(run_cli, tmp_path):
+    # The test split of digits written as an image folder: a user's test folder.
+    data = mf.digits_data()
+    root = tmp_path / "digits_test"
+    for i, (img, y) in enumerate(zip(data.x_test, data.y_test)):
+        (root / str(int(y))).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / str(int(y)) / f"{i}.png"), img)
+    n = len(data.y_test)
+    res = run_cli("eval", mf.converted("int8").path, "--data", root, "--json")
+    assert res.exit_code == 0, res.err
+    report = json.loads(res.out)
+    assert report["samples"] == n and report["split"] == "all"
+    # An explicit split is honoured, and a built-in dataset keeps its held-out split.
+    val = json.loads(run_cli("eval", mf.converted("int8").path, "--data", root, "--split", "val",
+                             "--json").out)
+    assert val["split"] == "val" and val["samples"] < n
+    builtin = json.loads(run_cli("eval", mf.converted("int8").path, "--data", "digits",
+                                 "--json").out)
+    assert builtin["split"] == "val" and builtin["samples"] == n

@@ -12,7 +12,8 @@ import click
 @click.option("--data", default=None,
               help="Dataset SPEC (default for run directories: the training data).")
 @click.option("--split", default=None,
-              help="classify: test (default), val or train; detect: val (default) or train.")
+              help="test, val, train or all. Default: the dataset's held-out split; a folder "
+                   "that is not the model's training data counts whole (all).")
 @click.option("--threads", type=int, default=None, help="Interpreter threads (.tflite).")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder holding the fashion-mnist / mnist idx files.")

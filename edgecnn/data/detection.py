@@ -66,6 +66,7 @@ class DetectionDataset:
         category_ids: for COCO, the original category id of each class index (class ``i`` was
             category ``category_ids[i]``), so mAP can be reported in the source's ids; None for
             formats whose ids are already contiguous.
+        own_val: whether ``val`` is the dataset's own split (False: drawn from ``train``).
     """
 
     train: list[DetectionSample]
@@ -76,6 +77,7 @@ class DetectionDataset:
     spec: str
     format: str = ""
     category_ids: tuple[int, ...] | None = None
+    own_val: bool = True      # False when val was drawn from train (the dataset names none)
 
     @property
     def num_classes(self) -> int:

@@ -61,7 +61,7 @@ def read_voc(root: Path, spec: str, split_val: float = 0.1, seed: int = 0,
     train, val = _split(root, samples, split_val, seed, report)
     finish_report(report, train, val, len(names))
     return DetectionDataset(train=train, val=val, names=tuple(names), report=report, root=root,
-                            spec=spec, format="voc")
+                            spec=spec, format="voc", own_val=_has_split_lists(root))
 
 
 def _parse_xml(xml: Path, root: Path, report: LabelReport) -> _Annotation | None:
@@ -144,6 +144,11 @@ def _to_sample(ann: _Annotation, root: Path, index: dict[str, int], report: Labe
         report.add(Problem.BACKGROUND, image_name)
     return DetectionSample(image_path=ann.image, boxes=boxes, classes=classes, width=size[0],
                            height=size[1])
+
+
+def _has_split_lists(root: Path) -> bool:
+    sets = root / "ImageSets" / "Main"
+    return all((sets / f"{split}.txt").is_file() for split in ("train", "val"))
 
 
 def _split(root: Path, samples: dict[str, DetectionSample], split_val: float, seed: int,

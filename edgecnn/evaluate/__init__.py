@@ -46,8 +46,10 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
     Args:
         model: ``.tflite`` (device runtime), run directory or ``.keras`` (Keras).
         data: dataset SPEC; None uses the run's training data (run directories only).
-        split: classify: ``test`` (default; the validation split when the dataset has no test
-            split), ``val`` or ``train``; detect: ``val`` (default) or ``train``.
+        split: ``test``, ``val``, ``train`` or ``all``. None (default) picks held-out images:
+            the dataset's own test (classify) / val (detect) split; for the model's own training
+            data or a built-in dataset without one, the validation split drawn from it; for any
+            other folder, every image in it.
         threads: interpreter threads for a ``.tflite``.
         data_dir: where built-in datasets live.
         max_samples: evaluate at most this many samples (quick checks).
@@ -64,9 +66,9 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
     if task == "detect":
         from edgecnn.evaluate.detect import evaluate_detection
 
-        return evaluate_detection(model, data, split=split or "val", threads=threads,
+        return evaluate_detection(model, data, split=split, threads=threads,
                                   max_images=max_samples)
     from edgecnn.evaluate.classify import evaluate_classifier
 
-    return evaluate_classifier(model, data, split=split or "test", threads=threads,
+    return evaluate_classifier(model, data, split=split, threads=threads,
                                data_dir=data_dir, max_samples=max_samples).to_dict()

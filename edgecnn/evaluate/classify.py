@@ -17,7 +17,7 @@ import numpy as np
 
 from edgecnn.errors import UsageError
 
-SPLITS = ("test", "val", "train")
+SPLITS = ("test", "val", "train", "all")
 
 
 @dataclass(frozen=True)
@@ -64,16 +64,20 @@ def accuracy_report(predictions: np.ndarray, targets: np.ndarray, labels: tuple[
 
 
 def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
-                        split: str = "test", threads: int | None = None,
+                        split: str | None = None, threads: int | None = None,
                         data_dir: str | None = None, max_samples: int | None = None
                         ) -> ClassificationReport:
     """Accuracy of a ``.tflite`` (runtime) or run directory / ``.keras`` (Keras) classifier.
+
+    ``split`` None picks the held-out images: the dataset's test split, else the validation
+    split of the run's own training data (or of a built-in dataset), else every image: a folder
+    that is not the model's training data counts whole.
 
     Raises:
         UsageError: unknown split, missing data, or a dataset that does not fit the model
             (other channels, other classes).
     """
-    if split not in SPLITS:
+    if split is not None and split not in SPLITS:
         raise UsageError(f"unknown split {split!r}", f"use one of: {', '.join(SPLITS)}")
     path = Path(model)
     start = time.perf_counter()
@@ -96,6 +100,7 @@ def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, st
     spec = meta.input
     dataset = _load_dataset(data, spec, data_dir, seed=0)
     _check_fit(dataset, spec, meta.labels)
+    split = _resolve_split(split, dataset, _is_builtin(data))
     x, y = _pick(dataset, split, max_samples)
     clf = Classifier(model, ClassifierOptions(top_k=1, threads=threads), metadata=meta)
     predictions = np.empty(len(x), np.int64)
@@ -127,6 +132,11 @@ def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
                                 seed=info.seed)
     spec = info.input_spec()
     _check_fit(dataset, spec, tuple(info.labels))
+    from edgecnn.rundir import dataset_reference
+
+    trained_on = info.data if info.data else None
+    split = _resolve_split(split, dataset, _is_builtin(data)
+                           or dataset_reference(data) == trained_on)
     x, y = _pick(dataset, split, max_samples)
     predictions = []
     for i in range(0, len(x), 256):
@@ -190,9 +200,28 @@ def _check_fit(dataset, spec, model_labels) -> None:
             f"are {_short(model_labels)}", "evaluate on the dataset the model was trained on")
 
 
+def _is_builtin(data) -> bool:
+    from edgecnn.data.classification import BUILTINS, _ALIASES
+
+    name = str(data).lower()
+    return _ALIASES.get(name, name) in BUILTINS and not Path(str(data)).exists()
+
+
+def _resolve_split(split: str | None, dataset, training_data: bool) -> str:
+    if split is not None:
+        return split
+    if dataset.has_test:
+        return "test"
+    return "val" if training_data else "all"
+
+
 def _pick(dataset, split: str, max_samples):
-    x, y = {"test": (dataset.x_test, dataset.y_test), "val": (dataset.x_val, dataset.y_val),
-            "train": (dataset.x_train, dataset.y_train)}[split]
+    if split == "all":
+        x = np.concatenate([dataset.x_train, dataset.x_val])
+        y = np.concatenate([dataset.y_train, dataset.y_val])
+    else:
+        x, y = {"test": (dataset.x_test, dataset.y_test), "val": (dataset.x_val, dataset.y_val),
+                "train": (dataset.x_train, dataset.y_train)}[split]
     if max_samples is not None:
         x, y = x[:max_samples], y[:max_samples]
     if len(x) == 0:

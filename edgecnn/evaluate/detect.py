@@ -167,14 +167,15 @@ def tflite_predict(detector, samples) -> list[ImageDetections]:
 
 
 def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = None,
-                       split: str = "val", threads: int | None = None,
+                       split: str | None = None, threads: int | None = None,
                        max_images: int | None = None) -> dict:
     """COCO mAP of a detector on a dataset split.
 
     Args:
         model_path: a ``.tflite`` (runtime, no TensorFlow), a run directory or a ``.keras``.
         data_spec: dataset SPEC; defaults to the one recorded in the model's run.json.
-        split: ``val`` or ``train``.
+        split: ``val``, ``train`` or ``all``; None: ``val`` when the dataset has its own val
+            split or is the model's training data, else ``all``.
         threads: interpreter threads for ``.tflite``.
         max_images: evaluate only the first N images (quick checks).
 
@@ -199,6 +200,7 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
             raise UsageError("a .tflite needs --data", "pass the dataset SPEC to evaluate on")
         names = tuple(detector.labels)
         ds = load_detection_dataset(data_spec)
+        split = split or ("val" if ds.own_val else "all")
         samples = _split(ds, split, max_images)
         _check_names(ds.names, names)
         detections = tflite_predict(detector, samples)
@@ -212,7 +214,12 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         spec = data_spec or (info.data if info is not None else None)
         if not spec:
             raise UsageError(f"{path} has no run.json naming its dataset", "pass --data SPEC")
-        ds = load_detection_dataset(spec)
+        ds = load_detection_dataset(spec, split_val=info.val_split if info else 0.1,
+                                    seed=info.split.seed if info else 0)
+        from edgecnn.rundir import dataset_reference
+
+        trained_on = info is not None and dataset_reference(spec) == info.data
+        split = split or ("val" if ds.own_val or trained_on else "all")
         samples = _split(ds, split, max_images)
         names = tuple(info.labels) if info is not None else ds.names
         _check_names(ds.names, names)
@@ -230,9 +237,9 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
 
 
 def _split(ds, split: str, max_images: int | None):
-    if split not in ("val", "train"):
-        raise UsageError(f"unknown split {split!r}", "use val or train")
-    samples = ds.val if split == "val" else ds.train
+    if split not in ("val", "train", "all"):
+        raise UsageError(f"unknown split {split!r}", "use val, train or all")
+    samples = {"val": ds.val, "train": ds.train, "all": ds.train + ds.val}[split]
     if not samples:
         raise UsageError(f"the dataset has no {split} images")
     return samples[:max_images] if max_images else samples

@@ -187,3 +187,35 @@ def test_a_folder_counts_whole_unless_it_is_the_runs_training_data(run_cli, tmp_
     builtin = json.loads(run_cli("eval", mf.converted("int8").path, "--data", "digits",
                                  "--json").out)
     assert builtin["split"] == "val" and builtin["samples"] == n
+
+
+@pytest.mark.parametrize("blocked, args, needle", [
+    ("sklearn", ["--data", "digits"], "pip install scikit-learn"),
+    ("pycocotools", ["--data", "DETECT_DATA"], "pip install pycocotools"),
+])
+def test_device_install_missing_packages_name_the_package_not_train(tmp_path, blocked, args,
+                                                                     needle):
+    """Without scikit-learn / pycocotools the hint names that package, never edgecnn[train],
+    and a detector's eval fails before any inference."""
+    model = mf.converted("int8").path
+    if blocked == "pycocotools":
+        from edgecnn.data.synth import make_synthetic_dataset
+
+        model = mf.converted_detector("int8").path
+        data = make_synthetic_dataset(tmp_path / "d", n_train=2, n_val=2, imgsz=64)
+        args = [str(data) if a == "DETECT_DATA" else a for a in args]
+    # Raised as a real missing package is: ModuleNotFoundError with the module's name.
+    block = BLOCK_TENSORFLOW.replace("('tensorflow', 'keras', 'tf_keras')",
+                                     f"('tensorflow', 'keras', 'tf_keras', {blocked!r})").replace(
+        "raise ImportError('blocked for the test: ' + name)",
+        "raise ModuleNotFoundError('blocked for the test: ' + name, name=name)")
+    code = block + textwrap.dedent(f"""
+        import sys
+        from edgecnn.cli import main
+        sys.exit(main(['eval', {str(model)!r}, *{args!r}]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and "edgecnn[train]" not in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -50,6 +50,7 @@ def coco_map(ground_truth, detections, names) -> dict:
         "images", "instances"}``. Classes without ground truth are left out of the per-class
         tables (COCO reports them as -1 and excludes them from the mean).
     """
+    require_coco_eval()
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -166,6 +167,13 @@ def tflite_predict(detector, samples) -> list[ImageDetections]:
     return out
 
 
+def require_coco_eval() -> None:
+    """Fail in a second, before any inference, when the COCO evaluator is missing."""
+    from edgecnn.lazy import require
+
+    require("pycocotools", purpose="COCO mAP")
+
+
 def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = None,
                        split: str | None = None, threads: int | None = None,
                        max_images: int | None = None) -> dict:
@@ -184,6 +192,7 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
     """
     from edgecnn.data.detection import load_detection_dataset
 
+    require_coco_eval()
     path = Path(model_path)
     if not path.exists():
         raise UsageError(f"model not found: {path}", "check the path")

@@ -68,12 +68,13 @@ def check(spec: str, as_json: bool, strict: bool, images_dir: str | None, max_fi
     dataset = check_dataset(spec, images=images_dir, decode=decode)
     report = dataset.report
     if as_json:
-        payload = {"spec": spec, "format": dataset.format, "root": str(dataset.root),
+        payload = {"spec": spec, "format": dataset.format, "layout": dataset.layout,
+                   "root": str(dataset.root),
                    "names": list(dataset.names), **report.to_dict(max_files=max_files)}
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(f"dataset {spec}: {dataset.format}, {len(dataset.names)} classes, root "
-                   f"{dataset.root}")
+        click.echo(f"dataset {spec}: {dataset.layout or dataset.format}, "
+                   f"{len(dataset.names)} classes, root {dataset.root}")
         for split in ("train", "val"):
             click.echo(f"  {split}: {report.images.get(split, 0)} images, "
                        f"{report.boxes.get(split, 0)} boxes")

@@ -56,7 +56,7 @@ def read_coco(spec_path: Path | list[Path], spec: str, split_val: float = 0.1, s
     finish_report(report, train, val, len(names))
     return DetectionDataset(train=train, val=val, names=names, report=report, root=root,
                             spec=spec, format="coco", category_ids=cat_ids,
-                            own_val=val_json is not None)
+                            own_val=val_json is not None, layout="COCO json")
 
 
 def _pick_train_val(jsons: list[Path]) -> tuple[Path, Path | None]:

@@ -78,6 +78,7 @@ class DetectionDataset:
     format: str = ""
     category_ids: tuple[int, ...] | None = None
     own_val: bool = True      # False when val was drawn from train (the dataset names none)
+    layout: str = ""          # the layout recognized, in words (shown by ``data check``)
 
     @property
     def num_classes(self) -> int:
@@ -128,19 +129,21 @@ def read_image(path: str | Path) -> np.ndarray:
 def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int = 0,
                            strict: bool = False, images: str | Path | None = None,
                            names: list[str] | tuple[str, ...] | None = None) -> DetectionDataset:
-    """Read a YOLO, Pascal VOC or COCO dataset.
+    """Read a YOLO, Pascal VOC or COCO dataset, or a loose ``images/`` + ``annots/`` folder.
 
     Args:
         spec: a YOLO ``data.yaml`` (or a folder holding one), a VOC folder (``Annotations/`` +
-            ``JPEGImages/``, optional ``ImageSets/Main/{train,val}.txt``), a COCO json, or a
-            folder with ``annotations/instances_{train,val}*.json``.
+            ``JPEGImages/``, optional ``ImageSets/Main/{train,val}.txt``), a COCO json, a
+            folder with ``annotations/instances_{train,val}*.json``, or a loose folder
+            (``images/`` beside ``annots/``, ``annotations/`` or ``labels/`` of .xml or .txt
+            files; :mod:`edgecnn.data.loose`).
         split_val: fraction of the training images used for validation when the dataset has no
             val split of its own.
         seed: seed of that split.
         strict: raise a UsageError on any label problem instead of clipping/skipping.
         images: COCO only: folder holding the images named by ``file_name``.
-        names: VOC only: class names in order (default: ``labels.txt``/``classes.txt`` in the
-            root, else every name found, sorted).
+        names: VOC and loose only: class names in order (default: ``labels.txt`` /
+            ``classes.txt`` in the root, else every name found, sorted).
 
     Raises:
         UsageError: the spec points nowhere, has no images, or (strict) has label problems.
@@ -156,6 +159,9 @@ def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int =
     elif kind == "voc":
         from edgecnn.data.voc import read_voc
         dataset = read_voc(target, spec=str(spec), split_val=split_val, seed=seed, names=names)
+    elif kind == "loose":
+        from edgecnn.data.loose import read_loose
+        dataset = read_loose(target, spec=str(spec), split_val=split_val, seed=seed, names=names)
     else:
         from edgecnn.data.coco import read_coco
         dataset = read_coco(target, spec=str(spec), split_val=split_val, seed=seed,
@@ -181,16 +187,24 @@ def _detect_format(path: Path) -> tuple[str, Path | list[Path]]:
     if preferred or len(yamls) == 1:
         return "yolo", (preferred or yamls)[0]
     for voc in (path, *sorted(p for p in path.iterdir() if p.is_dir())):
-        if (voc / "Annotations").is_dir():
+        # Annotations/ beside images/ (not JPEGImages/) is the loose layout, read below.
+        if (voc / "Annotations").is_dir() and not (voc / "images").is_dir():
             return "voc", voc
     jsons = sorted((path / "annotations").glob("instances_*.json")) if (
         path / "annotations").is_dir() else []
     jsons = jsons or sorted(path.glob("instances_*.json"))
     if jsons:
         return "coco", jsons
+    from edgecnn.data.loose import find_loose_layout
+
+    for root in (path, *sorted(p for p in path.iterdir() if p.is_dir())):
+        layout = find_loose_layout(root)
+        if layout is not None:
+            return "loose", layout
     raise UsageError(f"cannot tell the dataset format of folder {path}",
-                     "expected data.yaml (YOLO), Annotations/ (VOC) or annotations/instances_*.json"
-                     " (COCO)")
+                     "expected data.yaml (YOLO), Annotations/ + JPEGImages/ (VOC), "
+                     "annotations/instances_*.json (COCO), or images/ beside annots/, "
+                     "annotations/ or labels/ holding .xml or .txt labels")
 
 
 # --- helpers shared by the readers -----------------------------------------------------------

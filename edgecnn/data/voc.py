@@ -37,34 +37,44 @@ class _Annotation:
 
 
 def read_voc(root: Path, spec: str, split_val: float = 0.1, seed: int = 0,
-             names: list[str] | tuple[str, ...] | None = None) -> DetectionDataset:
+             names: list[str] | tuple[str, ...] | None = None, annotations_dir: str = "Annotations",
+             images_dir: str = "JPEGImages", layout: str = "") -> DetectionDataset:
     """Read a VOC folder (see the module docstring).
 
     Args:
         names: class names in order; default ``labels.txt``/``classes.txt`` in ``root`` (one
             name a line), else every object name found, sorted.
+        annotations_dir, images_dir: the xml and image folders inside ``root`` (the loose
+            ``images/`` + ``annots/`` layout of small real datasets uses other names).
+        layout: how the layout is described to the user (``data check``).
     """
     root = root.resolve()
     report = LabelReport()
-    xmls = sorted((root / "Annotations").glob("*.xml"))
+    xml_dir, image_dir = root / annotations_dir, root / images_dir
+    xmls = sorted(p for p in xml_dir.glob("*.xml") if not p.name.startswith("."))
     if not xmls:
-        raise UsageError(f"{root / 'Annotations'} has no .xml files",
-                         "a VOC dataset needs one Annotations/<id>.xml per image")
-    annotations = [a for a in (_parse_xml(x, root, report) for x in xmls) if a is not None]
-    names = _class_names(root, names, annotations)
+        raise UsageError(f"{xml_dir} has no .xml files",
+                         f"a VOC dataset needs one {annotations_dir}/<id>.xml per image")
+    annotations = [a for a in (_parse_xml(x, root, image_dir, report) for x in xmls)
+                   if a is not None]
+    names = _class_names(root, names, annotations, xml_dir)
     index = {n: i for i, n in enumerate(names)}
     samples: dict[str, DetectionSample] = {}
     for ann in annotations:
         sample = _to_sample(ann, root, index, report)
         if sample is not None:
             samples[ann.xml.stem] = sample
-    train, val = _split(root, samples, split_val, seed, report)
+    lists = split_lists(root, report, xml_dir)
+    train, val = (_listed(samples, lists) if lists
+                  else split_train_val(list(samples.values()), split_val, seed))
     finish_report(report, train, val, len(names))
     return DetectionDataset(train=train, val=val, names=tuple(names), report=report, root=root,
-                            spec=spec, format="voc", own_val=_has_split_lists(root))
+                            spec=spec, format="voc", own_val=lists is not None,
+                            layout=layout or "Pascal VOC (Annotations/ + JPEGImages/)")
 
 
-def _parse_xml(xml: Path, root: Path, report: LabelReport) -> _Annotation | None:
+def _parse_xml(xml: Path, root: Path, image_dir: Path, report: LabelReport
+               ) -> _Annotation | None:
     name = relative_name(xml, root)
     try:
         tree = ET.parse(xml).getroot()
@@ -72,7 +82,7 @@ def _parse_xml(xml: Path, root: Path, report: LabelReport) -> _Annotation | None
         report.add(Problem.MALFORMED, name)
         return None
     filename = (tree.findtext("filename") or "").strip()
-    image = _find_image(root / "JPEGImages", filename, xml.stem)
+    image = _find_image(image_dir, Path(filename).name, xml.stem)
     size = None
     try:
         width = int(float(tree.findtext("size/width") or 0))
@@ -106,7 +116,7 @@ def _find_image(folder: Path, filename: str, stem: str) -> Path:
     return folder / (filename or f"{stem}.jpg")
 
 
-def _class_names(root: Path, names, annotations: list[_Annotation]) -> list[str]:
+def _class_names(root: Path, names, annotations: list[_Annotation], xml_dir: Path) -> list[str]:
     if names:
         return [str(n) for n in names]
     for fname in NAME_FILES:
@@ -117,7 +127,7 @@ def _class_names(root: Path, names, annotations: list[_Annotation]) -> list[str]
                 return listed
     found = sorted({label for ann in annotations for label, _, _ in ann.objects})
     if not found:
-        raise UsageError(f"no objects in {root / 'Annotations'}",
+        raise UsageError(f"no objects in {xml_dir}",
                          "label some objects, or give class names in labels.txt")
     return found
 
@@ -146,24 +156,29 @@ def _to_sample(ann: _Annotation, root: Path, index: dict[str, int], report: Labe
                            height=size[1])
 
 
-def _has_split_lists(root: Path) -> bool:
-    sets = root / "ImageSets" / "Main"
-    return all((sets / f"{split}.txt").is_file() for split in ("train", "val"))
+def split_lists(root: Path, report: LabelReport, label_dir: Path,
+                label_suffix: str = ".xml") -> dict[str, list[str]] | None:
+    """The dataset's own split as image ids, from ``ImageSets/Main/{train,val}.txt`` or
+    ``{train,val}.txt`` at the root (ids or file names, one a line); None when it has none.
 
-
-def _split(root: Path, samples: dict[str, DetectionSample], split_val: float, seed: int,
-           report: LabelReport):
-    sets = root / "ImageSets" / "Main"
-    lists = {}
-    for split in ("train", "val"):
-        path = sets / f"{split}.txt"
-        if path.is_file():
-            lists[split] = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
-    if len(lists) == 2:
+    Listed ids without a label file are counted, not silently dropped.
+    """
+    for folder in (root / "ImageSets" / "Main", root):
+        paths = {split: folder / f"{split}.txt" for split in ("train", "val")}
+        if not all(p.is_file() for p in paths.values()):
+            continue
+        lists = {split: [Path(ln.split()[0]).stem for ln in
+                         p.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+                 for split, p in paths.items()}
         for split, ids in lists.items():
-            for image_id in ids:  # listed but without an annotation: not silently dropped
-                if not (root / "Annotations" / f"{image_id}.xml").exists():
-                    report.add(Problem.MISSING_IMAGE, f"ImageSets/Main/{split}.txt:{image_id}")
-        return ([samples[i] for i in lists["train"] if i in samples],
-                [samples[i] for i in lists["val"] if i in samples])
-    return split_train_val(list(samples.values()), split_val, seed)
+            for image_id in ids:
+                if not (label_dir / f"{image_id}{label_suffix}").exists():
+                    report.add(Problem.MISSING_IMAGE,
+                               f"{relative_name(paths[split], root)}:{image_id}")
+        return lists
+    return None
+
+
+def _listed(samples: dict[str, DetectionSample], lists: dict[str, list[str]]):
+    return ([samples[i] for i in lists["train"] if i in samples],
+            [samples[i] for i in lists["val"] if i in samples])

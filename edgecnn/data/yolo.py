@@ -49,7 +49,8 @@ def read_yolo(yaml_path: Path, spec: str, split_val: float = 0.1, seed: int = 0
     finish_report(report, train, val, len(names))
     return DetectionDataset(train=train, val=val, names=names, report=report, root=root,
                             spec=spec, format="yolo",
-                            own_val=config.get("val") not in (None, ""))
+                            own_val=config.get("val") not in (None, ""),
+                            layout=f"YOLO ({yaml_path.name})")
 
 
 def label_path_for(image_path: Path) -> Path:

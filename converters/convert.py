@@ -28,6 +28,7 @@ from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.model import TFLiteModel
+from edgecnn.runtime.modelcheck import Probe
 from edgecnn.runtime.preprocess import Preprocessor
 
 
@@ -161,6 +162,7 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
     if info.task == "detect":
         positions = _detection_positions(kmodel, plain, probe, spec)
     meta = build_metadata(info, plain, recipe, name, positions)
+    meta = meta.replace(flatbuffer_sha256=md.flatbuffer_sha256(flatbuffer))  # as attach records
     data = md.attach(flatbuffer, meta)
     final = _load_converted(data)
     if final.metadata is None or final.metadata.to_dict() != meta.to_dict():
@@ -288,7 +290,7 @@ def _images_for_bare_model(kmodel, calib, calib_size, held_out, data_dir, recipe
 
 def _load_converted(data: bytes) -> TFLiteModel:
     try:
-        return TFLiteModel(data)
+        return TFLiteModel(data, probe=Probe.NEVER)  # straight from the converter, here
     except UsageError as err:
         raise UsageError(f"the converted model does not load in the runtime: {err.message}",
                          "rerun with --verbose and report it") from None

@@ -89,8 +89,8 @@ def read_bgr(path: Path) -> np.ndarray:
 def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike], *,
                    top_k: int = 5, score_threshold: float | None = None,
                    iou_threshold: float | None = None, threads: int | None = None,
-                   save_dir: str | os.PathLike | None = None, on_skip=None
-                   ) -> PredictionReport:
+                   save_dir: str | os.PathLike | None = None, on_skip=None,
+                   verify: bool = True) -> PredictionReport:
     """Run ``model`` (a ``.tflite`` with edgecnn metadata) on image files.
 
     Args:
@@ -101,7 +101,9 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         iou_threshold: detect: override the model's NMS threshold.
         threads: interpreter threads.
         save_dir: write each image with its results drawn on it into this folder.
-        on_skip: called as ``on_skip(path, reason)`` for each unreadable image.
+        on_skip: called as ``on_skip(path, reason)`` for each image that cannot be read or
+            run (the batch goes on).
+        verify: refuse a model whose flatbuffer does not match its metadata's SHA-256.
 
     Raises:
         UsageError: bad model or options, or no image could be read.
@@ -119,7 +121,7 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         if save_dir.exists() and not save_dir.is_dir():
             raise UsageError(f"--save {save_dir} exists and is not a folder",
                              "choose another --save folder")
-    tfl = TFLiteModel(model, threads=threads)
+    tfl = TFLiteModel(model, threads=threads, verify=verify)
     meta = tfl.require_metadata()
     options: dict = {"top_k": top_k} if meta.task == "classify" else {}
     if score_threshold is not None:

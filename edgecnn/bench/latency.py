@@ -41,6 +41,7 @@ class BenchOptions:
         images: folder of images for ``e2e`` (default: synthetic 640x480 camera-like frames).
         frame_size: ``(width, height)`` of the synthetic frames.
         max_images: at most this many images read from ``images``.
+        verify: refuse a model whose flatbuffer does not match the SHA-256 in its metadata.
     """
 
     threads: tuple[int, ...] = (1,)
@@ -51,6 +52,7 @@ class BenchOptions:
     images: str | None = None
     frame_size: tuple[int, int] = (640, 480)
     max_images: int = 32
+    verify: bool = True
 
     def validate(self) -> "BenchOptions":
         if not self.threads:
@@ -167,14 +169,14 @@ def representative_frames(options: BenchOptions) -> list[np.ndarray]:
 class _Variant:
     """One loaded model at one thread count, with its timed closures."""
 
-    def __init__(self, path: Path, threads: int, e2e: bool):
+    def __init__(self, path: Path, threads: int, e2e: bool, verify: bool = True):
         from edgecnn.runtime.model import TFLiteModel
 
         self.path = path
         self.threads = threads
         rss_before = current_rss_mb()
         with captured_output(fds=(2,)):  # the runtime's "Created XNNPACK delegate" INFO lines
-            self.model = TFLiteModel(path, threads=threads)
+            self.model = TFLiteModel(path, threads=threads, verify=verify)
         self.runner = None
         if e2e:
             from edgecnn.runtime import Classifier, Detector
@@ -296,16 +298,14 @@ def benchmark(paths: Sequence[str | os.PathLike], options: BenchOptions = BenchO
     xnn: dict[Path, bool | None] = {}
     for p in paths:
         path = Path(p)
-        from edgecnn.runtime.metadata import read_model_file
-
-        data = read_model_file(path)
-        xnn[path] = xnnpack_active(data, 1)
         for t in options.threads:
             if progress:
                 progress(f"loading {path.name} ({t} thread{'s' if t > 1 else ''})")
-            v = _Variant(path, int(t), options.e2e)
+            v = _Variant(path, int(t), options.e2e, options.verify)
             v.warm(max(1, options.warmup), frames or [None])
             variants.append(v)
+        # Only bytes that passed the model check (and probe) reach a second interpreter.
+        xnn[path] = xnnpack_active(v.model.flatbuffer, 1)
     rounds = math.ceil(options.runs / options.block)
     done = 0
     for r in range(rounds):

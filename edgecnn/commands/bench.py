@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgecnn.commands import options as shared
+
 
 def _parse_threads(text: str) -> tuple[int, ...]:
     from edgecnn.errors import UsageError
@@ -39,9 +41,11 @@ def _parse_threads(text: str) -> tuple[int, ...]:
               help="Run on this Android device (serial from 'adb devices') with benchmark_model.")
 @click.option("--benchmark-binary", default=None,
               help="LiteRT benchmark_model binary for the device (local path or /data/... path).")
+@shared.no_verify
 def bench(models: tuple[str, ...], threads: str, runs: int, warmup: int, e2e: bool,
           images: str | None, as_json: bool, csv_path: str | None, plot_path: str | None,
-          plain: bool, adb_serial: str | None, benchmark_binary: str | None) -> None:
+          plain: bool, adb_serial: str | None, benchmark_binary: str | None,
+          no_verify: bool) -> None:
     """Measure the latency of one or more MODELS (.tflite); ratios against the first."""
     from edgecnn.bench import table
     from edgecnn.bench.machine import machine_info
@@ -80,7 +84,8 @@ def bench(models: tuple[str, ...], threads: str, runs: int, warmup: int, e2e: bo
         from edgecnn.bench.latency import BenchOptions, benchmark
 
         results = benchmark(models, BenchOptions(threads=thread_counts, runs=runs, warmup=warmup,
-                                                 e2e=e2e, images=images), progress=progress)
+                                                 e2e=e2e, images=images, verify=not no_verify),
+                            progress=progress)
         machine = machine_info()
     if csv_path:
         write_atomic(csv_path, table.to_csv(results))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgecnn.commands import options as shared
+
 
 @click.command("camera")
 @click.argument("model", type=click.Path(dir_okay=False))
@@ -34,11 +36,12 @@ import click
               help="Reopen attempts (back-off 0.1 s doubling to 5 s) before a dropped stream "
                    "counts as lost; 0: never reopen.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the summary.")
+@shared.no_verify
 def camera(model: str, source: str, width: int | None, height: int | None, fps: float | None,
            threads: int | None, display: bool, headless: bool, save: str | None,
            json_out: str | None, max_frames: int | None, duration: float | None,
            realtime: bool, score: float | None, no_draw: bool, sequential: bool,
-           reconnect: int, quiet: bool) -> None:
+           reconnect: int, quiet: bool, no_verify: bool) -> None:
     """Run MODEL (.tflite with edgecnn metadata) on frames from --source until it ends,
     --max-frames / --duration is reached, or Ctrl-C; print a summary at exit."""
     import os
@@ -74,7 +77,7 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
             check_output_path(path)
 
     options = {} if score is None else {"score_threshold": score}
-    runner_model = load(model, threads=threads, **options)
+    runner_model = load(model, threads=threads, verify=not no_verify, **options)
     src = open_source(source, width=width, height=height, fps=fps)
     loop_options = LoopOptions(max_frames=max_frames, duration=duration, draw=not no_draw,
                                save=save, json=json_out, display=display, realtime=realtime,

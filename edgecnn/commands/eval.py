@@ -6,6 +6,8 @@ import json
 
 import click
 
+from edgecnn.commands import options as shared
+
 
 @click.command("eval", short_help="Measure accuracy (classify) or COCO mAP (detect) of a model.")
 @click.argument("model", type=click.Path())
@@ -19,7 +21,8 @@ import click
               help="Folder holding the fashion-mnist / mnist idx files.")
 @click.option("--max-samples", type=int, default=None, help="Evaluate at most N samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def eval_command(model, data, split, threads, data_dir, max_samples, as_json) -> None:
+@shared.no_verify
+def eval_command(model, data, split, threads, data_dir, max_samples, as_json, no_verify) -> None:
     """Evaluate MODEL (.tflite with the device runtime, or a run directory / .keras with Keras).
 
     \b
@@ -29,7 +32,7 @@ def eval_command(model, data, split, threads, data_dir, max_samples, as_json) ->
     from edgecnn.evaluate import evaluate_model
 
     result = evaluate_model(model, data, split=split, threads=threads, data_dir=data_dir,
-                            max_samples=max_samples)
+                            max_samples=max_samples, verify=not no_verify)
     for warning in result.get("warnings", []) or []:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

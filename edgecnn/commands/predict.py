@@ -6,6 +6,8 @@ import json
 
 import click
 
+from edgecnn.commands import options as shared
+
 
 @click.command(short_help="Run a .tflite model on images.")
 @click.argument("model", type=click.Path())
@@ -20,8 +22,9 @@ import click
 @click.option("--save", "save_dir", type=click.Path(), default=None,
               help="Folder to write each image with its results drawn on it.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@shared.no_verify
 def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_dir,
-            as_json) -> None:
+            as_json, no_verify) -> None:
     """Run MODEL.tflite on IMAGE files (or folders of images).
 
     \b
@@ -35,7 +38,7 @@ def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_
 
     report = predict_images(model, images, top_k=top_k, score_threshold=score_threshold,
                             iou_threshold=iou_threshold, threads=threads, save_dir=save_dir,
-                            on_skip=warn)
+                            on_skip=warn, verify=not no_verify)
     if report.skipped:
         click.echo(f"warning: {len(report.skipped)} image(s) could not be read", err=True)
     if as_json:

@@ -40,7 +40,7 @@ def model_task(model: str | os.PathLike) -> str:
 
 def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: str | None = None,
                    threads: int | None = None, data_dir: str | None = None,
-                   max_samples: int | None = None) -> dict:
+                   max_samples: int | None = None, verify: bool = True) -> dict:
     """Evaluate a classifier (accuracy) or detector (COCO mAP) on dataset ``data``.
 
     Args:
@@ -53,6 +53,7 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         threads: interpreter threads for a ``.tflite``.
         data_dir: where built-in datasets live.
         max_samples: evaluate at most this many samples (quick checks).
+        verify: refuse a ``.tflite`` whose flatbuffer does not match its metadata's SHA-256.
 
     Returns:
         classify: ``{"accuracy", "samples", "per_class", ...}``;
@@ -67,8 +68,9 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         from edgecnn.evaluate.detect import evaluate_detection
 
         return evaluate_detection(model, data, split=split, threads=threads,
-                                  max_images=max_samples)
+                                  max_images=max_samples, verify=verify)
     from edgecnn.evaluate.classify import evaluate_classifier
 
     return evaluate_classifier(model, data, split=split, threads=threads,
-                               data_dir=data_dir, max_samples=max_samples).to_dict()
+                               data_dir=data_dir, max_samples=max_samples,
+                               verify=verify).to_dict()

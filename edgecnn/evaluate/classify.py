@@ -65,8 +65,8 @@ def accuracy_report(predictions: np.ndarray, targets: np.ndarray, labels: tuple[
 
 def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
                         split: str | None = None, threads: int | None = None,
-                        data_dir: str | None = None, max_samples: int | None = None
-                        ) -> ClassificationReport:
+                        data_dir: str | None = None, max_samples: int | None = None,
+                        verify: bool = True) -> ClassificationReport:
     """Accuracy of a ``.tflite`` (runtime) or run directory / ``.keras`` (Keras) classifier.
 
     ``split`` None picks the held-out images: the dataset's test split, else the validation
@@ -82,16 +82,17 @@ def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
     path = Path(model)
     start = time.perf_counter()
     if path.is_file() and path.suffix.lower() != ".keras":
-        return _evaluate_tflite(path, data, split, threads, data_dir, max_samples, start)
+        return _evaluate_tflite(path, data, split, threads, data_dir, max_samples, start,
+                                verify)
     return _evaluate_keras(path, data, split, data_dir, max_samples, start)
 
 
-def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, start
-                     ) -> ClassificationReport:
+def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, start,
+                     verify: bool = True) -> ClassificationReport:
     from edgecnn.runtime.classifier import Classifier, ClassifierOptions
     from edgecnn.runtime.model import TFLiteModel
 
-    model = TFLiteModel(path, threads=threads)
+    model = TFLiteModel(path, threads=threads, verify=verify)
     meta = model.require_metadata()
     if meta.task != "classify":
         raise UsageError(f"{path} is a {meta.task} model, not a classifier")

@@ -176,7 +176,7 @@ def require_coco_eval() -> None:
 
 def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = None,
                        split: str | None = None, threads: int | None = None,
-                       max_images: int | None = None) -> dict:
+                       max_images: int | None = None, verify: bool = True) -> dict:
     """COCO mAP of a detector on a dataset split.
 
     Args:
@@ -186,6 +186,7 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
             split or is the model's training data, else ``all``.
         threads: interpreter threads for ``.tflite``.
         max_images: evaluate only the first N images (quick checks).
+        verify: refuse a ``.tflite`` whose flatbuffer does not match its metadata's SHA-256.
 
     Returns:
         :func:`coco_map`'s dict plus ``"model"``, ``"data"``, ``"split"`` and ``"seconds"``.
@@ -201,8 +202,9 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         from edgecnn.runtime import load
         from edgecnn.runtime.detector import Detector
 
-        detector = load(path, threads=threads, score_threshold=MAP_SCORE_THRESHOLD,
-                        iou_threshold=MAP_IOU_THRESHOLD, max_detections=MAP_MAX_DETECTIONS)
+        detector = load(path, threads=threads, verify=verify,
+                        score_threshold=MAP_SCORE_THRESHOLD, iou_threshold=MAP_IOU_THRESHOLD,
+                        max_detections=MAP_MAX_DETECTIONS)
         if not isinstance(detector, Detector):
             raise UsageError(f"{path} is not a detection model", "use it with a classify dataset")
         if data_spec is None:

@@ -16,9 +16,12 @@ __all__ = [
 ]
 
 
-def load(path, threads: int | None = None, **options):
-    """A Classifier or Detector for the model's task, read from its metadata."""
-    model = TFLiteModel(path, threads=threads)
+def load(path, threads: int | None = None, verify: bool = True, **options):
+    """A Classifier or Detector for the model's task, read from its metadata.
+
+    ``verify=False`` loads a model whose flatbuffer does not match its metadata's SHA-256.
+    """
+    model = TFLiteModel(path, threads=threads, verify=verify)
     meta = model.require_metadata()
     if meta.task == "detect":
         return Detector(model, DetectorOptions(threads=threads, **options))

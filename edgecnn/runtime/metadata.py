@@ -21,31 +21,43 @@ The JSON schema (documented in docs/FORMAT.md) is::
                  "box_output": 0, "score_output": 1,
                  "score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100},
      "quantization": "int8" | "float32" | "dynamic" | "float16",
-     "io": {"inputs": [...], "outputs": [...]}}                        # informational
+     "io": {"inputs": [...], "outputs": [...]},                        # informational
+     "flatbuffer_sha256": "64 hex digits"}               # absent in files written before it
 
 The model input is ``x = (pixel - mean) / std`` with ``pixel`` in 0..255, channels in
-``color`` order.
+``color`` order. Types, ranges and lengths of every field are checked on read
+(:mod:`edgecnn.runtime.metaschema`); the zip is read defensively (entry count, sizes declared
+and inflated, encryption and compression method checked before anything is inflated).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
+import math
 import os
 import struct
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime import metaschema as schema
 
 SCHEMA = "edgecnn.metadata/1"
 JSON_NAME = "edgecnn.json"
 LABELS_NAME = "labels.txt"
-TASKS = ("classify", "detect")
+TASKS = schema.TASKS
 _EOCD = b"PK\x05\x06"
 _EOCD_SIZE = 22
 _TFLITE_IDENT = b"TFL3"
+MAX_ENTRIES = 16
+MAX_ENTRY_BYTES = 2 << 20   # edgecnn.json of 65536 labels is ~1 MB
+_REWRITE = "re-run 'edgecnn convert' to rewrite it"
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class Metadata:
     quantization: str = ""
     io: dict = field(default_factory=dict)
     edgecnn_version: str = ""
+    flatbuffer_sha256: str = ""   # of the flatbuffer it is attached to; "" in files before it
 
     def to_dict(self) -> dict:
         from edgecnn import __version__
@@ -116,39 +129,39 @@ class Metadata:
             doc["output"] = {"activation": self.output_activation}
         if self.decoder is not None:
             doc["decoder"] = _listify(asdict(self.decoder))
+        if self.flatbuffer_sha256:
+            doc["flatbuffer_sha256"] = self.flatbuffer_sha256
         return doc
 
     @classmethod
     def from_dict(cls, doc: dict) -> "Metadata":
-        """Validate a metadata document; raise UsageError naming the first problem."""
+        """Validate a metadata document against the schema (:mod:`metaschema`); raise
+        UsageError naming the first field that is missing, of the wrong type or out of range."""
         if not isinstance(doc, dict):
-            raise UsageError("metadata is not a JSON object")
+            raise UsageError("metadata is not a JSON object", schema.HINT)
         if doc.get("schema") != SCHEMA:
-            raise UsageError(f"unsupported metadata schema {doc.get('schema')!r}",
+            raise UsageError(f"unsupported metadata schema {schema.show(doc.get('schema'))}",
                              f"this edgecnn reads {SCHEMA}; re-run 'edgecnn convert'")
-        task = doc.get("task")
-        if task not in TASKS:
-            raise UsageError(f"metadata task {task!r} is not one of {', '.join(TASKS)}")
-        labels = doc.get("labels")
-        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-            raise UsageError("metadata 'labels' must be a non-empty list of strings")
-        try:
-            inp = InputSpec(**_tuplify(doc["input"]))
-            decoder = DecoderSpec(**_tuplify(doc["decoder"])) if doc.get("decoder") else None
-        except (KeyError, TypeError) as err:
-            raise UsageError(f"metadata 'input' or 'decoder' is malformed: {err}") from None
-        if inp.height <= 0 or inp.width <= 0 or inp.channels not in (1, 3):
-            raise UsageError(f"metadata input size {inp.height}x{inp.width}x{inp.channels} is invalid")
-        if inp.resize not in ("stretch", "letterbox") or inp.color not in ("RGB", "BGR", "GRAY"):
-            raise UsageError(f"metadata input resize/color {inp.resize}/{inp.color} is invalid")
+        task = schema.text(doc.get("task"), "task", choices=schema.TASKS)
+        labels = schema.labels(doc.get("labels"))
+        inp = InputSpec(**schema.input_fields(doc))
+        decoder = DecoderSpec(**schema.decoder_fields(doc)) if "decoder" in doc else None
         if task == "detect" and decoder is None:
-            raise UsageError("detection metadata has no 'decoder' section")
+            raise UsageError("detection metadata has no 'decoder' section", schema.HINT)
+        activation = "softmax"
+        if "output" in doc:
+            out = schema.section(doc, "output", ("activation",), ())
+            activation = schema.text(out.get("activation", "softmax"), "output.activation",
+                                     choices=schema.ACTIVATIONS)
         return cls(
-            task=task, labels=tuple(labels), input=inp, name=str(doc.get("name", "model")),
-            arch=str(doc.get("arch", "")),
-            output_activation=str(doc.get("output", {}).get("activation", "softmax")),
-            decoder=decoder, quantization=str(doc.get("quantization", "")),
-            io=doc.get("io", {}) or {}, edgecnn_version=str(doc.get("edgecnn_version", "")),
+            task=task, labels=labels, input=inp,
+            name=schema.text(doc.get("name", "model"), "name"),
+            arch=schema.text(doc.get("arch", ""), "arch"),
+            output_activation=activation, decoder=decoder,
+            quantization=schema.text(doc.get("quantization", ""), "quantization", 64),
+            io=schema.io_section(doc.get("io")),
+            edgecnn_version=schema.text(doc.get("edgecnn_version", ""), "edgecnn_version", 64),
+            flatbuffer_sha256=schema.checksum(doc.get("flatbuffer_sha256")),
         )
 
     def replace(self, **changes) -> "Metadata":
@@ -159,10 +172,6 @@ class Metadata:
 
 def _listify(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def _tuplify(d: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
 def split_bundle(data: bytes) -> tuple[bytes, bytes | None]:
@@ -177,9 +186,17 @@ def split_bundle(data: bytes) -> tuple[bytes, bytes | None]:
     return data[:start], data[start:]
 
 
+def flatbuffer_sha256(flatbuffer: bytes) -> str:
+    return hashlib.sha256(flatbuffer).hexdigest()
+
+
 def attach(model: bytes, metadata: Metadata) -> bytes:
-    """Return the flatbuffer with a fresh metadata bundle appended (an old one is replaced)."""
+    """Return the flatbuffer with a fresh metadata bundle appended (an old one is replaced).
+
+    The metadata records the flatbuffer's SHA-256, which readers verify on load.
+    """
     flatbuffer, _ = split_bundle(model)
+    metadata = metadata.replace(flatbuffer_sha256=flatbuffer_sha256(flatbuffer))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(JSON_NAME, json.dumps(metadata.to_dict(), indent=1))
@@ -187,20 +204,109 @@ def attach(model: bytes, metadata: Metadata) -> bytes:
     return flatbuffer + buf.getvalue()
 
 
+class Checksum(str, Enum):
+    """How a model's flatbuffer compares with the SHA-256 in its metadata."""
+
+    VERIFIED = "verified"
+    MISMATCH = "mismatch"
+    ABSENT = "absent"        # no metadata, or metadata written before checksums
+    SKIPPED = "skipped"      # --no-verify
+
+
+def checksum_status(metadata: Metadata | None, flatbuffer: bytes) -> Checksum:
+    if metadata is None or not metadata.flatbuffer_sha256:
+        return Checksum.ABSENT
+    if hmac.compare_digest(metadata.flatbuffer_sha256, flatbuffer_sha256(flatbuffer)):
+        return Checksum.VERIFIED
+    return Checksum.MISMATCH
+
+
 def read(data: bytes) -> Metadata | None:
     """The metadata of a model's bytes, or None when it carries none. Invalid -> UsageError."""
+    doc = read_document(data)
+    return None if doc is None else Metadata.from_dict(doc)
+
+
+def read_document(data: bytes) -> dict | None:
+    """The parsed ``edgecnn.json`` of a model's bytes (not yet checked against the schema)."""
     _, bundle = split_bundle(data)
     if bundle is None:
         return None
+    raw = _read_entry(bundle, JSON_NAME)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"), parse_float=_finite_float,
+                          parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise UsageError(f"the model's {JSON_NAME} is nested too deeply", _REWRITE) from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"the model's {JSON_NAME} is not valid JSON: {_line(err)}",
+                         _REWRITE) from None
+
+
+def _read_entry(bundle: bytes, name: str) -> bytes | None:
+    """One entry of the zip, checked before anything is inflated: at most MAX_ENTRIES, no
+    duplicate names or encryption, stored or deflated only, declared and actual size capped."""
     try:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
-            if JSON_NAME not in zf.namelist():
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if len(infos) > MAX_ENTRIES:
+                raise _corrupt(f"it has {len(infos)} entries (at most {MAX_ENTRIES})")
+            if len(set(names)) != len(names):
+                raise _corrupt("it has duplicate entry names")
+            for info in infos:
+                _check_entry(info)
+            if name not in names:
                 return None
-            doc = json.loads(zf.read(JSON_NAME).decode("utf-8"))
-    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"the model's metadata bundle is corrupt: {err}",
-                         "re-run 'edgecnn convert' to rewrite it") from None
-    return Metadata.from_dict(doc)
+            with zf.open(name) as fh:
+                raw = fh.read(MAX_ENTRY_BYTES + 1)
+            if len(raw) > MAX_ENTRY_BYTES:
+                raise _corrupt(f"{name} inflates to more than {MAX_ENTRY_BYTES} bytes")
+            return raw
+    except UsageError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError,
+            OverflowError, struct.error, EOFError, OSError, UnicodeDecodeError) as err:
+        raise _corrupt(f"{type(err).__name__}: {_line(err)}") from None
+
+
+def _check_entry(info: zipfile.ZipInfo) -> None:
+    if info.flag_bits & 0x1:
+        raise _corrupt(f"entry {info.filename!r} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _corrupt(f"entry {info.filename!r} uses compression method {info.compress_type} "
+                       "(edgecnn writes stored entries)")
+    if info.file_size > MAX_ENTRY_BYTES:
+        raise _corrupt(f"entry {info.filename!r} declares {info.file_size} bytes "
+                       f"(at most {MAX_ENTRY_BYTES})")
+
+
+def _corrupt(why: str) -> UsageError:
+    return UsageError(f"the model's metadata bundle is corrupt: {why}", _REWRITE)
+
+
+def _line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list) -> dict:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        raise ValueError("an object repeats a key")
+    return doc
 
 
 def has_edgecnn_metadata(path: str | os.PathLike) -> bool:

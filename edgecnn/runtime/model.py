@@ -12,6 +12,7 @@ import numpy as np
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.interpreter import make_interpreter
+from edgecnn.runtime.modelcheck import Probe, check_model, probe_model
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,23 @@ class TFLiteModel:
     """
 
     def __init__(self, path: str | os.PathLike | bytes, threads: int | None = None,
-                 metadata: md.Metadata | None = None):
+                 metadata: md.Metadata | None = None, *, verify: bool = True,
+                 probe: Probe = Probe.AUTO):
+        """Check and load a model.
+
+        Args:
+            path: a ``.tflite`` file, or its bytes.
+            threads: interpreter threads (None: the runtime's default).
+            metadata: use this instead of the metadata in the file.
+            verify: compare the flatbuffer with the SHA-256 in its metadata and refuse a
+                mismatch (``--no-verify`` turns it off; the probe then runs).
+            probe: when to load the model in a child process first (see
+                :mod:`edgecnn.runtime.modelcheck`); AUTO probes unless the checksum verified.
+
+        Raises:
+            UsageError: the file is missing, damaged (checksum, model check, probe), or its
+                metadata is invalid.
+        """
         if threads is not None and int(threads) < 1:
             raise UsageError(f"threads must be >= 1, got {threads}", "use --threads 1 or more")
         if isinstance(path, (bytes, bytearray)):
@@ -60,25 +77,37 @@ class TFLiteModel:
             self.path = Path(path)
             data = md.read_model_file(self.path)
         self.size_bytes = len(data)
-        self._data = data  # the interpreter keeps these bytes alive anyway
+        flatbuffer, _ = md.split_bundle(data)
+        self.flatbuffer = self._data = flatbuffer  # the interpreter keeps these alive anyway
         self.threads = threads
-        self.metadata = metadata if metadata is not None else md.read(data)
-        start = time.perf_counter()
         where = f"{self.path}: " if self.path is not None else ""
         try:
-            self.interpreter = make_interpreter(data, threads)
+            self.metadata = metadata if metadata is not None else md.read(data)
+            self.checksum = (md.checksum_status(self.metadata, flatbuffer) if verify
+                             else md.Checksum.SKIPPED)
+            if self.checksum is md.Checksum.MISMATCH:
+                raise UsageError("the model does not match the SHA-256 in its metadata: the file "
+                                 "changed after 'edgecnn convert' wrote it",
+                                 "re-copy it or re-run 'edgecnn convert'; --no-verify loads it "
+                                 "anyway")
+            self.check = check_model(flatbuffer)
+            self.probed = probe is Probe.ALWAYS or (
+                probe is Probe.AUTO and self.checksum is not md.Checksum.VERIFIED)
+            if self.probed:
+                probe_model(flatbuffer, threads, self.check)
+            start = time.perf_counter()  # init_ms: the interpreter's own start-up
+            self.interpreter = make_interpreter(flatbuffer, threads)
+            self.interpreter.allocate_tensors()
+            self.inputs = [_tensor_info(d) for d in self.interpreter.get_input_details()]
+            self.outputs = [_tensor_info(d) for d in self.interpreter.get_output_details()]
         except UsageError as err:
             raise UsageError(where + err.message, err.hint) from None
-        try:
-            self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as err:
             raise UsageError(f"{where}the model cannot be prepared: "
-                             f"{str(err).splitlines()[0]}",
+                             f"{(str(err).splitlines() or [type(err).__name__])[0]}",
                              "the file may be truncated or damaged; re-copy it or re-run "
                              "'edgecnn convert'") from None
         self.init_ms = (time.perf_counter() - start) * 1000.0
-        self.inputs = [_tensor_info(d) for d in self.interpreter.get_input_details()]
-        self.outputs = [_tensor_info(d) for d in self.interpreter.get_output_details()]
 
     @property
     def input(self) -> TensorInfo:

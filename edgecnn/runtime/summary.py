@@ -1,11 +1,16 @@
 """What is inside a ``.tflite``: tensors, quantization, operators, weights, size and metadata.
 
-Device side (no TensorFlow). Backs ``edgecnn inspect``; a model without edgecnn metadata, or
-with a damaged metadata bundle, is still described (the summary says what is missing).
+Device side (no TensorFlow). Backs ``edgecnn inspect``, which is meant for damaged files too:
+a model without edgecnn metadata, with damaged metadata, a checksum that does not match, or a
+flatbuffer that fails the model check or the probe is still described (``problems`` says what
+failed; what could be read is shown). Only a file that is missing or not a TFLite model at all
+raises. A file is never handed to the in-process interpreter before the model check and, unless
+its checksum verified, the probe have passed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +21,7 @@ from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.interpreter import make_interpreter, runtime_info
 from edgecnn.runtime.model import TFLiteModel
+from edgecnn.runtime.modelcheck import Probe, check_model, probe_model, read_io
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,14 @@ class ModelSummary:
     metadata: dict | None
     metadata_note: str = ""
     runtime: dict = field(default_factory=dict)
+    checksum: str = "absent"                  # md.Checksum value
+    model_check: dict | None = None           # ModelReport.to_dict() when the check passed
+    problems: tuple[str, ...] = ()            # what failed, in the order checked
+    loadable: bool = True
+
+    @property
+    def damaged(self) -> bool:
+        return not self.loadable or self.checksum == md.Checksum.MISMATCH.value
 
     @property
     def op_total(self) -> int:
@@ -44,7 +58,9 @@ class ModelSummary:
                 "metadata_bytes": self.metadata_bytes, "inputs": list(self.inputs),
                 "outputs": list(self.outputs), "ops": self.ops, "op_total": self.op_total,
                 "weights": self.weights, "metadata": self.metadata,
-                "metadata_note": self.metadata_note, "runtime": self.runtime}
+                "metadata_note": self.metadata_note, "runtime": self.runtime,
+                "checksum": self.checksum, "model_check": self.model_check,
+                "problems": list(self.problems), "loadable": self.loadable}
 
     def text(self) -> str:
         lines = [f"{self.path}: {self.size_bytes / 1024:.1f} KB "
@@ -61,8 +77,19 @@ class ModelSummary:
             lines.append("  weights: " + ", ".join(parts))
         ops = ", ".join(f"{name} x{n}" for name, n in self.ops.items())
         lines.append(f"  ops ({self.op_total}): {ops or 'unknown'}")
+        lines.append(f"  checksum: {_CHECKSUM_TEXT.get(self.checksum, self.checksum)}")
+        if self.model_check:
+            c = self.model_check
+            lines.append(f"  model check: passed ({c['tensors']} tensors, {c['operators']} "
+                         f"operators; tensors need {c['tensor_bytes'] / 1024:.1f} KB)")
+        for problem in self.problems:
+            lines.append(f"  problem: {problem}")
         if self.metadata is None:
             lines.append(f"  metadata: none ({self.metadata_note})")
+        elif self.metadata_note:   # damaged: shown as read, not interpreted
+            lines.append(f"  metadata: {self.metadata_note}")
+            shown = json.dumps(self.metadata, ensure_ascii=False)
+            lines.append(f"  metadata as read: {shown[:400]}{'...' if len(shown) > 400 else ''}")
         else:
             m = self.metadata
             inp = m["input"]
@@ -80,17 +107,25 @@ class ModelSummary:
         return "\n".join(lines)
 
 
-def describe_model(path: str | os.PathLike) -> ModelSummary:
-    """Describe a ``.tflite`` file.
+_CHECKSUM_TEXT = {
+    "verified": "verified (SHA-256 of the flatbuffer matches the metadata)",
+    "mismatch": "MISMATCH (the flatbuffer changed after 'edgecnn convert' wrote it)",
+    "absent": "none (written before edgecnn recorded checksums, or not by edgecnn: it loads, "
+              "but damage cannot be detected)",
+    "skipped": "not checked",
+}
+
+
+def describe_model(path: str | os.PathLike, verify: bool = True) -> ModelSummary:
+    """Describe a ``.tflite`` file, damaged or not (see ``problems`` and ``damaged``).
 
     Raises:
-        UsageError: the file is missing, not a TFLite model, or truncated/corrupt so that the
-            interpreter cannot load it.
+        UsageError: the file is missing or not a TFLite model at all.
     """
     path = Path(path)
     data = md.read_model_file(path)
     flatbuffer, bundle = md.split_bundle(data)
-    meta, note = None, ""
+    meta, note, raw_doc, problems = None, "", None, []
     try:
         meta = md.read(data)
         if meta is None:
@@ -98,17 +133,40 @@ def describe_model(path: str | os.PathLike) -> ModelSummary:
                     "convert with 'edgecnn convert' to add it")
     except UsageError as err:
         note = f"metadata bundle is damaged: {err}"
+        problems.append(note)
+        raw_doc = _readable_document(data)
+    checksum = md.checksum_status(meta, flatbuffer) if verify else md.Checksum.SKIPPED
+    if checksum is md.Checksum.MISMATCH:
+        problems.append("the flatbuffer does not match the SHA-256 in its metadata")
+    model, report = None, None
     try:
-        model = TFLiteModel(flatbuffer, threads=1, metadata=meta)
+        report = check_model(flatbuffer)
+        if checksum is not md.Checksum.VERIFIED:
+            probe_model(flatbuffer, 1, report)
+        model = TFLiteModel(flatbuffer, threads=1, metadata=meta, verify=False,
+                            probe=Probe.NEVER)
     except UsageError as err:
-        raise UsageError(f"{path}: {err.message}", err.hint) from None
+        problems.append(err.message)
+    io = ((tuple(t.to_dict() for t in model.inputs), tuple(t.to_dict() for t in model.outputs))
+          if model is not None else read_io(flatbuffer))
     return ModelSummary(
         path=str(path), size_bytes=len(data), flatbuffer_bytes=len(flatbuffer),
-        metadata_bytes=len(bundle) if bundle else 0,
-        inputs=tuple(t.to_dict() for t in model.inputs),
-        outputs=tuple(t.to_dict() for t in model.outputs), ops=model.op_counts(),
-        weights=_weights(flatbuffer), metadata=meta.to_dict() if meta else None,
-        metadata_note=note, runtime=runtime_info())
+        metadata_bytes=len(bundle) if bundle else 0, inputs=io[0], outputs=io[1],
+        ops=model.op_counts() if model is not None else {},
+        weights=_weights(flatbuffer) if model is not None else {},
+        metadata=meta.to_dict() if meta else raw_doc, metadata_note=note,
+        runtime=runtime_info(), checksum=checksum.value,
+        model_check=report.to_dict() if report else None, problems=tuple(problems),
+        loadable=model is not None)
+
+
+def _readable_document(data: bytes) -> dict | None:
+    """The raw ``edgecnn.json`` when it parses but fails the schema (shown as read)."""
+    try:
+        doc = md.read_document(data)
+    except UsageError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _weights(flatbuffer: bytes) -> dict:

@@ -16,6 +16,7 @@ import click
 
 from edgecnn import __version__
 from edgecnn.errors import EdgeCNNError
+from edgecnn.interrupts import handling_signals
 
 # name -> "module:attribute"; the order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     verbose = "--verbose" in args or "-v" in args
     try:
-        cli.main(args=args, prog_name="edgecnn", standalone_mode=False)
+        with handling_signals():   # SIGTERM too runs every cleanup on its way out
+            cli.main(args=args, prog_name="edgecnn", standalone_mode=False)
     except click.exceptions.Exit as stop:
         return stop.exit_code
     except click.ClickException as err:

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from edgecnn import interrupts
 from edgecnn.errors import UsageError
 
 MANIFEST = ".edgecnn-output"
@@ -51,6 +52,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         apply_umask(Path(tmp))
+        interrupts.check()   # an interrupted command commits nothing
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -73,6 +75,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         apply_umask(Path(tmp))
+        interrupts.check()
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -154,6 +157,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False,
         (tmp / MANIFEST).write_text(json.dumps({"tool": "edgecnn", "files": written}) + "\n",
                                     encoding="utf-8")
         _apply_umask_tree(tmp)
+        interrupts.check()
         if path.exists() and foreign_entries(path):
             _merge_into(tmp, path)  # only with overwrite (checked above)
         elif path.exists():

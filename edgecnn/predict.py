@@ -7,6 +7,7 @@ cannot be read are skipped and reported, never fatal, unless none can be read at
 from __future__ import annotations
 
 import os
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,9 @@ import numpy as np
 
 from edgecnn.errors import UsageError
 from edgecnn.images import IMAGE_SUFFIXES
+
+MAX_PIXELS = 120_000_000   # a 108 MP phone photo decodes; a forged 40000x40000 header does not
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,13 @@ def expand_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def read_bgr(path: Path) -> np.ndarray:
-    """Decode an image file to BGR uint8; ValueError with the reason when it cannot."""
+def read_bgr(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to BGR uint8; ValueError with the reason when it cannot.
+
+    The size in the header is checked before decoding (PNG, JPEG, BMP, WebP), so a small
+    file that declares 40000x40000 pixels is refused instead of allocating gigabytes; other
+    formats rely on OpenCV's own pixel limit. Gray, BGRA and 16-bit files decode to 8-bit BGR.
+    """
     import cv2
 
     try:
@@ -80,10 +89,69 @@ def read_bgr(path: Path) -> np.ndarray:
         raise ValueError(err.strerror or "cannot read the file") from None
     if data.size == 0:
         raise ValueError("empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
+    size = header_size(data[:65536].tobytes())
+    if size is not None:
+        w, h = size
+        if w < 1 or h < 1:
+            raise ValueError(f"the header says {w}x{h} pixels")
+        if w * h > max_pixels:
+            raise ValueError(f"the header says {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the "
+                             f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as err:
+        raise ValueError(f"not decodable: {(str(err).strip().splitlines() or ['?'])[-1][:120]}"
+                         ) from None
+    if image is None or image.size == 0:
         raise ValueError("not a decodable image")
     return image
+
+
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG, JPEG, BMP or WebP header; None for other formats."""
+    try:
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            return struct.unpack(">II", head[16:24])
+        if head[:2] == b"BM" and len(head) >= 26:
+            w, h = struct.unpack("<ii", head[18:26])
+            return abs(w), abs(h)
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            return _webp_size(head)
+        if head[:2] == b"\xff\xd8":
+            return _jpeg_size(head)
+    except struct.error:
+        return None
+    return None
+
+
+def _webp_size(head: bytes) -> tuple[int, int] | None:
+    kind = head[12:16]
+    if kind == b"VP8X":
+        w = int.from_bytes(head[24:27], "little") + 1
+        return w, int.from_bytes(head[27:30], "little") + 1
+    if kind == b"VP8L":
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8 ":
+        w, h = struct.unpack("<HH", head[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    return None
+
+
+def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 9 <= len(head):
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker in _SOF_MARKERS:
+            h, w = struct.unpack(">HH", head[pos + 5:pos + 9])
+            return w, h
+        if marker == 0xFF:          # fill byte
+            pos += 1
+            continue
+        pos += 2 + struct.unpack(">H", head[pos + 2:pos + 4])[0]
+    return None   # SOF beyond the bytes read: OpenCV's own limit applies
 
 
 def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike], *,
@@ -139,10 +207,16 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
                 on_skip(str(path), str(err))
             continue
         start = time.perf_counter()
-        if isinstance(runner, Classifier):
-            cats, dets = tuple(runner.classify(image, "BGR")), ()
-        else:
-            cats, dets = (), tuple(runner.detect(image, "BGR"))
+        try:
+            if isinstance(runner, Classifier):
+                cats, dets = tuple(runner.classify(image, "BGR")), ()
+            else:
+                cats, dets = (), tuple(runner.detect(image, "BGR"))
+        except UsageError as err:   # this image only: the batch goes on
+            skipped.append((str(path), err.message))
+            if on_skip is not None:
+                on_skip(str(path), err.message)
+            continue
         ms = (time.perf_counter() - start) * 1000.0
         saved = None
         if save_dir is not None:

@@ -131,8 +131,11 @@ def test_bundle_round_trip_and_replacement():
     data = md.attach(FAKE_FLATBUFFER, meta)
     flat, bundle = md.split_bundle(data)
     assert flat == FAKE_FLATBUFFER and bundle is not None
-    assert md.read(data) == meta.replace(edgecnn_version=md.read(data).edgecnn_version)
-    assert md.read(data).to_dict() == meta.to_dict()
+    # attach records the flatbuffer's SHA-256; everything else reads back as written
+    sha = md.flatbuffer_sha256(FAKE_FLATBUFFER)
+    assert md.read(data) == meta.replace(edgecnn_version=md.read(data).edgecnn_version,
+                                         flatbuffer_sha256=sha)
+    assert md.read(data).to_dict() == meta.replace(flatbuffer_sha256=sha).to_dict()
     again = md.attach(data, _meta(labels=("a", "b", "c")))   # replaces, never stacks
     assert md.split_bundle(again)[0] == FAKE_FLATBUFFER
     assert md.read(again).labels == ("a", "b", "c")
@@ -147,11 +150,11 @@ def _bundle_with(doc_bytes: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("doc, needle", [
-    (b"{not json", "metadata bundle is corrupt"),
+    (b"{not json", "edgecnn.json is not valid JSON"),
     (json.dumps({"schema": "other/9"}).encode(), "unsupported metadata schema"),
-    (json.dumps({**_meta().to_dict(), "task": "segment"}).encode(), "task 'segment'"),
+    (json.dumps({**_meta().to_dict(), "task": "segment"}).encode(), "'task' must be one of"),
     (json.dumps({**_meta().to_dict(), "labels": []}).encode(), "labels"),
-    (json.dumps({**_meta().to_dict(), "input": {"height": 8}}).encode(), "malformed"),
+    (json.dumps({**_meta().to_dict(), "input": {"height": 8}}).encode(), "'input' lacks 'width'"),
 ])
 def test_corrupt_bundle_is_a_usage_error(doc, needle):
     with pytest.raises(UsageError, match=needle):

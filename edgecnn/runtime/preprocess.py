@@ -29,6 +29,28 @@ def build_lut(spec: InputSpec, info: TensorInfo) -> np.ndarray:
     return x.astype(info.dtype)
 
 
+def checked_image(image) -> np.ndarray:
+    """A usable HxWxC uint8 array (C = 1, 3 or 4), or UsageError naming what is wrong.
+
+    16-bit images keep their top 8 bits (what ``cv2.imread`` does to 16-bit files); strided
+    views are copied to contiguous memory, which OpenCV needs.
+    """
+    if not isinstance(image, np.ndarray):
+        raise UsageError(f"an image must be a numpy array, got {type(image).__name__}")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise UsageError(f"images must be uint8 (or uint16), got {image.dtype}",
+                         "convert it, e.g. np.clip(x, 0, 255).astype(np.uint8)")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise UsageError(f"image shape {image.shape} is not HxW, HxWx1, HxWx3 or HxWx4")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise UsageError(f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels)")
+    return image if image.flags.c_contiguous else np.ascontiguousarray(image)
+
+
 def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int
                        ) -> tuple[int, int, int, int]:
     """``(nw, nh, pad_x, pad_y)``: content size and offset of a centred letterbox.
@@ -117,14 +139,11 @@ class Preprocessor:
 
         The RGB<->BGR swap is left for after resizing, where it touches fewer pixels.
         """
-        if image.dtype != np.uint8:
-            raise UsageError(f"images must be uint8, got {image.dtype}")
-        if image.ndim == 2:
-            image = image[:, :, None]
-        if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-            raise UsageError(f"image shape {image.shape} is not HxW, HxWx1, HxWx3 or HxWx4")
+        image = checked_image(image)
         if image.shape[2] == 4:
-            image = image[:, :, :3]
+            image = np.ascontiguousarray(image[:, :, :3])
+        if not isinstance(color, str) or color.upper() not in ("BGR", "RGB", "GRAY"):
+            raise UsageError(f"image color must be BGR, RGB or GRAY, got {color!r}")
         want, have = self.spec.color, ("GRAY" if image.shape[2] == 1 else color.upper())
         if want == "GRAY":
             if have == "GRAY":

@@ -12,7 +12,7 @@ import numpy as np
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.interpreter import make_interpreter
-from edgecnn.runtime.modelcheck import Probe, check_model, probe_model
+from edgecnn.runtime.modelcheck import ModelCheckError, Probe, check_model, probe_model
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,8 @@ class TFLiteModel:
             self.interpreter.allocate_tensors()
             self.inputs = [_tensor_info(d) for d in self.interpreter.get_input_details()]
             self.outputs = [_tensor_info(d) for d in self.interpreter.get_output_details()]
+        except ModelCheckError as err:
+            raise ModelCheckError(where + err.message, err.hint) from None
         except UsageError as err:
             raise UsageError(where + err.message, err.hint) from None
         except (RuntimeError, ValueError) as err:

@@ -142,9 +142,14 @@ class Preprocessor:
         image = checked_image(image)
         if image.shape[2] == 4:
             image = np.ascontiguousarray(image[:, :, :3])
-        if not isinstance(color, str) or color.upper() not in ("BGR", "RGB", "GRAY"):
-            raise UsageError(f"image color must be BGR, RGB or GRAY, got {color!r}")
-        want, have = self.spec.color, ("GRAY" if image.shape[2] == 1 else color.upper())
+        if image.shape[2] == 1:
+            have = "GRAY"
+        elif isinstance(color, str) and color.upper() in ("BGR", "RGB"):
+            have = color.upper()
+        else:
+            raise UsageError(f"a {image.shape[2]}-channel image's color must be BGR or RGB, "
+                             f"got {color!r}")
+        want = self.spec.color
         if want == "GRAY":
             if have == "GRAY":
                 return image[:, :, 0], False

@@ -88,13 +88,9 @@ class DecoderSpec:
 
     @classmethod
     def from_dict(cls, doc: dict) -> "DecoderSpec":
-        """Read a decoder section; UsageError naming unknown or malformed fields."""
-        if not isinstance(doc, dict):
-            raise UsageError("the decoder section is not a JSON object")
-        try:
-            return cls(**_tuplify(doc))
-        except TypeError as err:
-            raise UsageError(f"the decoder section is malformed: {err}") from None
+        """Read a decoder section (checked against the schema); UsageError naming unknown or
+        malformed fields."""
+        return cls(**schema.decoder_fields({"decoder": doc}))
 
 
 @dataclass(frozen=True)

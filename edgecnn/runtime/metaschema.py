@@ -118,8 +118,8 @@ def decoder_fields(doc: dict) -> dict:
     """The checked ``decoder`` section as keyword arguments of ``DecoderSpec``."""
     keys = ("type", "strides", "box_output", "score_output", "score_threshold",
             "iou_threshold", "max_detections")
-    raw = section(doc, "decoder", keys, ("type",))
-    out: dict = {"type": text(raw["type"], "decoder.type", 64)}
+    raw = section(doc, "decoder", keys, ())
+    out: dict = {"type": text(raw.get("type", "anchor_free_ltrb"), "decoder.type", 64)}
     if not _IDENT.fullmatch(out["type"]):
         raise fail(f"'decoder.type' must be a lower-case identifier, got {show(out['type'])}")
     strides = raw.get("strides", [8, 16, 32])

@@ -66,9 +66,23 @@ def worker(name: str, seed: int) -> None:
     with tempfile.TemporaryDirectory(prefix="edgecnn-fuzz-") as tmp:
         for line in sys.stdin:
             result = run_case(name, seed, int(line), Path(tmp))
-            result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            result["rss_mb"] = peak_rss_mb()
             sys.stdout.write(json.dumps(result) + "\n")
             sys.stdout.flush()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
+    across exec, so a worker started by a big process (pytest with TensorFlow) would report
+    its parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _Worker:

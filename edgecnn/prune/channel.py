@@ -104,24 +104,71 @@ def analyse(model, skip: tuple[str, ...] = ()) -> Graph:
     """
     model = as_functional(model)
     calls = walk(model)
-    graph = Graph(model, calls, {}, {}, {})
     names = {c.layer.name for c in calls}
     for name in skip:
         if name not in names:
             raise UsageError(f"--skip layer {name!r} is not in model {model.name!r}")
+    analysis = _Analysis(Graph(model, calls, {}, {}, {}), tuple(skip))
+    for call in calls:
+        analysis.visit(call)
+    for t in model.outputs:
+        analysis.fix(t, "model output")
+    return analysis.graph
 
-    def new_group(size: int, fixed: str = "", source: str | None = None) -> int:
+
+class _Analysis:
+    """Builds a :class:`Graph`'s layouts and groups one layer call at a time."""
+
+    def __init__(self, graph: Graph, skip: tuple[str, ...]):
+        self.graph = graph
+        self.skip = skip
+
+    def visit(self, call: Call) -> None:
+        kind = class_name(call.layer)
+        if kind not in SUPPORTED:
+            raise UsageError(f"channel pruning does not support layer {call.layer.name!r} "
+                             f"of type {kind}",
+                             "use --method magnitude, or build the model from supported layers")
+        if kind == "InputLayer":
+            for t in call.outputs:
+                self.set_new_group(t, "model input")
+        elif kind in SOURCE_KINDS:
+            self._source(call)
+        elif kind in PASS_KINDS:
+            self._pass(call, kind)
+        elif kind in ELEMENTWISE_KINDS:
+            self._elementwise(call)
+        elif kind == "Concatenate":
+            self._concatenate(call)
+        elif kind == "Flatten":
+            ins = call.inputs[0]
+            positions = math.prod(int(d) for d in ins.shape[1:-1]) if len(ins.shape) > 2 else 1
+            self.graph.layout[id(call.outputs[0])] = self.graph.segments(ins) * positions
+        else:  # BLOCKING_KINDS
+            self.fix(call.inputs[0], f"{kind.lower()} {call.layer.name}")
+            self.set_new_group(call.outputs[0], kind.lower())
+
+    # --- group bookkeeping ----------------------------------------------------------------------
+
+    def new_group(self, size: int, fixed: str = "", source: str | None = None) -> int:
+        graph = self.graph
         gid = len(graph.groups)
         graph.groups[gid] = Group(gid, size, fixed, [source] if source else [])
         graph.parent[gid] = gid
         return gid
 
-    def fix(tensor, reason: str) -> None:
-        for gid, _ in graph.segments(tensor):
-            group = graph.groups[gid]
+    def set_new_group(self, tensor, fixed: str = "", source: str | None = None) -> None:
+        """``tensor``'s channels become one new group of their own."""
+        n = int(tensor.shape[-1])
+        self.graph.layout[id(tensor)] = ((self.new_group(n, fixed, source), n),)
+
+    def fix(self, tensor, reason: str) -> None:
+        for gid, _ in self.graph.segments(tensor):
+            group = self.graph.groups[gid]
             group.fixed = group.fixed or reason
 
-    def union(a: int, b: int, where: str) -> None:
+    def union(self, a: int, b: int, where: str) -> None:
+        graph = self.graph
         a, b = graph.root(a), graph.root(b)
         if a == b:
             return
@@ -133,85 +180,66 @@ def analyse(model, skip: tuple[str, ...] = ()) -> Graph:
         ga.bns += gb.bns
         ga.fixed = ga.fixed or gb.fixed
 
-    def channels(tensor) -> int:
-        return int(tensor.shape[-1])
+    # --- layer kinds ----------------------------------------------------------------------------
 
-    for call in calls:
-        layer, kind = call.layer, class_name(call.layer)
-        if kind not in SUPPORTED:
-            raise UsageError(f"channel pruning does not support layer {layer.name!r} "
-                             f"of type {kind}",
-                             "use --method magnitude, or build the model from supported layers")
-        outs = call.outputs
-        if kind == "InputLayer":
-            for t in outs:
-                graph.layout[id(t)] = ((new_group(channels(t), "model input"), channels(t)),)
-            continue
-        ins = call.inputs
-        if kind in SOURCE_KINDS:
-            if getattr(layer, "groups", 1) != 1:
-                fix(ins[0], f"grouped conv {layer.name}")
-            reason = f"skipped ({layer.name})" if layer.name in skip else ""
-            gid = new_group(channels(outs[0]), reason, layer.name)
-            graph.layout[id(outs[0])] = ((gid, channels(outs[0])),)
-        elif kind in PASS_KINDS:
-            src = graph.segments(ins[0])
-            if kind == "DepthwiseConv2D" and layer.depth_multiplier != 1:
-                fix(ins[0], f"depth multiplier of {layer.name}")
-                gid = new_group(channels(outs[0]), f"depth multiplier of {layer.name}")
-                graph.layout[id(outs[0])] = ((gid, channels(outs[0])),)
-                continue
-            if kind in ("Softmax", "Normalization") or (
-                    kind == "Activation" and layer.get_config().get("activation") == "softmax"):
-                fix(ins[0], f"{kind.lower()} {layer.name}")
-            if kind == "Rescaling" and np.size(layer.scale) > 1:
-                fix(ins[0], f"per-channel rescaling {layer.name}")
-            if kind == "BatchNormalization":
-                axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
-                if axis not in (-1, len(ins[0].shape) - 1):
-                    fix(ins[0], f"batch norm over axis {axis} ({layer.name})")
-                if len(src) == 1:
-                    graph.groups[src[0][0]].bns.append(layer.name)
-            if layer.name in skip:
-                fix(ins[0], f"skipped ({layer.name})")
-            graph.layout[id(outs[0])] = src
-        elif kind in ELEMENTWISE_KINDS:
-            layouts = [graph.segments(t) for t in ins]
-            widest = max(layouts, key=lambda s: sum(n for _, n in s))
-            for other in layouts:
-                if [n for _, n in other] == [n for _, n in widest]:
-                    for (a, _), (b, _) in zip(widest, other):
-                        union(a, b, layer.name)
-                else:  # broadcasting (e.g. a one-channel gate): keep everything involved
-                    for t in ins:
-                        fix(t, f"broadcast in {layer.name}")
-            graph.layout[id(outs[0])] = tuple(widest)
-        elif kind == "Concatenate":
-            rank = len(outs[0].shape)
-            if layer.axis in (-1, rank - 1):
-                graph.layout[id(outs[0])] = tuple(s for t in ins for s in graph.segments(t))
-            else:  # joined along another axis: channel i of every input is channel i out
-                first = graph.segments(ins[0])
-                for t in ins[1:]:
-                    other = graph.segments(t)
-                    if [n for _, n in other] != [n for _, n in first]:
-                        for u in ins:
-                            fix(u, f"concatenation {layer.name}")
-                        break
-                    for (a, _), (b, _) in zip(first, other):
-                        union(a, b, layer.name)
-                graph.layout[id(outs[0])] = graph.segments(ins[0])
-        elif kind == "Flatten":
-            positions = math.prod(int(d) for d in ins[0].shape[1:-1]) if len(
-                ins[0].shape) > 2 else 1
-            graph.layout[id(outs[0])] = graph.segments(ins[0]) * positions
-        else:  # BLOCKING_KINDS
-            fix(ins[0], f"{kind.lower()} {layer.name}")
-            graph.layout[id(outs[0])] = ((new_group(channels(outs[0]), kind.lower()),
-                                          channels(outs[0])),)
-    for t in model.outputs:
-        fix(t, "model output")
-    return graph
+    def _source(self, call: Call) -> None:
+        layer = call.layer
+        if getattr(layer, "groups", 1) != 1:
+            self.fix(call.inputs[0], f"grouped conv {layer.name}")
+        reason = f"skipped ({layer.name})" if layer.name in self.skip else ""
+        self.set_new_group(call.outputs[0], reason, layer.name)
+
+    def _pass(self, call: Call, kind: str) -> None:
+        layer, ins = call.layer, call.inputs
+        src = self.graph.segments(ins[0])
+        if kind == "DepthwiseConv2D" and layer.depth_multiplier != 1:
+            self.fix(ins[0], f"depth multiplier of {layer.name}")
+            self.set_new_group(call.outputs[0], f"depth multiplier of {layer.name}")
+            return
+        if kind in ("Softmax", "Normalization") or (
+                kind == "Activation" and layer.get_config().get("activation") == "softmax"):
+            self.fix(ins[0], f"{kind.lower()} {layer.name}")
+        if kind == "Rescaling" and np.size(layer.scale) > 1:
+            self.fix(ins[0], f"per-channel rescaling {layer.name}")
+        if kind == "BatchNormalization":
+            axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+            if axis not in (-1, len(ins[0].shape) - 1):
+                self.fix(ins[0], f"batch norm over axis {axis} ({layer.name})")
+            if len(src) == 1:
+                self.graph.groups[src[0][0]].bns.append(layer.name)
+        if layer.name in self.skip:
+            self.fix(ins[0], f"skipped ({layer.name})")
+        self.graph.layout[id(call.outputs[0])] = src
+
+    def _elementwise(self, call: Call) -> None:
+        layouts = [self.graph.segments(t) for t in call.inputs]
+        widest = max(layouts, key=lambda s: sum(n for _, n in s))
+        for other in layouts:
+            if [n for _, n in other] == [n for _, n in widest]:
+                for (a, _), (b, _) in zip(widest, other):
+                    self.union(a, b, call.layer.name)
+            else:  # broadcasting (e.g. a one-channel gate): keep everything involved
+                for t in call.inputs:
+                    self.fix(t, f"broadcast in {call.layer.name}")
+        self.graph.layout[id(call.outputs[0])] = tuple(widest)
+
+    def _concatenate(self, call: Call) -> None:
+        layer, ins, graph = call.layer, call.inputs, self.graph
+        rank = len(call.outputs[0].shape)
+        if layer.axis in (-1, rank - 1):
+            graph.layout[id(call.outputs[0])] = tuple(s for t in ins for s in graph.segments(t))
+            return
+        # joined along another axis: channel i of every input is channel i out
+        first = graph.segments(ins[0])
+        for t in ins[1:]:
+            other = graph.segments(t)
+            if [n for _, n in other] != [n for _, n in first]:
+                for u in ins:
+                    self.fix(u, f"concatenation {layer.name}")
+                break
+            for (a, _), (b, _) in zip(first, other):
+                self.union(a, b, layer.name)
+        graph.layout[id(call.outputs[0])] = graph.segments(ins[0])
 
 
 # --- ranking -----------------------------------------------------------------------------------

@@ -87,6 +87,10 @@ def _act_range_of(layer) -> tuple[float, float] | None:
 
 def _make_layers():
     """Layer classes built on first use: importing this module must not import Keras."""
+    return _act_quant_class(), _weight_quant_class()
+
+
+def _act_quant_class():
     k = keras()
     tf = tensorflow()
 
@@ -126,13 +130,21 @@ def _make_layers():
             hi = tf.maximum(self.hi, self.lo + 1e-6)
             return tf.quantization.fake_quant_with_min_max_vars(x, self.lo, hi, num_bits=8)
 
-    def per_channel(kernel, axis_size):
-        """Symmetric int8 fake quantization of ``kernel`` ([..., C]) per last-axis channel."""
-        flat = tf.reshape(kernel, (-1, axis_size))
-        m = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(flat), axis=0), 1e-8))
-        q = tf.quantization.fake_quant_with_min_max_vars_per_channel(
-            flat, -m, m, num_bits=8, narrow_range=True)
-        return tf.reshape(q, tf.shape(kernel))
+    return ActQuant
+
+
+def _per_channel(kernel, axis_size):
+    """Symmetric int8 fake quantization of ``kernel`` ([..., C]) per last-axis channel."""
+    tf = tensorflow()
+    flat = tf.reshape(kernel, (-1, axis_size))
+    m = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(flat), axis=0), 1e-8))
+    q = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+        flat, -m, m, num_bits=8, narrow_range=True)
+    return tf.reshape(q, tf.shape(kernel))
+
+
+def _weight_quant_class():
+    k = keras()
 
     class WeightQuant(k.layers.Layer):
         """Runs ``inner`` (Conv2D, DepthwiseConv2D or Dense) with a fake-quantized kernel.
@@ -152,21 +164,21 @@ def _make_layers():
             ops = k.ops
             if self.kind == "Dense":
                 # One scale per output column: what the converter writes for FULLY_CONNECTED.
-                y = ops.matmul(x, per_channel(kernel, kernel.shape[-1]))
+                y = ops.matmul(x, _per_channel(kernel, kernel.shape[-1]))
             elif self.kind == "DepthwiseConv2D":
                 channels = kernel.shape[2] * kernel.shape[3]
-                y = ops.depthwise_conv(x, per_channel(kernel, channels), strides=layer.strides,
+                y = ops.depthwise_conv(x, _per_channel(kernel, channels), strides=layer.strides,
                                        padding=layer.padding, data_format=layer.data_format,
                                        dilation_rate=layer.dilation_rate)
             else:
-                y = ops.conv(x, per_channel(kernel, kernel.shape[-1]), strides=layer.strides,
+                y = ops.conv(x, _per_channel(kernel, kernel.shape[-1]), strides=layer.strides,
                              padding=layer.padding, data_format=layer.data_format,
                              dilation_rate=layer.dilation_rate)
             if layer.use_bias:
                 y = y + layer.bias
             return y if self.linear else layer.activation(y)
 
-    return ActQuant, WeightQuant
+    return WeightQuant
 
 
 _CLASSES: tuple | None = None

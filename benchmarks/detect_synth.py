@@ -85,16 +85,18 @@ def qat(arch: str, run: Path, default: Path, heldout: Path, work: Path, size: st
     """Quantization-aware fine-tuning of ``run``, then the int8 .tflite of the result."""
     from converters import convert_model
     from edgecnn.evaluate.detect import evaluate_detection
+    from edgecnn.rundir import RunInfo
 
     if arch in reuse_qat:
         qrun = Path(reuse_qat[arch])
-        report = json.loads((qrun / "run.json").read_text())["extra"]["qat"]
+        report = RunInfo.load(qrun).reports["qat"]
     else:
         from edgecnn.qat.api import qat_finetune
+        from edgecnn.qat.options import QatOptions
 
         qrun = work / f"run_{arch}_{size}_qat"
-        report = qat_finetune(run, str(default), args.qat_epochs, qrun, batch=args.qat_batch,
-                              lr=args.qat_lr).report
+        report = qat_finetune(run, qrun, QatOptions(data=str(default), epochs=args.qat_epochs,
+                                                    batch=args.qat_batch, lr=args.qat_lr)).report
     out: dict = {"run": str(qrun), "reused": arch in reuse_qat, "epochs": report["epochs"],
                  "lr": report["lr"], "seconds": report["seconds"],
                  "sim_before": report["sim_before"], "sim_after": report["sim_after"]}
@@ -159,6 +161,7 @@ def main(argv=None) -> int:
 
     from converters import convert_model
     from edgecnn.evaluate.detect import evaluate_detection
+    from edgecnn.rundir import RunInfo
 
     for item in args.archs.split(","):
         arch, size = item.split(":")
@@ -168,9 +171,8 @@ def main(argv=None) -> int:
         load0 = os.getloadavg()
         if arch in reuse:
             run = Path(reuse[arch])
-            seconds = json.loads((run / "run.json").read_text())["extra"]["metrics"][
-                "train_seconds"]
-            epochs = json.loads((run / "run.json").read_text())["extra"]["config"]["epochs"]
+            seconds = RunInfo.load(run).metrics["train_seconds"]
+            epochs = RunInfo.load(run).config["epochs"]
         else:
             run, seconds = train(default, arch, int(size), epochs, args.batch,
                                  work / f"run_{arch}_{size}", args.lr, max_train,
@@ -180,9 +182,9 @@ def main(argv=None) -> int:
                    "train_seconds": round(seconds, 1),
                    "load_avg_during_train": [load0, os.getloadavg()]}
         results["models"][arch] = r
-        info = json.loads((run / "run.json").read_text())
-        r["best_epoch"] = info["extra"]["metrics"]["best_epoch"]
-        r["params"] = info["extra"]["metrics"]["params"]
+        metrics = RunInfo.load(run).metrics
+        r["best_epoch"] = metrics["best_epoch"]
+        r["params"] = metrics["params"]
         keras_eval = evaluate_detection(run, str(default))
         r["keras"] = {"map50": keras_eval["map50"], "map": keras_eval["map"]}
         save()

@@ -61,6 +61,7 @@ def main() -> int:
     from edgecnn.bench.machine import machine_info
     from edgecnn.evaluate.classify import evaluate_classifier
     from edgecnn.prune.api import prune_model
+    from edgecnn.prune.options import PruneOptions
     from edgecnn.rundir import RunInfo
 
     work = Path(args.work)
@@ -77,12 +78,13 @@ def main() -> int:
             continue
         start = time.perf_counter()
         if method == "magnitude":
-            result = prune_model(dense, "magnitude", args.sparsity, data, args.mag_epochs, run,
-                                 data_dir=args.data_dir)
+            options = PruneOptions(method="magnitude", sparsity=args.sparsity, data=data,
+                                   data_dir=args.data_dir, epochs=args.mag_epochs)
         else:
-            result = prune_model(dense, "channel", None, data, args.ch_epochs, run,
-                                 target_macs=args.target_macs, data_dir=args.data_dir,
-                                 channel_multiple=args.channel_multiple)
+            options = PruneOptions(method="channel", target_macs=args.target_macs, data=data,
+                                   data_dir=args.data_dir, epochs=args.ch_epochs,
+                                   channel_multiple=args.channel_multiple)
+        result = prune_model(dense, run, options)
         reports[method] = result.report
         print(f"{method}: pruned + fine-tuned in {time.perf_counter() - start:.0f}s", flush=True)
 

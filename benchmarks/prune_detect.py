@@ -60,7 +60,7 @@ def main() -> int:
     from edgecnn.bench.machine import machine_info
     from edgecnn.evaluate.detect import evaluate_detection
     from edgecnn.prune.api import prune_model
-    from edgecnn.prune.magnitude import parse_block
+    from edgecnn.prune.options import PruneOptions
     from edgecnn.rundir import RunInfo
 
     work = Path(args.work)
@@ -76,13 +76,13 @@ def main() -> int:
             continue
         start = time.perf_counter()
         if method == "magnitude":
-            result = prune_model(dense, "magnitude", args.sparsity, data, args.mag_epochs, run,
-                                 batch=args.batch, lr=args.mag_lr,
-                                 block=parse_block(args.block),
-                                 skip_depthwise=args.skip_depthwise)
+            options = PruneOptions(method="magnitude", sparsity=args.sparsity, data=data,
+                                   epochs=args.mag_epochs, batch=args.batch, lr=args.mag_lr,
+                                   block=args.block, skip_depthwise=args.skip_depthwise)
         else:
-            result = prune_model(dense, "channel", None, data, args.ch_epochs, run,
-                                 target_macs=args.target_macs, batch=args.batch, lr=args.ch_lr)
+            options = PruneOptions(method="channel", target_macs=args.target_macs, data=data,
+                                   epochs=args.ch_epochs, batch=args.batch, lr=args.ch_lr)
+        result = prune_model(dense, run, options)
         reports[method] = result.report
         seconds[method] = round(time.perf_counter() - start, 1)
         print(f"{method}: pruned + fine-tuned in {seconds[method]:.0f}s", flush=True)

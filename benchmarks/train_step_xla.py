@@ -1,9 +1,10 @@
 """Detector training step: TensorFlow graph mode vs XLA (``jit_compile=True``) on this CPU.
 
-One det_s (width 1.5, 256x256, batch 16, 4 classes) training step as ``edgecnn.train.detect``
-builds it (task-aligned assignment, detection losses, gradient clipping, Adam), on random
-images with 5 boxes each; both variants are timed interleaved, 4 rounds of 8 steps, after 3
-warm-up steps.
+One det_s (width 1.5, 256x256, batch 16, 4 classes) training step, the detector engine's own
+(``edgecnn.train.engine.detector_step.make_train_step``: assignment with the static branch in
+the graph as in training, detection losses, gradient clipping, Adam; no weight average), on
+random images with 5 boxes each; both variants are timed interleaved, 4 rounds of 8 steps,
+after 3 warm-up steps.
 
 Example:
     python benchmarks/train_step_xla.py
@@ -36,38 +37,21 @@ def make_batch(rng):
 
 
 def main() -> int:
-    from edgecnn.lazy import keras, tensorflow
+    from edgecnn.lazy import tensorflow
     from edgecnn.models.registry import get_entry
-    from edgecnn.runtime import postprocess as pp
     from edgecnn.train import common
-    from edgecnn.train.assign import AssignConfig, assign
-    from edgecnn.train.losses import LossWeights, detection_loss
+    from edgecnn.train.engine.detector_step import AnchorGrid, detector_heads, make_train_step
 
-    tf, k = tensorflow(), keras()
+    tf = tensorflow()
     model = get_entry("det_s", task="detect").builder(input_shape=(SIZE, SIZE, 3),
                                                       num_classes=CLASSES, width=1.5)
-    heads = k.Model(model.inputs, [model.get_layer("boxes").output,
-                                   model.get_layer("scores_logits").output])
-    centers, stride_pa = pp.anchor_points((SIZE, SIZE), STRIDES)
-    anchors, strides = tf.constant(centers), tf.constant(stride_pa)
+    batch = [tf.constant(a) for a in make_batch(np.random.default_rng(0))]
+    heads = detector_heads(model)
     optimizer = common.make_optimizer("adam", 1e-3)
     optimizer.build(heads.trainable_variables)
-    batch = [tf.constant(a) for a in make_batch(np.random.default_rng(0))]
-
-    def step(images, gt_boxes, gt_classes):
-        with tf.GradientTape() as tape:
-            ltrb, logits = heads(images / 255.0, training=True)
-            d = ltrb * strides[None, :, None]
-            boxes = tf.concat([anchors[None] - d[..., :2], anchors[None] + d[..., 2:]], -1)
-            targets = assign(tf.sigmoid(logits), boxes, anchors, gt_boxes, gt_classes, CLASSES,
-                             AssignConfig(), strides, tf.constant(False))
-            loss = detection_loss(logits, ltrb, boxes, targets, anchors, strides,
-                                  LossWeights())[0]
-        grads = tape.gradient(loss, heads.trainable_variables)
-        grads, _ = tf.clip_by_global_norm(grads, 10.0)
-        optimizer.apply_gradients(zip(grads, heads.trainable_variables))
-        return loss
-
+    # A static phase of one step: its branch stays in the graph, as in a training run.
+    step = make_train_step(heads, optimizer, AnchorGrid.of(SIZE, STRIDES), CLASSES,
+                           static_steps=1.0)
     variants = {"graph": tf.function(step, autograph=False),
                 "xla": tf.function(step, autograph=False, jit_compile=True)}
     for name, fn in variants.items():
@@ -81,7 +65,7 @@ def main() -> int:
         for name, fn in variants.items():
             t = time.perf_counter()
             for _ in range(8):
-                float(fn(*batch))
+                float(fn(*batch)[0])
             times[name].append((time.perf_counter() - t) / 8 * 1e3)
     for name, values in times.items():
         print(f"{name}: ms per step by round {[round(v, 1) for v in values]}, "

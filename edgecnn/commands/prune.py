@@ -1,4 +1,4 @@
-"""``edgecnn prune``: options -> ``edgecnn.prune.api.prune_model``."""
+"""``edgecnn prune``: options -> ``PruneOptions`` -> ``edgecnn.prune.api.prune_model``."""
 
 from __future__ import annotations
 
@@ -48,11 +48,12 @@ import click
 @click.option("--target-latency", type=float, default=None,
               help="channel, --objective latency: fraction of the dense int8 invoke time to "
                    "keep (predicted from the measured per-group costs), e.g. 0.6.")
-@click.option("--min-keep", type=float, default=0.5, show_default=True,
+@click.option("--min-keep", type=float, default=None,
               help="channel, --objective latency: every layer keeps at least this fraction "
-                   "of its channels.")
-@click.option("--latency-threads", type=int, default=2, show_default=True,
-              help="channel, --objective latency: interpreter threads for the timings.")
+                   "of its channels.  [default: 0.5]")
+@click.option("--latency-threads", type=int, default=None,
+              help="channel, --objective latency: interpreter threads for the timings.  "
+                   "[default: 2]")
 @click.option("--channel-multiple", type=int, default=1, show_default=True,
               help="channel: round kept channel counts to a multiple of this.")
 @click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
@@ -65,7 +66,8 @@ import click
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, lr, skip,
           skip_depthwise, block, scope, criterion, objective, target_latency, min_keep,
-          latency_threads, channel_multiple, max_train, seed, out, overwrite, as_json, quiet) -> None:
+          latency_threads, channel_multiple, max_train, seed, out, overwrite, as_json,
+          quiet) -> None:
     """Prune MODEL (a run directory) and write a pruned run directory to --out.
 
     The output holds model.keras, run.json (with the pruning report), labels.txt and
@@ -79,36 +81,25 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
       edgecnn prune runs/fm --method channel --objective latency --target-macs 0.5
           --epochs 8 --out runs/fm_chl
     """
-    from edgecnn.prune.api import check_options
-
-    check_options(method, sparsity, target_macs, epochs, batch, lr, objective, target_latency)
-    if channel_multiple < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--channel-multiple")
-    from edgecnn.errors import UsageError
-    from edgecnn.prune.magnitude import parse_block
-
-    if block is not None and method != "magnitude":
-        raise UsageError("--block applies to --method magnitude only",
-                         "channel pruning already removes whole channels")
-    if scope != "layer" and method != "magnitude":
-        raise UsageError("--scope applies to --method magnitude only",
-                         "channel pruning takes --target-macs for a model-wide budget")
-    block_size = parse_block(block) if block is not None else (1, 1)
-    latency_options = None
-    if objective == "latency":
-        from edgecnn.prune.latency import LatencyOptions
-
-        latency_options = LatencyOptions(threads=latency_threads, min_keep=min_keep).validate()
     from edgecnn.prune.api import prune_model
+    from edgecnn.prune.options import PruneOptions
     from edgecnn.prune.report import format_report
 
-    result = prune_model(model, method, sparsity, data, epochs, out, target_macs=target_macs,
-                         skip=tuple(skip), criterion=criterion, data_dir=data_dir, batch=batch,
-                         lr=lr, max_train=max_train, seed=seed,
-                         channel_multiple=channel_multiple, skip_depthwise=skip_depthwise,
-                         block=block_size, scope=scope, objective=objective,
-                         target_latency=target_latency, latency_options=latency_options,
-                         verbose=0 if (quiet or as_json) else 1, overwrite=overwrite,
+    latency = None
+    given = {k: v for k, v in (("threads", latency_threads), ("min_keep", min_keep))
+             if v is not None}
+    if objective == "latency" or given:
+        from edgecnn.prune.latency import LatencyOptions
+
+        latency = LatencyOptions(**given)
+    options = PruneOptions(method=method, sparsity=sparsity, target_macs=target_macs,
+                           objective=objective, target_latency=target_latency, latency=latency,
+                           criterion=criterion, channel_multiple=channel_multiple,
+                           skip=tuple(skip), skip_depthwise=skip_depthwise, block=block,
+                           scope=scope, data=data, data_dir=data_dir, epochs=epochs,
+                           batch=batch, lr=lr, max_train=max_train, seed=seed,
+                           verbose=0 if (quiet or as_json) else 1, overwrite=overwrite)
+    result = prune_model(model, out, options,
                          stream=click.get_text_stream("stderr") if as_json else None)
     if as_json:
         click.echo(json.dumps({"out": str(result.out), **result.report}, indent=2))

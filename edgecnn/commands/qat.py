@@ -1,4 +1,4 @@
-"""``edgecnn qat``: options -> ``edgecnn.qat.api.qat_finetune``."""
+"""``edgecnn qat``: options -> ``QatOptions`` -> ``edgecnn.qat.api.qat_finetune``."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import click
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--lr", type=float, default=None,
               help="Peak learning rate (default 2e-3 detect, 1e-4 classify).")
-@click.option("--ema", "ema_decay", type=float, default=0.999, show_default=True,
-              help="detect: keep an exponential moving average of the weights (0: off).")
+@click.option("--ema", "ema_decay", type=float, default=None,
+              help="detect: keep an exponential moving average of the weights (0: off).  "
+                   "[default: 0.999]")
 @click.option("--keep-last", is_flag=True,
               help="detect: keep the last epoch's weights instead of the best by simulated-int8 "
                    "val mAP@0.5.")
@@ -45,14 +46,14 @@ def qat(model, data, data_dir, epochs, batch, lr, ema_decay, keep_last, max_trai
       edgecnn qat runs/det --epochs 8 --out runs/det_qat
       edgecnn convert runs/det_qat --quant int8 -o det_int8.tflite
     """
-    from edgecnn.qat.api import check_options, qat_finetune
+    from edgecnn.qat.api import qat_finetune
+    from edgecnn.qat.options import QatOptions
 
-    check_options(epochs, batch, lr, ema_decay)
-
-    result = qat_finetune(model, data, epochs, out, batch=batch, lr=lr, ema_decay=ema_decay,
-                          keep_best=not keep_last,
-                          data_dir=data_dir, max_train=max_train, seed=seed,
-                          verbose=0 if (quiet or as_json) else 1, overwrite=overwrite,
+    options = QatOptions(data=data, data_dir=data_dir, epochs=epochs, batch=batch, lr=lr,
+                         ema_decay=ema_decay, keep_best=False if keep_last else None,
+                         max_train=max_train, seed=seed, verbose=0 if (quiet or as_json) else 1,
+                         overwrite=overwrite)
+    result = qat_finetune(model, out, options,
                           stream=click.get_text_stream("stderr") if as_json else None)
     if as_json:
         click.echo(json.dumps({"out": str(result.out), **result.report}, indent=2))

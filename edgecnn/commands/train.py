@@ -1,4 +1,4 @@
-"""``edgecnn train``: options -> TrainConfig -> train_classifier / train_detector."""
+"""``edgecnn train``: options -> ``TrainConfig`` -> ``edgecnn.train.api.train``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
               show_default=True)
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Learning-rate schedule.")
-@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True,
+              help="classify: cross-entropy label smoothing.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="Decoupled weight decay (adamw).")
 @click.option("--no-augment", is_flag=True, help="Turn off random shifts/flips.")
@@ -45,7 +46,7 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
 @click.option("--width", type=float, default=1.0, show_default=True,
               help="Width multiplier (dsnet family).")
 @click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
-              default="none", show_default=True, help="tf.distribute strategy.")
+              default="none", show_default=True, help="classify: tf.distribute strategy.")
 @click.option("--patience", type=int, default=None, help="Early stopping patience (epochs).")
 @click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
 @click.option("--overwrite", is_flag=True,
@@ -62,20 +63,14 @@ def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, 
     Example:
       edgecnn train --task classify --data fashion-mnist --arch dsnet_s --epochs 15 --out runs/fm
     """
+    from edgecnn.train.api import train as train_model
     from edgecnn.train.config import TrainConfig
 
     config = TrainConfig(task=task, data=data, arch=arch, out=out, imgsz=imgsz, epochs=epochs,
                          batch=batch, lr=lr, optimizer=optimizer, seed=seed, data_dir=data_dir,
                          val_split=val_split, width=width, augment=not no_augment,
-                         distribute=None if distribute == "none" else distribute,
-                         patience=patience, max_train=max_train, verbose=0 if quiet else 1,
-                         schedule=schedule, label_smoothing=label_smoothing,
-                         weight_decay=weight_decay, overwrite=overwrite)
-    if task == "classify":
-        from edgecnn.train.classify import train_classifier
-
-        train_classifier(config)
-    else:
-        from edgecnn.train.detect import train_detector
-
-        train_detector(config)
+                         distribute=distribute, patience=patience, max_train=max_train,
+                         verbose=0 if quiet else 1, schedule=schedule,
+                         label_smoothing=label_smoothing, weight_decay=weight_decay,
+                         overwrite=overwrite)
+    train_model(config)

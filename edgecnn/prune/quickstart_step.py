@@ -14,11 +14,14 @@ def prune_step(ctx) -> str:
     from edgecnn.bench.latency import BenchOptions, benchmark
     from edgecnn.evaluate import evaluate_model
     from edgecnn.prune.api import prune_model
+    from edgecnn.prune.options import PruneOptions
 
     fast = ctx.options.fast
     data = "digits"
-    result = prune_model(ctx.results["run"], "channel", None, data, 1 if fast else 5,
-                         ctx.work / "pruned", target_macs=0.5, seed=ctx.options.seed, verbose=0)
+    result = prune_model(ctx.results["run"], ctx.work / "pruned",
+                         PruneOptions(method="channel", target_macs=0.5, data=data,
+                                      epochs=1 if fast else 5, seed=ctx.options.seed,
+                                      verbose=0))
     pruned = convert_model(result.out, ctx.work / "digits_pruned_int8.tflite", quant="int8",
                            held_out=0)
     dense_tfl = ctx.results["tflite_int8"]

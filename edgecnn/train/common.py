@@ -40,6 +40,14 @@ def learning_rate(schedule: str, peak: float, total_steps: int, warmup_steps: in
         warmup_target=float(peak) if warmup else None, warmup_steps=warmup)
 
 
+def warmup_steps(warmup_epochs: int, steps_per_epoch: int, epochs: int) -> int:
+    """Warm-up steps of a run: ``warmup_epochs``, at most a tenth of the run, none for runs of
+    two epochs or less (their few steps are better spent at the peak)."""
+    if epochs <= 2:
+        return 0
+    return min(int(warmup_epochs) * steps_per_epoch, steps_per_epoch * epochs // 10)
+
+
 def make_optimizer(name: str, lr, weight_decay: float = 0.0):
     k = keras()
     key = name.lower()
@@ -92,18 +100,6 @@ def arch_kwargs(builder, config) -> dict:
         raise UsageError(f"architecture {config.arch} has no width multiplier",
                          "drop --width or choose an architecture that takes one")
     return {"width": config.width}
-
-
-def check_numbers(config) -> None:
-    """Refuse option values no training run can use, before any data is loaded."""
-    if config.epochs < 1:
-        raise UsageError(f"epochs must be >= 1, got {config.epochs}", "use --epochs 1 or more")
-    if config.batch < 1:
-        raise UsageError(f"batch must be >= 1, got {config.batch}", "use --batch 1 or more")
-    if config.lr is not None and config.lr <= 0:
-        raise UsageError(f"learning rate must be > 0, got {config.lr}", "use e.g. --lr 0.001")
-    if config.max_train is not None and config.max_train < 2:
-        raise UsageError(f"max-train must be >= 2, got {config.max_train}")
 
 
 def say(config, stream, line: str) -> None:

@@ -1,15 +1,33 @@
-"""Typed training options shared by ``edgecnn train --task classify|detect``."""
+"""Typed training options of ``edgecnn train --task classify|detect``, validated on creation.
+
+A library caller gets the same errors as the CLI: a bad number, an unknown choice, or an option
+that does not apply to the task (``--distribute`` or ``--label-smoothing`` with ``detect``)
+raises :class:`edgecnn.errors.UsageError` before any data is loaded.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from edgecnn.errors import UsageError
+from edgecnn.runtime.task import Task
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "constant")
+
+# Options only one task uses: name -> (task, the value that means "not set", CLI flag).
+TASK_ONLY: dict[str, tuple[Task, object, str]] = {
+    "distribute": (Task.CLASSIFY, None, "--distribute"),
+    "label_smoothing": (Task.CLASSIFY, 0.0, "--label-smoothing"),
+    "data_dir": (Task.CLASSIFY, None, "--data-dir"),     # where built-in datasets live
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Options of one training run. ``None`` means "the architecture's / task's default"."""
 
-    task: str                       # "classify" | "detect"
+    task: Task                      # Task.CLASSIFY | Task.DETECT (the strings work too)
     data: str                       # dataset SPEC (built-in name or path)
     arch: str                       # registry name
     out: str                        # run directory to write (atomically)
@@ -19,11 +37,11 @@ class TrainConfig:
     lr: float | None = None         # peak learning rate; None: task default
     optimizer: str = "adam"
     seed: int = 0
-    data_dir: str | None = None     # where to look for built-in datasets
+    data_dir: str | None = None     # classify: where to look for built-in datasets
     val_split: float = 0.1          # fraction of train held out when the data has no val split
     width: float = 1.0              # width multiplier for families that take one
     augment: bool = True
-    distribute: str | None = None   # None | "mirrored" | "multi-worker"
+    distribute: str | None = None   # classify: None | "mirrored" | "multi-worker"
     patience: int | None = None     # early stopping on the monitored metric
     max_train: int | None = None    # cap on training samples (quick runs, tests)
     verbose: int = 1                # 0 silent, 1 progress lines
@@ -32,3 +50,51 @@ class TrainConfig:
     weight_decay: float = 0.0       # decoupled weight decay (optimizer "adamw")
     deterministic: bool = True      # op determinism: a fixed seed gives identical weights
     overwrite: bool = False         # replace same-named entries in a folder edgecnn did not write
+
+    def __post_init__(self) -> None:
+        from edgecnn.train.distribute import strategy_name
+
+        object.__setattr__(self, "task", Task.parse(self.task))
+        object.__setattr__(self, "distribute", strategy_name(self.distribute))
+        self._check_numbers()
+        self._check_choices()
+        self._check_task_options()
+
+    def _check_numbers(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"epochs must be >= 1, got {self.epochs}", "use --epochs 1 or more")
+        if self.batch < 1:
+            raise UsageError(f"batch must be >= 1, got {self.batch}", "use --batch 1 or more")
+        if self.lr is not None and self.lr <= 0:
+            raise UsageError(f"learning rate must be > 0, got {self.lr}", "use e.g. --lr 0.001")
+        if self.max_train is not None and self.max_train < 2:
+            raise UsageError(f"max-train must be >= 2, got {self.max_train}")
+        if self.imgsz is not None and self.imgsz < 0:
+            raise UsageError(f"--imgsz must be > 0, got {self.imgsz}", "use e.g. --imgsz 64")
+        if self.width <= 0:
+            raise UsageError(f"--width must be > 0, got {self.width}", "use e.g. --width 1.0")
+        if self.patience is not None and self.patience < 0:
+            raise UsageError(f"--patience must be >= 1, got {self.patience}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}",
+                             "use e.g. --label-smoothing 0.1")
+        if self.weight_decay < 0:
+            raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+
+    def _check_choices(self) -> None:
+        for name, value, choices in (("optimizer", self.optimizer.lower(), OPTIMIZERS),
+                                     ("learning-rate schedule", self.schedule, SCHEDULES)):
+            if value not in choices:
+                raise UsageError(f"unknown {name} {value!r}",
+                                 f"choose one of: {', '.join(choices)}")
+        if self.weight_decay and self.optimizer.lower() != "adamw":
+            raise UsageError(f"--weight-decay applies to --optimizer adamw only (got "
+                             f"{self.optimizer})", "add --optimizer adamw, or drop "
+                             "--weight-decay")
+
+    def _check_task_options(self) -> None:
+        for f in fields(self):
+            task, unset, flag = TASK_ONLY.get(f.name, (self.task, None, ""))
+            if task is not self.task and getattr(self, f.name) != unset:
+                raise UsageError(f"{flag} applies to --task {task.value} only",
+                                 f"drop {flag} for --task {self.task.value}")

@@ -12,23 +12,35 @@ from edgecnn.errors import UsageError
 from edgecnn.lazy import tensorflow
 
 CHOICES = ("none", "mirrored", "multi-worker")
+_ALIASES = {"multiworker": "multi-worker", "multi_worker": "multi-worker"}
+
+
+def strategy_name(name: str | None) -> str | None:
+    """The canonical name of strategy ``name`` (None for the default single-device one).
+
+    Raises:
+        UsageError: an unknown name.
+    """
+    key = (name or "none").lower()
+    key = _ALIASES.get(key, key)
+    if key not in CHOICES:
+        raise UsageError(f"unknown distribute strategy {name!r}",
+                         f"choose one of: {', '.join(CHOICES)}")
+    return None if key == "none" else key
 
 
 def make_strategy(name: str | None):
     """The strategy for ``name`` (None or "none": the default single-device strategy)."""
     tf = tensorflow()
-    key = (name or "none").lower()
-    if key == "none":
+    key = strategy_name(name)
+    if key is None:
         return tf.distribute.get_strategy()
     if key == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
-    if key in ("multi-worker", "multiworker", "multi_worker"):
-        # Cluster layout comes from TF_CONFIG, as tf.distribute documents.
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise UsageError(f"unknown distribute strategy {name!r}",
-                     f"choose one of: {', '.join(CHOICES)}")
+    # Cluster layout comes from TF_CONFIG, as tf.distribute documents.
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def replica_count(strategy) -> int:

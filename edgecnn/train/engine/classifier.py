@@ -1,0 +1,155 @@
+"""The classifier engine: seeded input pipelines, compile and Keras ``fit`` with progress lines
+and the best checkpoint, and top-1 accuracy, for ``train``, prune fine-tuning and ``qat``.
+
+Example:
+    recipe = ClassifierRecipe(epochs=3, batch=64, lr=1e-3)
+    batches = classifier_batches(data, recipe, mean=(0.0,), std=(255.0,))
+    compile_classifier(model, recipe, batches.steps)
+    fit = fit_classifier(model, batches, recipe, stream=sys.stdout)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """How the engine trains (the defaults are fine-tuning's).
+
+    Attributes:
+        lr: peak learning rate of ``schedule`` (``cosine``: linear warm-up, then cosine decay).
+        warmup_epochs: warm-up length, capped at a tenth of the run (none for 2 epochs or less).
+        weight_decay: decoupled weight decay (optimizer ``adamw``).
+        patience: early stopping on val accuracy (None: never).
+        from_logits: the model ends without softmax / sigmoid.
+    """
+
+    epochs: int
+    batch: int
+    lr: float
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    patience: int | None = None
+    from_logits: bool = False
+
+
+@dataclass(frozen=True)
+class ClassifierBatches:
+    """``tf.data`` pipelines of one run: seeded, augmented training batches and val batches
+    that split evenly over ``replicas``."""
+
+    train: object
+    steps: int
+    val: object
+
+
+@dataclass(frozen=True)
+class ClassifierFit:
+    history: dict[str, list[float]]     # what Keras logged, per epoch (no learning rate)
+    seconds: float
+
+    @property
+    def best_epoch(self) -> int:
+        acc = self.history.get("val_accuracy", [])
+        return int(max(range(len(acc)), key=acc.__getitem__)) + 1 if acc else 0
+
+
+def classifier_batches(data, recipe: ClassifierRecipe, mean, std,
+                       replicas: int = 1) -> ClassifierBatches:
+    """Pipelines for ``data`` (:class:`edgecnn.data.ClassificationData`), normalized as
+    ``(x - mean) / std``."""
+    from edgecnn.data.classify_pipeline import eval_dataset, train_dataset
+
+    train, steps = train_dataset(data.x_train, data.y_train, data.num_classes, recipe.batch,
+                                 mean, std, recipe.augment, data.hflip, recipe.seed)
+    n_val, val_batch = even_val_split(len(data.x_val), replicas)
+    val = eval_dataset(data.x_val[:n_val], data.y_val[:n_val], data.num_classes, val_batch,
+                       mean, std)
+    return ClassifierBatches(train, steps, val)
+
+
+def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
+    """Optimizer, learning-rate schedule and cross-entropy loss (call inside the strategy's
+    scope when training with ``tf.distribute``)."""
+    from edgecnn.lazy import keras
+    from edgecnn.train import common
+
+    k = keras()
+    lr = common.learning_rate(recipe.schedule, recipe.lr, steps * recipe.epochs,
+                              common.warmup_steps(recipe.warmup_epochs, steps, recipe.epochs))
+    model.compile(optimizer=common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay),
+                  loss=k.losses.CategoricalCrossentropy(from_logits=recipe.from_logits,
+                                                        label_smoothing=recipe.label_smoothing),
+                  metrics=["accuracy"])
+
+
+def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, *,
+                   checkpoint: Path | None = None, callbacks=(),
+                   stream=None) -> ClassifierFit:
+    """Train a compiled ``model`` for ``recipe.epochs``.
+
+    Args:
+        checkpoint: where to save the model of the best val accuracy (None: keep the last
+            weights only, in ``model``).
+        callbacks: Keras callbacks run before the engine's own (the magnitude pruner's masks).
+        stream: where to print one progress line per epoch (None: silent).
+    """
+    from edgecnn.lazy import keras
+    from edgecnn.train.callbacks import progress_callback
+
+    k = keras()
+    callbacks = list(callbacks)
+    if checkpoint is not None:
+        callbacks.append(k.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy",
+                                                     mode="max", save_best_only=True))
+    if stream is not None:
+        callbacks.append(progress_callback(recipe.epochs, stream=stream))
+    if recipe.patience:
+        callbacks.append(k.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                   patience=int(recipe.patience)))
+    start = time.perf_counter()
+    history = model.fit(batches.train, epochs=recipe.epochs, steps_per_epoch=batches.steps,
+                        validation_data=batches.val, callbacks=callbacks, verbose=0,
+                        shuffle=False)
+    seconds = time.perf_counter() - start
+    logged = {key: [float(v) for v in values] for key, values in history.history.items()
+              if key not in ("learning_rate", "lr")}
+    return ClassifierFit(logged, seconds)
+
+
+def even_val_split(n: int, replicas: int, cap: int = 256) -> tuple[int, int]:
+    """(samples, batch) for validation inside ``fit`` so every batch splits evenly over replicas.
+
+    Keras' mirrored evaluation fails on a last batch that does not split evenly, so with
+    several replicas up to ``replicas - 1`` samples are left out of the per-epoch validation
+    (final accuracies are measured on the whole split, outside ``fit``).
+    """
+    if replicas <= 1:
+        return n, min(cap, max(1, n))
+    n -= n % replicas
+    per = n // replicas
+    per_batch = max(d for d in range(1, max(1, cap // replicas) + 1) if per % d == 0)
+    return n, per_batch * replicas
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray, mean, std, batch: int = 512) -> float:
+    """Top-1 accuracy of a Keras classifier on uint8 images normalized as ``(x - mean) / std``,
+    rounded to 6 digits."""
+    mean = np.asarray(mean, np.float32)
+    std = np.asarray(std, np.float32)
+    correct = 0
+    for i in range(0, len(x), batch):
+        xb = (x[i:i + batch].astype(np.float32) - mean) / std
+        pred = np.asarray(model(xb, training=False)).argmax(axis=-1)
+        correct += int((pred == y[i:i + batch]).sum())
+    return round(correct / max(1, len(x)), 6)

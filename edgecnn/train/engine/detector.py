@@ -1,0 +1,226 @@
+"""The detector engine: the epoch loop around :func:`~edgecnn.train.engine.detector_step.
+make_train_step`, with val mAP, the best weights and the history.
+
+``train`` (from scratch), prune fine-tuning and ``qat`` (through the simulated-int8 graph) all
+run this loop; they differ only in the :class:`DetectorRecipe` they pass and in the forward
+they train through.
+
+Example:
+    engine = DetectorEngine(model, data, DetectorRecipe(epochs=3, batch=16, lr=1e-3))
+    fit = engine.fit(print)
+    fit.best_map50, fit.history["loss"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from edgecnn.errors import UsageError
+from edgecnn.train.engine.detector_data import DetectionData, detection_map
+from edgecnn.train.engine.ema import EmaOptions
+
+HISTORY_KEYS = ("loss", "box_loss", "cls_loss", "l1_loss", "val_map50", "val_map", "lr",
+                "seconds")
+
+
+@dataclass(frozen=True)
+class DetectorRecipe:
+    """How the engine trains (the defaults are fine-tuning's: no warm-up, no static phase).
+
+    Attributes:
+        lr: peak learning rate of ``schedule`` (``cosine``: linear warm-up, then cosine decay).
+        warmup_epochs: warm-up length, capped at a tenth of the run (none for 2 epochs or less).
+        ema: evaluate and keep an average of the weights (None: the live weights).
+        static_epochs: epochs of static (prior-box) assignment before task-aligned assignment,
+            capped at a quarter of the run (at least one). From scratch the predictions are
+            noise and ranking anchors by them makes the positives jump from step to step; a
+            trained model's predictions rank anchors well, so fine-tuning passes 0.
+        eval_every: evaluate val mAP every this many epochs; the last epoch and the last 20%
+            of the run are always evaluated.
+        keep_best: end with the (averaged) weights of the best val mAP@0.5 evaluation, not the
+            last ones.
+        patience: stop after this many evaluations without improvement (None: never).
+        purpose: "training" or "fine-tuning", for messages.
+    """
+
+    epochs: int
+    batch: int
+    lr: float
+    optimizer: str = "adamw"
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    ema: EmaOptions | None = None
+    static_epochs: int = 0
+    augment: bool = True
+    seed: int = 0
+    eval_every: int = 1
+    keep_best: bool = True
+    patience: int | None = None
+    purpose: str = "training"
+
+    def static_steps(self, steps_per_epoch: int) -> float:
+        if self.static_epochs <= 0:
+            return 0.0
+        return float(min(self.static_epochs, max(1, self.epochs // 4)) * steps_per_epoch)
+
+    def evaluates(self, epoch: int) -> bool:
+        return (epoch % self.eval_every == 0 or epoch == self.epochs
+                or epoch >= int(0.8 * self.epochs))
+
+
+@dataclass
+class DetectorFit:
+    """What a run of the engine measured; ``history`` has one entry per epoch run."""
+
+    history: dict[str, list[float]]
+    best_epoch: int = 0
+    best_map50: float = -1.0
+    best_map: float = 0.0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+@dataclass
+class _Best:
+    fit: DetectorFit
+    weights: list | None = None
+    bad_evals: int = 0
+    keep: bool = True
+
+    def offer(self, epoch: int, scores: dict, model) -> None:
+        if scores["map50"] > self.fit.best_map50:
+            self.fit.best_epoch, self.fit.best_map50, self.fit.best_map = (
+                epoch, scores["map50"], scores["map"])
+            if self.keep:
+                self.weights = model.get_weights()
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+
+
+class DetectorEngine:
+    """Trains ``model`` (in place) on ``data`` as ``recipe`` says.
+
+    Args:
+        model: the detector whose weights are evaluated, averaged and kept.
+        heads: the forward to train, images -> ``(ltrb, logits)``, sharing ``model``'s weights
+            (default :func:`~edgecnn.train.engine.detector_step.detector_heads` of ``model``;
+            ``qat`` passes the simulated-int8 graph's).
+        callbacks: objects with ``on_train_begin()`` and ``on_train_batch_end(step)`` (the
+            magnitude pruner's masks), run around the steps.
+    """
+
+    def __init__(self, model, data: DetectionData, recipe: DetectorRecipe, *, heads=None,
+                 callbacks=()):
+        from edgecnn.data.detect_pipeline import AugmentConfig, batches
+        from edgecnn.lazy import tensorflow
+        from edgecnn.train import common
+        from edgecnn.train.engine.detector_step import AnchorGrid, detector_heads, make_train_step
+        from edgecnn.train.engine.ema import WeightAverage, averaged_variables
+
+        tf = tensorflow()
+        self.model, self.data, self.recipe = model, data, recipe
+        self.callbacks = list(callbacks)
+        self.heads = heads if heads is not None else detector_heads(model)
+        self.grid = AnchorGrid.of(data.imgsz, data.strides)
+        anchors = int(self.heads.outputs[0].shape[1])
+        if anchors != self.grid.count:
+            raise UsageError(f"model {model.name} has {anchors} anchors, the decoder expects "
+                             f"{self.grid.count}", "the architecture's strides are misconfigured")
+        self.dataset, self.steps = batches(data.train, recipe.batch, recipe.seed,
+                                           AugmentConfig() if recipe.augment else None)
+        total = self.steps * recipe.epochs
+        lr = common.learning_rate(recipe.schedule, recipe.lr, total,
+                                  common.warmup_steps(recipe.warmup_epochs, self.steps,
+                                                      recipe.epochs))
+        self.optimizer = common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay)
+        self.optimizer.build(self.heads.trainable_variables)
+        self.average = (WeightAverage(averaged_variables(model), recipe.ema)
+                        if recipe.ema is not None else None)
+        step = make_train_step(self.heads, self.optimizer, self.grid, len(data.names),
+                               static_steps=recipe.static_steps(self.steps),
+                               average=self.average)
+        self.train_step = tf.function(step, reduce_retracing=True, autograph=False)
+
+    def fit(self, say: Callable[[str], None] = lambda line: None) -> DetectorFit:
+        """Run the epochs; ``say`` gets one progress line per epoch."""
+        from edgecnn.train.common import current_lr
+
+        recipe = self.recipe
+        fit = DetectorFit({key: [] for key in HISTORY_KEYS})
+        best = _Best(fit, keep=recipe.keep_best)
+        for cb in self.callbacks:
+            cb.on_train_begin()
+        start = time.perf_counter()
+        batches = iter(self.dataset)
+        for epoch in range(1, recipe.epochs + 1):
+            t_epoch = time.perf_counter()
+            means = self._run_epoch(batches, epoch)
+            scores = {"map50": math.nan, "map": math.nan}
+            if recipe.evaluates(epoch):
+                with self._averaged():
+                    scores = detection_map(self.model, self.data)
+                    best.offer(epoch, scores, self.model)
+            seconds = time.perf_counter() - t_epoch
+            for key, value in zip(HISTORY_KEYS, (*means, scores["map50"], scores["map"],
+                                                 current_lr(self.optimizer), seconds)):
+                fit.history[key].append(float(value))
+            say(_epoch_line(epoch, recipe.epochs, means, scores, seconds))
+            if recipe.patience and best.bad_evals >= recipe.patience:
+                say(f"early stop: no mAP improvement in {best.bad_evals} evaluations")
+                fit.stopped_early = True
+                break
+        fit.seconds = time.perf_counter() - start
+        self._finish(best)
+        return fit
+
+    def evaluate(self) -> dict[str, float]:
+        """Val ``{"map50", "map"}`` of the weights the engine keeps (the average, if any)."""
+        with self._averaged():
+            return detection_map(self.model, self.data)
+
+    @contextlib.contextmanager
+    def _averaged(self):
+        """The model holds the averaged weights inside the block (the live ones after it)."""
+        if self.average is None:
+            yield
+            return
+        self.average.swap()
+        try:
+            yield
+        finally:
+            self.average.swap()
+
+    def _run_epoch(self, batches, epoch: int) -> np.ndarray:
+        sums = np.zeros(4)
+        for step in range(self.steps):
+            parts = self.train_step(*next(batches))
+            sums += [float(p) for p in parts]
+            for cb in self.callbacks:
+                cb.on_train_batch_end(step)
+        if not np.isfinite(sums).all():
+            raise UsageError(f"{self.recipe.purpose} diverged at epoch {epoch} "
+                             f"(loss {sums[0] / self.steps})",
+                             "lower --lr or check the labels with 'edgecnn data check'")
+        return sums / self.steps
+
+    def _finish(self, best: _Best) -> None:
+        """Leave the model holding what the recipe keeps: the best or the last (average)."""
+        if self.average is not None:
+            self.average.swap()
+        if best.weights is not None:
+            self.model.set_weights(best.weights)
+
+
+def _epoch_line(epoch: int, epochs: int, means, scores: dict, seconds: float) -> str:
+    score = ("" if math.isnan(scores["map50"])
+             else f"  val mAP50 {scores['map50']:.4f} mAP {scores['map']:.4f}")
+    return (f"epoch {epoch}/{epochs}  loss {means[0]:.4f} (box {means[1]:.3f} cls "
+            f"{means[2]:.3f} l1 {means[3]:.3f}){score}  {seconds:.1f}s")

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgecnn.runtime import postprocess as pp  # noqa: E402
-from edgecnn.runtime.classifier import Classifier, ClassifierOptions  # noqa: E402
+from edgecnn.runtime.classifier import class_probabilities, top_k as classifier_top_k  # noqa: E402
+from edgecnn.runtime.decoders import anchor_free_ltrb as afl  # noqa: E402
 from edgecnn.runtime.metadata import DecoderSpec, InputSpec, Metadata  # noqa: E402
 from edgecnn.runtime.model import TensorInfo  # noqa: E402
 from edgecnn.runtime.preprocess import Preprocessor, build_lut  # noqa: E402
@@ -74,14 +75,14 @@ class Scene:
     """Float head outputs of one image: low background, then objects placed on anchors."""
 
     def __init__(self, rng: np.random.Generator, background: float = 0.12):
-        self.centers, self.strides = pp.anchor_points((IMGSZ, IMGSZ), STRIDES)
+        self.centers, self.strides = afl.anchor_points((IMGSZ, IMGSZ), STRIDES)
         n = self.centers.shape[0]
         self.scores = rng.uniform(0.0, background, (n, len(LABELS))).astype(np.float32)
         self.ltrb = rng.uniform(0.2, 1.5, (n, 4)).astype(np.float32)
 
     def anchor(self, stride: int, col: int, row: int) -> int:
-        offset = sum(pp.grid_size(IMGSZ, s) ** 2 for s in STRIDES if s < stride)
-        return offset + row * pp.grid_size(IMGSZ, stride) + col
+        offset = sum(afl.grid_size(IMGSZ, s) ** 2 for s in STRIDES if s < stride)
+        return offset + row * afl.grid_size(IMGSZ, stride) + col
 
     def put(self, anchor: int, cls: int, score: float, box_xyxy, others: float = 0.0) -> None:
         """Make ``anchor`` predict ``box_xyxy`` (model pixels) as ``cls`` with ``score``."""
@@ -124,10 +125,10 @@ def _check_margins(raw_boxes, raw_scores, box_q, score_q, score_thr, iou_thr, na
     if ((gap > 0) & (gap < SCORE_MARGIN)).any():
         raise ValueError(f"{name}: a score is within {SCORE_MARGIN} of the threshold")
     keep = sc >= score_thr
-    centers, strides = pp.anchor_points((IMGSZ, IMGSZ), STRIDES)
+    centers, strides = afl.anchor_points((IMGSZ, IMGSZ), STRIDES)
     b = raw_boxes.reshape(-1, 4)[idx[keep]]
     ltrb = pp.dequantize(b, box_q) if box_q.quantized else b
-    xyxy = pp.decode_boxes(ltrb, centers[idx[keep]], strides[idx[keep]])
+    xyxy = afl.decode_boxes(ltrb, centers[idx[keep]], strides[idx[keep]])
     for i in range(len(xyxy)):
         same = cls[keep] == cls[keep][i]
         iou = pp.box_iou(xyxy[i].astype(np.float64), xyxy.astype(np.float64))[same]
@@ -143,10 +144,10 @@ def detect_case(name: str, description: str, scene: Scene, src_wh: tuple[int, in
     _check_margins(raw_boxes, raw_scores, box_q, score_q, score_thr, iou_thr, name)
     box = letterbox_of(*src_wh, IMGSZ, IMGSZ)
     # Exactly what Detector.postprocess does, from the raw (possibly int8) outputs.
-    det = pp.decode_head(raw_boxes[None], raw_scores[None], (IMGSZ, IMGSZ), STRIDES, score_thr,
+    det = afl.decode_head(raw_boxes[None], raw_scores[None], (IMGSZ, IMGSZ), STRIDES, score_thr,
                          iou_thr, max_det, box_q, score_q)
     img = pp.to_image(det.boxes, box.scale_x, box.scale_y, box.pad_x, box.pad_y, *src_wh)
-    ref = pp.decode_head(raw_boxes[None], raw_scores[None], (IMGSZ, IMGSZ), STRIDES, score_thr,
+    ref = afl.decode_head(raw_boxes[None], raw_scores[None], (IMGSZ, IMGSZ), STRIDES, score_thr,
                          iou_thr, max_det, box_q, score_q, nms="reference")
     if not np.array_equal(det.anchors, ref.anchors):
         raise RuntimeError(f"{name}: OpenCV NMS and the reference NMS disagree")
@@ -236,12 +237,8 @@ def detect_cases() -> list[dict]:
 def _classify(raw: np.ndarray, quant: pp.Quant, activation: str, top_k: int,
               labels: tuple[str, ...]) -> list[dict]:
     """Top-k exactly as the runtime's Classifier computes it."""
-    meta = Metadata(task="classify", labels=labels,
-                    input=InputSpec(height=8, width=8, channels=1),
-                    output_activation=activation)
-    clf = Classifier.__new__(Classifier)  # postprocess only needs metadata and options
-    clf.metadata, clf.options = meta, ClassifierOptions(top_k=top_k)
-    return [c.to_dict() for c in clf.postprocess(pp.dequantize(raw, quant))]
+    probs = class_probabilities(pp.dequantize(raw, quant), activation)
+    return [c.to_dict() for c in classifier_top_k(probs, labels, top_k)]
 
 
 def classify_cases() -> list[dict]:
@@ -337,7 +334,7 @@ def build_tiny_tflite(imgsz: int = IMGSZ, labels: tuple[str, ...] = LABELS,
             feats.append(x)
     boxes, scores = [], []
     for s, f in zip(STRIDES, feats):
-        n = pp.grid_size(imgsz, s) ** 2
+        n = afl.grid_size(imgsz, s) ** 2
         b = keras.layers.Conv2D(4, 1, activation="softplus", name=f"box_s{s}")(f)
         c = keras.layers.Conv2D(len(labels), 1, activation="sigmoid",
                                 bias_initializer=keras.initializers.Constant(-1.5),

@@ -209,7 +209,7 @@ def measure_agreement(kmodel, converted: TFLiteModel, meta: md.Metadata,
     if meta.task == "classify":
         clf = Classifier(converted, metadata=meta)
         ref_probs = np.stack([clf.scores(r) for r in next(iter(ref.values()))])
-        got = np.stack([clf.scores(clf.infer(clf.preprocess(im, color))) for im in images])
+        got = np.stack([clf.scores(clf.infer(clf.preprocess(im, color)[0])) for im in images])
         return classification_agreement(ref_probs, got)
     pre = Preprocessor(spec, converted.input)
     outs: list[list[np.ndarray]] = [[] for _ in converted.outputs]

@@ -16,7 +16,8 @@ from typing import Iterable
 import numpy as np
 
 from edgecnn.errors import UsageError
-from edgecnn.images import IMAGE_SUFFIXES
+from edgecnn.images import list_images
+from edgecnn.runtime.task import Task
 
 MAX_PIXELS = 120_000_000   # a 108 MP phone photo decodes; a forged 40000x40000 header does not
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -24,39 +25,39 @@ _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD
 
 @dataclass(frozen=True)
 class ImagePrediction:
-    """Result for one image: ``categories`` (classify) or ``detections`` (detect)."""
+    """Result for one image: the runner's typed records (categories or detections)."""
 
     image: str
     width: int
     height: int
     ms: float
-    categories: tuple = ()
-    detections: tuple = ()
+    results: tuple = ()
     saved: str | None = None
 
-    def to_dict(self, task: str) -> dict:
+    def to_dict(self, result_key: str) -> dict:
         doc = {"image": self.image, "width": self.width, "height": self.height,
-               "ms": round(self.ms, 3)}
-        if task == "detect":
-            doc["detections"] = [d.to_dict() for d in self.detections]
-        else:
-            doc["categories"] = [{"index": c.index, "label": c.label, "score": round(c.score, 6)}
-                                 for c in self.categories]
+               "ms": round(self.ms, 3), result_key: [_rounded(r.to_dict()) for r in self.results]}
         if self.saved:
             doc["saved"] = self.saved
         return doc
 
 
+def _rounded(doc: dict) -> dict:
+    """Scores to 6 decimals (boxes and detection scores are already rounded coarser)."""
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in doc.items()}
+
+
 @dataclass(frozen=True)
 class PredictionReport:
     model: str
-    task: str
+    task: Task
+    result_key: str                    # "categories" or "detections": the runner's
     results: tuple[ImagePrediction, ...]
     skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)   # (image, reason)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "task": self.task,
-                "results": [r.to_dict(self.task) for r in self.results],
+        return {"model": self.model, "task": self.task.value,
+                "results": [r.to_dict(self.result_key) for r in self.results],
                 "skipped": [{"image": i, "reason": r} for i, r in self.skipped],
                 "warnings": len(self.skipped)}
 
@@ -67,8 +68,7 @@ def expand_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir()
-                              if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            out.extend(list_images(p))
         else:
             out.append(p)
     return out
@@ -155,16 +155,16 @@ def _jpeg_size(head: bytes) -> tuple[int, int] | None:
 
 
 def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike], *,
-                   top_k: int = 5, score_threshold: float | None = None,
+                   top_k: int | None = None, score_threshold: float | None = None,
                    iou_threshold: float | None = None, threads: int | None = None,
                    save_dir: str | os.PathLike | None = None, on_skip=None,
                    verify: bool = True) -> PredictionReport:
     """Run ``model`` (a ``.tflite`` with edgecnn metadata) on image files.
 
     Args:
-        model: the ``.tflite``; its metadata decides classifier or detector.
+        model: the ``.tflite``; its metadata picks the runner (:func:`edgecnn.runtime.load`).
         images: image files or folders of images.
-        top_k: classify: categories per image.
+        top_k: classify: categories per image (default 5).
         score_threshold: classify: drop categories below; detect: override the model's.
         iou_threshold: detect: override the model's NMS threshold.
         threads: interpreter threads.
@@ -174,12 +174,12 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         verify: refuse a model whose flatbuffer does not match its metadata's SHA-256.
 
     Raises:
-        UsageError: bad model or options, or no image could be read.
+        UsageError: bad model or options (one that does not apply to the model's task
+            included), or no image could be read.
     """
-    from edgecnn.runtime.classifier import Classifier
-    from edgecnn.runtime.model import TFLiteModel
+    from edgecnn.runtime import load
 
-    if top_k < 1:
+    if top_k is not None and top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {top_k}")
     files = expand_images(images)
     if not files:
@@ -189,14 +189,8 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         if save_dir.exists() and not save_dir.is_dir():
             raise UsageError(f"--save {save_dir} exists and is not a folder",
                              "choose another --save folder")
-    tfl = TFLiteModel(model, threads=threads, verify=verify)
-    meta = tfl.require_metadata()
-    options: dict = {"top_k": top_k} if meta.task == "classify" else {}
-    if score_threshold is not None:
-        options["score_threshold"] = score_threshold
-    if iou_threshold is not None and meta.task == "detect":
-        options["iou_threshold"] = iou_threshold
-    runner = _runner(tfl, meta, threads, options)
+    runner = load(model, threads=threads, verify=verify, top_k=top_k,
+                  score_threshold=score_threshold, iou_threshold=iou_threshold)
     results, skipped, used_names = [], [], set()
     for path in files:
         try:
@@ -208,10 +202,7 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
             continue
         start = time.perf_counter()
         try:
-            if isinstance(runner, Classifier):
-                cats, dets = tuple(runner.classify(image, "BGR")), ()
-            else:
-                cats, dets = (), tuple(runner.detect(image, "BGR"))
+            found = tuple(runner(image, "BGR"))
         except UsageError as err:   # this image only: the batch goes on
             skipped.append((str(path), err.message))
             if on_skip is not None:
@@ -220,36 +211,23 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         ms = (time.perf_counter() - start) * 1000.0
         saved = None
         if save_dir is not None:
-            saved = str(_save(image, path, save_dir, cats, dets, meta.labels, used_names))
+            saved = str(_save(image, path, save_dir, found, used_names))
         results.append(ImagePrediction(str(path), int(image.shape[1]), int(image.shape[0]), ms,
-                                       cats, dets, saved))
+                                       found, saved))
     if not results:
         raise UsageError(f"none of the {len(files)} image(s) could be read "
                          f"({skipped[0][0]}: {skipped[0][1]})", "pass jpg/png image files")
-    return PredictionReport(str(model), meta.task, tuple(results), tuple(skipped))
+    return PredictionReport(str(model), runner.task, runner.result_key, tuple(results),
+                            tuple(skipped))
 
 
-def _runner(tfl, meta, threads, options):
-    if meta.task == "detect":
-        from edgecnn.runtime.detector import Detector, DetectorOptions
-
-        return Detector(tfl, DetectorOptions(threads=threads, **options))
-    from edgecnn.runtime.classifier import Classifier, ClassifierOptions
-
-    return Classifier(tfl, ClassifierOptions(threads=threads, **options))
-
-
-def _save(image, path: Path, folder: Path, cats, dets, labels, used: set) -> Path:
+def _save(image, path: Path, folder: Path, found, used: set) -> Path:
     import cv2
 
-    from edgecnn.camera.overlay import draw_categories, draw_detections
+    from edgecnn.camera.overlay import draw_results
     from edgecnn.fsutil import write_atomic
 
-    canvas = image.copy()
-    if dets or not cats:
-        draw_detections(canvas, dets, labels)
-    if cats:
-        draw_categories(canvas, cats)
+    canvas = draw_results(image.copy(), found)
     suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") \
         else ".png"
     name = path.stem + suffix

@@ -124,11 +124,12 @@ class _SlowDevice:
 
     def __init__(self, detector, delay: float):
         self.inner, self.delay = detector, delay
-        self.metadata = detector.metadata
-        self.model = detector.model
+        self.task, self.result_key = detector.task, detector.result_key
+        self.model, self.metadata, self.labels = detector.model, detector.metadata, detector.labels
 
-    def detect(self, image):
-        return self.inner.detect(image)
+    def __call__(self, image, color="BGR"):
+        tensor, context = self.preprocess(image, color)
+        return self.postprocess(self.infer(tensor), context)
 
     def preprocess(self, image, color="BGR"):
         return self.inner.preprocess(image, color)
@@ -137,8 +138,8 @@ class _SlowDevice:
         time.sleep(self.delay)
         return self.inner.infer(tensor)
 
-    def postprocess(self, boxes, scores, letterbox):
-        return self.inner.postprocess(boxes, scores, letterbox)
+    def postprocess(self, raw, context):
+        return self.inner.postprocess(raw, context)
 
 
 @pytest.mark.parametrize("pipeline", [True, False], ids=["pipelined", "sequential"])

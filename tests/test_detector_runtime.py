@@ -17,6 +17,9 @@ from edgecnn.errors import UsageError
 from edgecnn.runtime import Detector, DetectorOptions, TFLiteModel, load
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime import postprocess as pp
+from edgecnn.runtime.decoders import anchor_free_ltrb as afl
+from edgecnn.runtime.decoders.anchor_free_ltrb import AnchorFreeLtrb, decode_head
+from edgecnn.runtime.decoders.spec import DecoderSpec
 from edgecnn.runtime.metadata import InputSpec
 from edgecnn.runtime.model import TensorInfo
 from edgecnn.runtime.preprocess import Preprocessor
@@ -83,27 +86,37 @@ def test_golden_cases_cover_what_the_kotlin_core_must_handle(golden):
         assert len(case["boxes"]["raw"]) == n * 4 and len(case["scores"]["dequantized"]) == n * c
 
 
+def _case_decoder(case: dict) -> AnchorFreeLtrb:
+    """The anchor-free decoder for a golden case: its thresholds, its outputs' quantization."""
+    spec = DecoderSpec(strides=tuple(case["strides"]), box_output=0, score_output=1,
+                       score_threshold=case["score_threshold"],
+                       iou_threshold=case["iou_threshold"],
+                       max_detections=case["max_detections"])
+    outputs = [TensorInfo(i, key, tuple(case[key]["shape"]), np.dtype(case[key]["dtype"]),
+                          case[key]["scale"], case[key]["zero_point"])
+               for i, key in enumerate(("boxes", "scores"))]
+    return AnchorFreeLtrb(spec, outputs, (case["input"]["height"], case["input"]["width"]),
+                          case["labels"])
+
+
 @pytest.mark.parametrize("use_raw", [True, False], ids=["raw", "dequantized"])
 def test_detector_postprocess_reproduces_golden_detections(golden, tiny, use_raw):
     """The real Detector.postprocess (from the raw int8 or the dequantized outputs)."""
+    det = Detector(tiny.model)
     for case in golden["detect"]:
-        det = Detector(tiny.model, DetectorOptions(
-            score_threshold=case["score_threshold"], iou_threshold=case["iou_threshold"],
-            max_detections=case["max_detections"]))
-        arrays = {}
+        det.decoder = _case_decoder(case)
+        arrays = []
         for key in ("boxes", "scores"):
             t = case[key]
-            setattr(det, "box_quant" if key == "boxes" else "score_quant",
-                    pp.Quant(t["scale"], t["zero_point"]))
             values = t["raw"] if use_raw else t["dequantized"]
-            arrays[key] = np.asarray(values, dtype=t["dtype"] if use_raw else np.float32) \
-                .reshape(t["shape"])
+            arrays.append(np.asarray(values, dtype=t["dtype"] if use_raw else np.float32)
+                          .reshape(t["shape"]))
         lb = case["letterbox"]
         letterbox = Letterbox(lb["scale_x"], lb["scale_y"], lb["pad_x"], lb["pad_y"],
                               case["image"]["width"], case["image"]["height"])
-        got = det.postprocess(arrays["boxes"], arrays["scores"], letterbox)
+        got = det.postprocess(arrays, letterbox)
         _assert_same(got, case["detections"], case["name"])
-        raw = det.postprocess_raw(arrays["boxes"], arrays["scores"])
+        raw = det.postprocess_raw(arrays)
         assert raw.anchors.tolist() == [d["anchor"] for d in case["detections"]]
 
 
@@ -123,18 +136,14 @@ def test_golden_letterbox_and_lut_match_the_preprocessor(golden):
 
 
 def test_golden_classification_top_k(golden):
-    from edgecnn.runtime.classifier import Classifier, ClassifierOptions
-    from edgecnn.runtime.metadata import Metadata
+    from edgecnn.runtime.classifier import class_probabilities, top_k
 
     for case in golden["classify"]:
-        clf = Classifier.__new__(Classifier)
-        clf.metadata = Metadata(task="classify", labels=tuple(case["labels"]),
-                                input=InputSpec(8, 8, 1), output_activation=case["activation"])
-        clf.options = ClassifierOptions(top_k=case["top_k"])
         out = case["output"]
-        probs = pp.dequantize(np.asarray(out["raw"], dtype=out["dtype"]),
-                              pp.Quant(out["scale"], out["zero_point"]))
-        got = clf.postprocess(probs)
+        values = pp.dequantize(np.asarray(out["raw"], dtype=out["dtype"]),
+                               pp.Quant(out["scale"], out["zero_point"]))
+        got = top_k(class_probabilities(values, case["activation"]), case["labels"],
+                    case["top_k"])
         assert [c.index for c in got] == [t["index"] for t in case["top"]], case["name"]
         assert np.allclose([c.score for c in got], [t["score"] for t in case["top"]], atol=1e-6)
     ties = {c["name"]: c for c in golden["classify"]}["float_logits_none_ties"]["top"]
@@ -143,20 +152,20 @@ def test_golden_classification_top_k(golden):
 
 # ---------------------------------------------------------------- pure functions
 def test_anchor_points_follow_the_format_order():
-    centers, strides = pp.anchor_points((64, 96), (8, 16, 32))
+    centers, strides = afl.anchor_points((64, 96), (8, 16, 32))
     assert centers.shape == (8 * 12 + 4 * 6 + 2 * 3, 2)
     assert centers[:3].tolist() == [[4, 4], [12, 4], [20, 4]]  # row-major: x moves first
     assert centers[12].tolist() == [4, 12]
     assert centers[96].tolist() == [8, 8] and strides[96] == 16
     assert centers[-1].tolist() == [80, 48] and strides[-1] == 32
-    assert pp.anchor_points((64, 96), (8, 16, 32))[0] is centers  # cached
+    assert afl.anchor_points((64, 96), (8, 16, 32))[0] is centers  # cached
     with pytest.raises(ValueError):
         centers[0, 0] = 1  # the cache is read-only
 
 
 def test_decode_boxes():
     ltrb = np.array([[1, 2, 3, 4]], np.float32)
-    out = pp.decode_boxes(ltrb, np.array([[20, 30]], np.float32), np.array([8], np.float32))
+    out = afl.decode_boxes(ltrb, np.array([[20, 30]], np.float32), np.array([8], np.float32))
     assert out.tolist() == [[12, 14, 44, 62]]
 
 
@@ -284,17 +293,17 @@ def test_detector_end_to_end_on_a_real_int8_model(tiny):
     tensor, box = tiny.preprocess(image)
     assert tensor.dtype == np.int8 and tensor.shape == (1, 64, 64, 3)
     assert box.pad_y > 0 and box.pad_x == 0  # 640x427 -> vertical padding
-    raw_boxes, raw_scores = tiny.infer(tensor, dequantize=False)
+    raw_boxes, raw_scores = tiny.infer(tensor)
     assert raw_scores.dtype == np.int8 and raw_scores.shape == (1, 84, 3)
-    f_boxes, f_scores = tiny.infer(tensor)
-    assert f_scores.dtype == np.float32
+    f_boxes, f_scores = (pp.dequantize(r, q) for r, q in zip((raw_boxes, raw_scores),
+                                                               tiny.decoder.quant))
     # A threshold that keeps some anchors and drops others, so every stage has work.
     thr = float(np.median(f_scores.max(-1)))
     det = Detector(tiny.model, DetectorOptions(score_threshold=thr, max_detections=5))
     got = det.detect(image)
     assert 1 <= len(got) <= 5
     # Independent route: float outputs, plain numpy NMS, letterbox inverse.
-    ref = pp.decode_head(f_boxes, f_scores, (64, 64), (8, 16, 32), thr, 0.45, 5,
+    ref = decode_head(f_boxes, f_scores, (64, 64), (8, 16, 32), thr, 0.45, 5,
                          nms="reference")
     ref_img = pp.to_image(ref.boxes, box.scale_x, box.scale_y, box.pad_x, box.pad_y,
                           image.shape[1], image.shape[0])
@@ -352,7 +361,7 @@ def test_wrong_task_and_mismatched_metadata_are_clear_errors(tmp_path):
     bad_decoder = meta.replace(decoder=meta.decoder.__class__(type="yolo_v9"))
     path = tmp_path / "decoder.tflite"
     path.write_bytes(md.attach(data, bad_decoder))
-    with pytest.raises(UsageError, match="unsupported decoder"):
+    with pytest.raises(UsageError, match="unknown decoder type 'yolo_v9'.*anchor_free_ltrb"):
         Detector.from_file(path)
 
 

@@ -7,7 +7,8 @@ throttling on a Pi) then hits every variant alike, so the ratios between them ar
 
 Invoke-only times ``interpreter.invoke()`` on a fixed valid input. ``e2e`` also times the real
 preprocessing (resize / letterbox + LUT) of representative frames and the real postprocessing
-(top-k, or decode + NMS), each stage separately, through the model's Classifier or Detector.
+(top-k, or decode + NMS), each stage separately, through the runner the model's task picks
+(:func:`edgecnn.runtime.load`; only the runner protocol is used).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from edgecnn.bench.machine import current_rss_mb, peak_rss_mb, xnnpack_active
-from edgecnn.quiet import captured_output
 from edgecnn.errors import UsageError
-
-_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from edgecnn.images import IMAGE_SUFFIXES, list_images
+from edgecnn.quiet import captured_output
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def representative_frames(options: BenchOptions) -> list[np.ndarray]:
         folder = Path(options.images)
         if not folder.is_dir():
             raise UsageError(f"--images {folder} is not a folder", "pass a folder of images")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+        files = list_images(folder)
         frames = []
         for p in files[:options.max_images]:
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
@@ -148,7 +148,7 @@ def representative_frames(options: BenchOptions) -> list[np.ndarray]:
                 frames.append(img)
         if not frames:
             raise UsageError(f"no readable images in {folder}",
-                             f"put {', '.join(sorted(_IMAGE_EXT))} files there")
+                             f"put {', '.join(sorted(IMAGE_SUFFIXES))} files there")
         return frames
     w, h = options.frame_size
     rng = np.random.default_rng(0)
@@ -179,11 +179,9 @@ class _Variant:
             self.model = TFLiteModel(path, threads=threads, verify=verify)
         self.runner = None
         if e2e:
-            from edgecnn.runtime import Classifier, Detector
+            from edgecnn.runtime import load
 
-            meta = self.model.require_metadata()
-            self.runner = (Detector(self.model) if meta.task == "detect"
-                           else Classifier(self.model))
+            self.runner = load(self.model)
         self.rss_before = rss_before
         self.rss_load_mb: float | None = None
         self.first_ms: float | None = None
@@ -232,22 +230,11 @@ class _Variant:
         clock = time.perf_counter
         runner = self.runner
         t0 = clock()
-        if hasattr(runner, "detect"):
-            tensor, box = runner.preprocess(frame)
-            t1 = clock()
-            runner.model.set_input(tensor)
-            runner.model.invoke()
-            t2 = clock()
-            boxes = runner.model.get_output(runner.decoder.box_output, False)
-            scores = runner.model.get_output(runner.decoder.score_output, False)
-            runner.postprocess(boxes, scores, box)
-        else:
-            tensor = runner.preprocess(frame)
-            t1 = clock()
-            runner.model.set_input(tensor)
-            runner.model.invoke()
-            t2 = clock()
-            runner.postprocess(runner.model.get_output(0))
+        tensor, context = runner.preprocess(frame)
+        t1 = clock()
+        raw = runner.infer(tensor)
+        t2 = clock()
+        runner.postprocess(raw, context)
         t3 = clock()
         if record:
             self.pre_ms.append((t1 - t0) * 1000.0)

@@ -25,7 +25,6 @@ SIGINT and SIGTERM set a stop flag; outputs are finalized in a ``finally``.
 
 from __future__ import annotations
 
-import inspect
 import signal
 import threading
 import time
@@ -39,6 +38,7 @@ from edgecnn.camera.capture import Capture, CaptureOptions, Frame, InlineCapture
 from edgecnn.camera.sources import FrameSource
 from edgecnn.camera.summary import Summary, percentiles
 from edgecnn.camera.writer import JsonLinesSink, VideoSink
+from edgecnn.runtime.runner import Runner
 
 STAGES = ("preprocess", "inference", "postprocess", "draw", "write")
 
@@ -74,46 +74,6 @@ class LoopOptions:
     max_consecutive_errors: int = 100
     handle_signals: bool = True
     capture: CaptureOptions = field(default_factory=CaptureOptions)
-
-
-class _Task:
-    """Adapts a Classifier or a Detector to the loop's stages."""
-
-    def __init__(self, model: Any, color: str):
-        self.model = model
-        self.color = color
-        self.detect = hasattr(model, "detect")
-        meta = getattr(model, "metadata", None)
-        self.labels = list(meta.labels) if meta is not None else None
-        # Detector.infer can skip dequantizing: postprocess thresholds int8 scores directly,
-        # the same fast path Detector.detect takes.
-        self.infer_kwargs = {}
-        if self.detect and "dequantize" in inspect.signature(model.infer).parameters:
-            self.infer_kwargs = {"dequantize": False}
-
-    def preprocess(self, image: np.ndarray):
-        if self.detect:
-            return self.model.preprocess(image, self.color)
-        return self.model.preprocess(image, self.color), None
-
-    def infer(self, tensor):
-        return self.model.infer(tensor, **self.infer_kwargs)
-
-    def postprocess(self, raw, ctx):
-        if self.detect:
-            boxes, scores = raw
-            return self.model.postprocess(boxes, scores, ctx)
-        return self.model.postprocess(raw)
-
-    def draw(self, image: np.ndarray, results) -> None:
-        if self.detect:
-            overlay.draw_detections(image, results)
-        else:
-            overlay.draw_categories(image, results)
-
-    def record(self, results) -> dict:
-        key = "detections" if self.detect else "categories"
-        return {key: [r.to_dict() for r in results]}
 
 
 class _Item:
@@ -157,9 +117,11 @@ def _timed(item: _Item, stage: str, errors: _ErrorLog, fn: Callable[[], Any]) ->
         item.timings[stage] = (time.perf_counter() - start) * 1000.0
 
 
-class _Runner:
-    def __init__(self, task: _Task, capture: Capture, options: LoopOptions):
-        self.task = task
+class _Loop:
+    """State of one run: the runner (the runtime's protocol), capture, outputs, statistics."""
+
+    def __init__(self, runner: Runner, capture: Capture, options: LoopOptions):
+        self.runner = runner
         self.capture = capture
         self.options = options
         self.stop = threading.Event()
@@ -183,13 +145,14 @@ class _Runner:
     # -- stages -------------------------------------------------------------------------
     def do_pre(self, item: _Item) -> None:
         out = _timed(item, "preprocess", self.errors,
-                     lambda: self.task.preprocess(item.frame.image))
+                     lambda: self.runner.preprocess(item.frame.image, self.options.color))
         if item.error is None:
             item.tensor, item.ctx = out
 
     def do_infer(self, item: _Item) -> None:
         if item.error is None:
-            item.raw = _timed(item, "inference", self.errors, lambda: self.task.infer(item.tensor))
+            item.raw = _timed(item, "inference", self.errors,
+                              lambda: self.runner.infer(item.tensor))
             item.tensor = None
 
     def do_output(self, item: _Item) -> None:
@@ -197,7 +160,7 @@ class _Runner:
         results = None
         if item.error is None:
             results = _timed(item, "postprocess", self.errors,
-                             lambda: self.task.postprocess(item.raw, item.ctx))
+                             lambda: self.runner.postprocess(item.raw, item.ctx))
         if item.error is None and self.options.draw:
             _timed(item, "draw", self.errors, lambda: self._draw(item, results))
         if item.error is None:
@@ -228,7 +191,7 @@ class _Runner:
             self.request_stop("max frames")
 
     def _draw(self, item: _Item, results) -> None:
-        self.task.draw(item.frame.image, results)
+        overlay.draw_results(item.frame.image, results)
         overlay.draw_stats(item.frame.image, self.fps_ema, self.last_stage_ms)
 
     def _write(self, item: _Item, results) -> None:
@@ -236,7 +199,7 @@ class _Runner:
             self.video.write(item.frame.image)
         if self.jsonl is not None:
             record = {"frame": item.frame.index, "t": round(item.frame.t, 4)}
-            record.update(self.task.record(results))
+            record[self.runner.result_key] = [r.to_dict() for r in results]
             record["timings_ms"] = {k: round(v, 3) for k, v in item.timings.items()}
             self.jsonl.write(record)
 
@@ -286,12 +249,13 @@ class _Runner:
             self.do_output(item)
 
 
-def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *,
+def run(model: Runner, source: FrameSource, options: LoopOptions = LoopOptions(), *,
         stop_event: threading.Event | None = None) -> Summary:
     """Run ``model`` on every (or the newest) frame of ``source`` until a stop condition.
 
     Args:
-        model: a ``Classifier`` or ``Detector`` from ``edgecnn.runtime.load``.
+        model: a runner (``edgecnn.runtime.load``, or anything following the
+            :class:`~edgecnn.runtime.runner.Runner` protocol).
         source: an open frame source (``open_source(...)``); released at the end.
         options: outputs and stop conditions.
         stop_event: set it from another thread to stop the run (tests, embedding apps).
@@ -299,7 +263,6 @@ def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *
     Returns:
         The :class:`Summary`; outputs are finalized before it is returned.
     """
-    task = _Task(model, options.color)
     capture_opts = options.capture
     if options.realtime and not capture_opts.realtime:
         from dataclasses import replace
@@ -309,50 +272,51 @@ def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *
     if options.pipeline:
         # Decoding and (for every-frame sources) preprocessing of the next frames run on the
         # capture thread while this thread infers, postprocesses and draws the current one.
-        capture = Capture(source, capture_opts, prepare=task.preprocess)
+        capture = Capture(source, capture_opts,
+                          prepare=lambda image: model.preprocess(image, options.color))
     elif live:
         capture = Capture(source, capture_opts)  # a camera must be drained even when sequential
     else:
         capture = InlineCapture(source, capture_opts)
-    runner = _Runner(task, capture, options)
+    loop = _Loop(model, capture, options)
     if stop_event is not None:
-        runner.stop = stop_event
+        loop.stop = stop_event
     # Create the outputs before the first frame so an unwritable path fails fast.
     try:
         if options.save:
-            runner.video = VideoSink(options.save, fps=source.fps or 30.0)
+            loop.video = VideoSink(options.save, fps=source.fps or 30.0)
         if options.json:
-            runner.jsonl = JsonLinesSink(options.json)
+            loop.jsonl = JsonLinesSink(options.json)
     except BaseException:
-        if runner.video is not None:
-            runner.video.abort()
+        if loop.video is not None:
+            loop.video.abort()
         source.release()
         raise
 
     previous: dict[int, Any] = {}
     if options.handle_signals and threading.current_thread() is threading.main_thread():
         def on_signal(signum, _frame):
-            runner.request_stop(f"signal {signal.Signals(signum).name}")
+            loop.request_stop(f"signal {signal.Signals(signum).name}")
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
-    runner.t0 = time.perf_counter()
-    capture.start(t0=runner.t0)
+    loop.t0 = time.perf_counter()
+    capture.start(t0=loop.t0)
     summary = None
     try:
-        runner.run_frames()
+        loop.run_frames()
     finally:
-        runner.stop.set()
+        loop.stop.set()
         capture.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         try:
-            summary = _summarize(runner, source, model)
-            if runner.jsonl is not None:
+            summary = _summarize(loop, source)
+            if loop.jsonl is not None:
                 # The last line of the stream: consumers tell it apart by its "summary" key.
-                runner.jsonl.write({"summary": summary.to_dict()})
+                loop.jsonl.write({"summary": summary.to_dict()})
         finally:
-            for sink in (runner.video, runner.jsonl):
+            for sink in (loop.video, loop.jsonl):
                 if sink is not None:
                     sink.close()
             if options.display:
@@ -362,26 +326,26 @@ def run(model: Any, source: FrameSource, options: LoopOptions = LoopOptions(), *
     return summary
 
 
-def _summarize(runner: _Runner, source: FrameSource, model: Any) -> Summary:
-    duration = max(1e-9, (runner.out_times[-1] if runner.out_times else time.perf_counter())
-                   - runner.t0)
-    intervals = np.diff(runner.out_times) if len(runner.out_times) > 1 else np.array([])
+def _summarize(loop: _Loop, source: FrameSource) -> Summary:
+    duration = max(1e-9, (loop.out_times[-1] if loop.out_times else time.perf_counter())
+                   - loop.t0)
+    intervals = np.diff(loop.out_times) if len(loop.out_times) > 1 else np.array([])
     med = float(np.median(intervals)) if intervals.size else 0.0
-    stats = runner.capture.stats
-    tfl = getattr(model, "model", None)
+    stats = loop.capture.stats
+    tfl = loop.runner.model
     return Summary(
-        frames=runner.frames, read=stats.read, dropped=stats.dropped,
+        frames=loop.frames, read=stats.read, dropped=stats.dropped,
         reconnects=stats.reconnects, reconnect_attempts=stats.reconnect_attempts,
-        errors=runner.errors.count, duration_s=round(duration, 4),
-        fps_mean=round(runner.frames / duration, 3) if runner.frames else 0.0,
+        errors=loop.errors.count, duration_s=round(duration, 4),
+        fps_mean=round(loop.frames / duration, 3) if loop.frames else 0.0,
         fps_p50=round(1.0 / med, 3) if med > 0 else 0.0,
-        stages_ms={k: percentiles(v) for k, v in runner.stage_ms.items() if v},
+        stages_ms={k: percentiles(v) for k, v in loop.stage_ms.items() if v},
         decode_share=round(min(1.0, stats.decode_s / duration), 4),
-        stopped_by=runner.stopped_by or stats.end_reason or "stopped",
+        stopped_by=loop.stopped_by or stats.end_reason or "stopped",
         source=source.describe(),
-        model=str(getattr(tfl, "path", "") or ""),
-        threads=getattr(tfl, "threads", None),
-        pipelined=runner.options.pipeline,
-        error_messages=tuple(runner.errors.messages + ([stats.last_error] if stats.last_error
-                                                       else [])),
+        model=str(tfl.path or ""),
+        threads=tfl.threads,
+        pipelined=loop.options.pipeline,
+        error_messages=tuple(loop.errors.messages + ([stats.last_error] if stats.last_error
+                                                     else [])),
     )

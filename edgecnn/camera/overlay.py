@@ -117,6 +117,20 @@ def draw_categories(image: np.ndarray, categories: Iterable[Category], *, origin
     return image
 
 
+def draw_results(image: np.ndarray, results: Iterable) -> np.ndarray:
+    """Draw a runner's results: boxes for :class:`Detection`, a top-k list for
+    :class:`Category`; records of other kinds are left out."""
+    _check_image(image)
+    results = list(results)
+    detections = [r for r in results if isinstance(r, Detection)]
+    categories = [r for r in results if isinstance(r, Category)]
+    if detections:
+        draw_detections(image, detections)
+    if categories:
+        draw_categories(image, categories)
+    return image
+
+
 def draw_stats(image: np.ndarray, fps: float | None, stage_ms: Mapping[str, float] | None = None,
                *, font_scale: float = 0.5) -> np.ndarray:
     """Draw ``FPS`` and per-stage milliseconds in the top-right corner on a dark band."""

@@ -12,12 +12,12 @@ from edgecnn.commands import options as shared
 @click.command(short_help="Run a .tflite model on images.")
 @click.argument("model", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", type=int, default=5, show_default=True,
-              help="Classes per image (classify).")
+@click.option("--top-k", type=int, default=None,
+              help="Classes per image (classify models only; default 5).")
 @click.option("--score-threshold", type=float, default=None,
               help="Minimum score (default: 0 for classify, the model's own for detect).")
 @click.option("--iou-threshold", type=float, default=None,
-              help="NMS IoU threshold (detect; default: the model's own).")
+              help="NMS IoU threshold (detect models only; default: the model's own).")
 @click.option("--threads", type=int, default=None, help="Interpreter threads.")
 @click.option("--save", "save_dir", type=click.Path(), default=None,
               help="Folder to write each image with its results drawn on it.")
@@ -32,6 +32,7 @@ def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_
       edgecnn predict fm_int8.tflite shirt.png boot.jpg --top-k 3
     """
     from edgecnn.predict import predict_images
+    from edgecnn.runtime.task import Task
 
     def warn(path: str, reason: str) -> None:
         click.echo(f"warning: skipped {path}: {reason}", err=True)
@@ -45,14 +46,14 @@ def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
     for r in report.results:
-        if report.task == "detect":
-            click.echo(f"{r.image}: {len(r.detections)} detection(s) ({r.ms:.1f} ms)")
-            for d in r.detections:
+        if report.task == Task.DETECT:
+            click.echo(f"{r.image}: {len(r.results)} detection(s) ({r.ms:.1f} ms)")
+            for d in r.results:
                 b = d.box
                 click.echo(f"  {d.category.label:<12} {d.category.score:.3f}  "
                            f"[{b.left:.0f}, {b.top:.0f}, {b.right:.0f}, {b.bottom:.0f}]")
         else:
-            tops = ", ".join(f"{c.label} ({c.score:.3f})" for c in r.categories)
+            tops = ", ".join(f"{c.label} ({c.score:.3f})" for c in r.results)
             click.echo(f"{r.image}: {tops}  ({r.ms:.1f} ms)")
         if r.saved:
             click.echo(f"  saved {r.saved}")

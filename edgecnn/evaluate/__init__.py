@@ -16,12 +16,13 @@ import os
 from pathlib import Path
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime.task import Task
 
 __all__ = ["evaluate_model", "model_task"]
 
 
-def model_task(model: str | os.PathLike) -> str:
-    """``classify`` or ``detect``, from a ``.tflite``'s metadata or a run's ``run.json``."""
+def model_task(model: str | os.PathLike) -> Task:
+    """The task of a ``.tflite`` (from its metadata) or a run directory (from ``run.json``)."""
     path = Path(model)
     if path.is_file() and path.suffix.lower() != ".keras":
         from edgecnn.runtime import metadata as md
@@ -35,7 +36,7 @@ def model_task(model: str | os.PathLike) -> str:
     from edgecnn.rundir import resolve_model_path
 
     _, info = resolve_model_path(path)
-    return info.task if info is not None else "classify"
+    return info.task if info is not None else Task.CLASSIFY
 
 
 def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: str | None = None,
@@ -64,7 +65,7 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}", "use --threads 1 or more")
     task = model_task(model)
-    if task == "detect":
+    if task == Task.DETECT:
         from edgecnn.evaluate.detect import evaluate_detection
 
         return evaluate_detection(model, data, split=split, threads=threads,

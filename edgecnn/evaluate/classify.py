@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime.task import Task
 
 SPLITS = ("test", "val", "train", "all")
 
@@ -89,25 +90,22 @@ def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
 
 def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, start,
                      verify: bool = True) -> ClassificationReport:
-    from edgecnn.runtime.classifier import Classifier, ClassifierOptions
-    from edgecnn.runtime.model import TFLiteModel
+    from edgecnn.runtime import load
 
-    model = TFLiteModel(path, threads=threads, verify=verify)
-    meta = model.require_metadata()
-    if meta.task != "classify":
-        raise UsageError(f"{path} is a {meta.task} model, not a classifier")
+    clf = load(path, threads=threads, verify=verify)
+    if clf.task != Task.CLASSIFY:
+        raise UsageError(f"{path} is a {clf.task.value} model, not a classifier")
     if not data:
         raise UsageError("no dataset given", "pass --data SPEC (e.g. --data digits)")
-    spec = meta.input
+    spec = clf.metadata.input
     dataset = _load_dataset(data, spec, data_dir, seed=0)
-    _check_fit(dataset, spec, meta.labels)
+    _check_fit(dataset, spec, clf.labels)
     split = _resolve_split(split, dataset, _is_builtin(data))
     x, y = _pick(dataset, split, max_samples)
-    clf = Classifier(model, ClassifierOptions(top_k=1, threads=threads), metadata=meta)
     predictions = np.empty(len(x), np.int64)
     for i, image in enumerate(x):
-        predictions[i] = int(np.argmax(clf.scores(clf.infer(clf.preprocess(image,
-                                                                            dataset.color)))))
+        # The runner's own top-1 (ties to the lower class id, as on the device).
+        predictions[i] = clf(image, dataset.color)[0].index
     return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="tflite",
                            data=str(data), split=split, seconds=time.perf_counter() - start,
                            warnings=tuple(dataset.warnings))
@@ -119,8 +117,8 @@ def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
     from edgecnn.rundir import load_keras_model
 
     kmodel, info = load_keras_model(path)
-    if info is not None and info.task != "classify":
-        raise UsageError(f"{path} is a {info.task} model, not a classifier")
+    if info is not None and info.task != Task.CLASSIFY:
+        raise UsageError(f"{path} is a {info.task.value} model, not a classifier")
     data = data or (info.data if info is not None else None)
     if not data:
         raise UsageError("no dataset given", "pass --data SPEC (e.g. --data digits)")

@@ -2,7 +2,7 @@
 
 The metric itself is pycocotools' ``COCOeval`` (bbox), fed with in-memory ground truth and
 detections; nothing here re-implements AP. Predictions of both model kinds go through the
-runtime's own decoding and class-aware NMS (:mod:`edgecnn.runtime.postprocess`), so the mAP
+runtime's own decoder and class-aware NMS (:mod:`edgecnn.runtime.decoders`), so the mAP
 measured here is the mAP of the boxes a device produces. Evaluating a ``.tflite`` never imports
 TensorFlow (it uses :func:`edgecnn.runtime.load`).
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime.task import Task
 
 MAP_SCORE_THRESHOLD = 0.001
 MAP_IOU_THRESHOLD = 0.6
@@ -117,6 +118,7 @@ def keras_predict(model, arrays, strides, batch: int = 32,
         strides: decoder strides.
     """
     from edgecnn.runtime import postprocess as pp
+    from edgecnn.runtime.decoders.anchor_free_ltrb import decode_head
 
     imgsz = arrays.images.shape[1:3]
     out = []
@@ -126,7 +128,7 @@ def keras_predict(model, arrays, strides, batch: int = 32,
         boxes, scores = (np.asarray(t) for t in fn(x))
         for j in range(boxes.shape[0]):
             i = start + j
-            raw = pp.decode_head(boxes[j], scores[j], tuple(imgsz), tuple(strides),
+            raw = decode_head(boxes[j], scores[j], tuple(imgsz), tuple(strides),
                                  score_threshold, iou_threshold, max_detections)
             sx, sy, px, py = (float(v) for v in arrays.letterboxes[i])
             w, h = (int(v) for v in arrays.sizes[i])
@@ -151,19 +153,18 @@ def _compiled_forward(model):
 
 
 def tflite_predict(detector, samples) -> list[ImageDetections]:
-    """Run a runtime :class:`~edgecnn.runtime.detector.Detector` over ``samples``' images."""
+    """Run a runtime detector (the runner protocol) over ``samples``' images."""
     from edgecnn.data.detection import read_image
-    from edgecnn.runtime import postprocess as pp
 
     out = []
     for s in samples:
         image = read_image(s.image_path)
-        tensor, lb = detector.preprocess(image, "BGR" if image.ndim == 3 else "GRAY")
-        boxes, scores = detector.infer(tensor, dequantize=False)
-        raw = detector.postprocess_raw(boxes, scores)
-        out.append(ImageDetections(
-            pp.to_image(raw.boxes, lb.scale_x, lb.scale_y, lb.pad_x, lb.pad_y, lb.src_width,
-                        lb.src_height), raw.scores, raw.classes))
+        found = detector(image, "BGR" if image.ndim == 3 else "GRAY")
+        boxes = np.array([[d.box.left, d.box.top, d.box.right, d.box.bottom] for d in found],
+                         np.float64).reshape(-1, 4)
+        out.append(ImageDetections(boxes, np.array([d.category.score for d in found],
+                                                   np.float32),
+                                   np.array([d.category.index for d in found], np.int32)))
     return out
 
 
@@ -199,14 +200,14 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         raise UsageError(f"model not found: {path}", "check the path")
     t0 = time.perf_counter()
     if path.suffix == ".tflite":
+        from edgecnn.evaluate import model_task
         from edgecnn.runtime import load
-        from edgecnn.runtime.detector import Detector
 
+        if model_task(path) != Task.DETECT:
+            raise UsageError(f"{path} is not a detection model", "use it with a classify dataset")
         detector = load(path, threads=threads, verify=verify,
                         score_threshold=MAP_SCORE_THRESHOLD, iou_threshold=MAP_IOU_THRESHOLD,
                         max_detections=MAP_MAX_DETECTIONS)
-        if not isinstance(detector, Detector):
-            raise UsageError(f"{path} is not a detection model", "use it with a classify dataset")
         if data_spec is None:
             raise UsageError("a .tflite needs --data", "pass the dataset SPEC to evaluate on")
         names = tuple(detector.labels)
@@ -220,8 +221,8 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         from edgecnn.rundir import load_keras_model
 
         model, info = load_keras_model(path)
-        if info is not None and info.task != "detect":
-            raise UsageError(f"{path} is a {info.task} model, not a detector")
+        if info is not None and info.task != Task.DETECT:
+            raise UsageError(f"{path} is a {info.task.value} model, not a detector")
         spec = data_spec or (info.data if info is not None else None)
         if not spec:
             raise UsageError(f"{path} has no run.json naming its dataset", "pass --data SPEC")

@@ -4,82 +4,96 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime.metadata import Metadata
-from edgecnn.runtime.model import TFLiteModel
-from edgecnn.runtime.preprocess import Preprocessor
+from edgecnn.runtime.runner import ModelSource, TaskRunner, register_runner
+from edgecnn.runtime.task import Task
 from edgecnn.runtime.types import Category
 
 
 @dataclass(frozen=True)
 class ClassifierOptions:
+    """Attributes:
+        top_k: categories per image, best first.
+        threads: interpreter threads (used when the model is given as a path).
+        score_threshold: drop categories whose probability is below this.
+    """
+
     top_k: int = 5
     threads: int | None = None
     score_threshold: float = 0.0
 
 
-class Classifier:
-    """Image classifier over a ``.tflite`` with edgecnn metadata.
+def class_probabilities(values: np.ndarray, activation: str) -> np.ndarray:
+    """Per-class probabilities from the dequantized output (``output.activation`` rules)."""
+    s = values.reshape(-1).astype(np.float32)
+    if activation == "none":
+        e = np.exp(s - s.max())
+        return e / e.sum()
+    if activation == "sigmoid" and (s.min() < 0 or s.max() > 1):
+        return 1.0 / (1.0 + np.exp(-s))
+    return s
 
-    ``classify()`` is ``preprocess`` + ``invoke`` + ``postprocess``; the three are public so the
-    camera loop and the benchmark can time each stage.
+
+def top_k(probs: np.ndarray, labels: Sequence[str], k: int,
+          score_threshold: float = 0.0) -> list[Category]:
+    """The ``k`` best classes, ties by class index (docs/FORMAT.md); below the threshold dropped."""
+    k = max(1, min(int(k), probs.size))
+    # A full stable sort (cheap for any label count) makes ties deterministic: equal scores
+    # come out by class index, as docs/FORMAT.md and the Kotlin core expect.
+    top = np.argsort(-probs, kind="stable")[:k]
+    return [Category(int(i), labels[i], float(probs[i])) for i in top
+            if probs[i] >= score_threshold]
+
+
+@register_runner(Task.CLASSIFY)
+class Classifier(TaskRunner):
+    """Image classifier over a ``.tflite`` with edgecnn metadata (the :class:`Runner` protocol).
 
     Example:
-        clf = Classifier.from_file("digits_int8.tflite")
-        print(clf.classify(cv2.imread("seven.png"))[0].label)
+        clf = Classifier("digits_int8.tflite", ClassifierOptions(top_k=3))
+        print(clf(cv2.imread("seven.png"))[0].label)
     """
 
-    def __init__(self, model: TFLiteModel, options: ClassifierOptions = ClassifierOptions(),
+    task = Task.CLASSIFY
+    result_key = "categories"
+    Options = ClassifierOptions
+    options: ClassifierOptions
+
+    def __init__(self, model: ModelSource, options: ClassifierOptions = ClassifierOptions(),
                  metadata: Metadata | None = None):
-        self.model = model
-        self.options = options
-        self.metadata = metadata or model.require_metadata()
-        if self.metadata.task != "classify":
-            raise UsageError(f"model task is {self.metadata.task!r}, not 'classify'",
-                             "use Detector (or 'edgecnn predict', which picks the right one)")
-        self.preprocessor = Preprocessor(self.metadata.input, model.input)
-        out = model.outputs[0]
-        n = int(np.prod(out.shape[1:]))
-        if n != len(self.metadata.labels):
+        super().__init__(model, options, metadata)
+        self.output = self.model.outputs[0]
+        n = int(np.prod(self.output.shape[1:]))
+        if n != len(self.labels):
             raise UsageError(f"model has {n} outputs but metadata lists "
-                             f"{len(self.metadata.labels)} labels")
+                             f"{len(self.labels)} labels")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, options: ClassifierOptions = ClassifierOptions()):
-        return cls(TFLiteModel(path, threads=options.threads), options)
-
-    def preprocess(self, image: np.ndarray, color: str = "BGR") -> np.ndarray:
-        tensor, _ = self.preprocessor(image, color)
-        return tensor
+        """Same as ``Classifier(path, options)``."""
+        return cls(path, options)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Invoke; the raw output (integers for a quantized output, see :meth:`scores`)."""
         self.model.set_input(tensor)
         self.model.invoke()
-        return self.model.get_output(0)
+        return self.model.get_output(0, dequantize=False)
 
     def scores(self, raw: np.ndarray) -> np.ndarray:
-        """Per-class probabilities from the dequantized output."""
-        s = raw.reshape(-1).astype(np.float32)
-        act = self.metadata.output_activation
-        if act == "none":
-            e = np.exp(s - s.max())
-            return e / e.sum()
-        if act == "sigmoid" and (s.min() < 0 or s.max() > 1):
-            return 1.0 / (1.0 + np.exp(-s))
-        return s
+        """Per-class probabilities from a raw (or already dequantized) output."""
+        values = self.model.dequantize(raw, self.output) if raw.dtype.kind in "iu" else raw
+        return class_probabilities(values, self.metadata.output_activation)
 
-    def postprocess(self, raw: np.ndarray) -> list[Category]:
-        probs = self.scores(raw)
-        k = max(1, min(self.options.top_k, probs.size))
-        # A full stable sort (cheap for any label count) makes ties deterministic: equal scores
-        # come out by class index, as docs/FORMAT.md and the Kotlin core expect.
-        top = np.argsort(-probs, kind="stable")[:k]
-        labels = self.metadata.labels
-        return [Category(int(i), labels[i], float(probs[i])) for i in top
-                if probs[i] >= self.options.score_threshold]
+    def postprocess(self, raw: np.ndarray, context: Any = None) -> list[Category]:
+        """Raw output -> top-k :class:`Category` list (``context`` is not needed)."""
+        return top_k(self.scores(raw), self.labels, self.options.top_k,
+                     self.options.score_threshold)
 
     def classify(self, image: np.ndarray, color: str = "BGR") -> list[Category]:
-        return self.postprocess(self.infer(self.preprocess(image, color)))
+        """Same as calling the classifier."""
+        return self(image, color)

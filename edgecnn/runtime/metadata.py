@@ -47,11 +47,14 @@ from pathlib import Path
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metaschema as schema
+from edgecnn.runtime.decoders.spec import DecoderSpec
+from edgecnn.runtime.task import Task
 
 SCHEMA = "edgecnn.metadata/1"
 JSON_NAME = "edgecnn.json"
 LABELS_NAME = "labels.txt"
 TASKS = schema.TASKS
+__all__ = ["DecoderSpec", "InputSpec", "Metadata"]
 _EOCD = b"PK\x05\x06"
 _EOCD_SIZE = 22
 _TFLITE_IDENT = b"TFL3"
@@ -74,28 +77,8 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
-class DecoderSpec:
-    type: str = "anchor_free_ltrb"
-    strides: tuple[int, ...] = (8, 16, 32)
-    box_output: int = 0
-    score_output: int = 1
-    score_threshold: float = 0.25
-    iou_threshold: float = 0.45
-    max_detections: int = 100
-
-    def to_dict(self) -> dict:
-        return _listify(asdict(self))
-
-    @classmethod
-    def from_dict(cls, doc: dict) -> "DecoderSpec":
-        """Read a decoder section (checked against the schema); UsageError naming unknown or
-        malformed fields."""
-        return cls(**schema.decoder_fields({"decoder": doc}))
-
-
-@dataclass(frozen=True)
 class Metadata:
-    task: str
+    task: Task
     labels: tuple[str, ...]
     input: InputSpec
     name: str = "model"
@@ -107,13 +90,16 @@ class Metadata:
     edgecnn_version: str = ""
     flatbuffer_sha256: str = ""   # of the flatbuffer it is attached to; "" in files before it
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task.parse(self.task))
+
     def to_dict(self) -> dict:
         from edgecnn import __version__
 
         doc = {
             "schema": SCHEMA,
             "edgecnn_version": self.edgecnn_version or __version__,
-            "task": self.task,
+            "task": self.task.value,
             "name": self.name,
             "arch": self.arch,
             "labels": list(self.labels),
@@ -121,10 +107,10 @@ class Metadata:
             "quantization": self.quantization,
             "io": self.io,
         }
-        if self.task == "classify":
+        if self.task == Task.CLASSIFY:
             doc["output"] = {"activation": self.output_activation}
         if self.decoder is not None:
-            doc["decoder"] = _listify(asdict(self.decoder))
+            doc["decoder"] = self.decoder.to_dict()
         if self.flatbuffer_sha256:
             doc["flatbuffer_sha256"] = self.flatbuffer_sha256
         return doc
@@ -142,7 +128,7 @@ class Metadata:
         labels = schema.labels(doc.get("labels"))
         inp = InputSpec(**schema.input_fields(doc))
         decoder = DecoderSpec(**schema.decoder_fields(doc)) if "decoder" in doc else None
-        if task == "detect" and decoder is None:
+        if task == Task.DETECT and decoder is None:
             raise UsageError("detection metadata has no 'decoder' section", schema.HINT)
         activation = "softmax"
         if "output" in doc:

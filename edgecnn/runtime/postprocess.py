@@ -1,23 +1,17 @@
-"""Detection post-processing as pure numpy functions: anchors, decoding, thresholds, NMS.
+"""Detection post-processing shared by every decoder: quantization, thresholds, NMS, letterbox.
 
-These implement the contract of docs/FORMAT.md ("Detection head outputs") and are shared by
-the runtime :class:`~edgecnn.runtime.detector.Detector`, training-time evaluation and the golden
-vector generator, so all three produce the same boxes.
-
-The fast path touches the whole ``[N, C]`` score tensor once, for the threshold test (in the
-quantized domain for int8 outputs); the best class, dequantization, decoding and NMS then run on
-the few anchors that passed.
+Pure numpy (plus OpenCV's batched NMS). The rules are those of docs/FORMAT.md ("Rules the
+vectors pin down"); the output layouts themselves live in :mod:`edgecnn.runtime.decoders`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
-
-from edgecnn.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -43,7 +37,7 @@ class RawDetections:
         boxes: ``(K, 4)`` float32 ``x1, y1, x2, y2`` in model-input pixels (not clipped).
         scores: ``(K,)`` float32 dequantized scores.
         classes: ``(K,)`` int32 class ids.
-        anchors: ``(K,)`` int64 anchor indices the detections came from.
+        anchors: ``(K,)`` int64 rows of the head the detections came from (anchor indices).
     """
 
     boxes: np.ndarray
@@ -53,76 +47,6 @@ class RawDetections:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
-
-
-def grid_size(size: int, stride: int) -> int:
-    """Cells along one side at ``stride``; rounds up like a 'same'-padded stride-2 conv stack."""
-    return -(-int(size) // int(stride))
-
-
-@lru_cache(maxsize=32)
-def anchor_points(imgsz_hw: tuple[int, int],
-                  strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor centres and strides in the FORMAT.md order (stride ascending, then row-major).
-
-    Args:
-        imgsz_hw: model input ``(height, width)``.
-        strides: feature strides, e.g. ``(8, 16, 32)``.
-
-    Returns:
-        ``centers`` ``(N, 2)`` float32 ``(cx, cy)`` in model-input pixels and ``stride_per_anchor``
-        ``(N,)`` float32. Both are cached and read-only.
-
-    Example:
-        >>> c, s = anchor_points((64, 64), (8, 16, 32))
-        >>> c.shape, c[0].tolist(), s[-1].item()
-        ((84, 2), [4.0, 4.0], 32.0)
-    """
-    h, w = (int(v) for v in imgsz_hw)
-    strides = tuple(int(s) for s in strides)
-    if h <= 0 or w <= 0 or not strides or min(strides) <= 0:
-        raise UsageError(f"invalid anchor grid: input {h}x{w}, strides {list(strides)}")
-    if list(strides) != sorted(strides):
-        raise UsageError(f"decoder strides must be ascending, got {list(strides)}")
-    centers, per_anchor = [], []
-    for s in strides:
-        gh, gw = grid_size(h, s), grid_size(w, s)
-        ys, xs = np.meshgrid(np.arange(gh, dtype=np.float32), np.arange(gw, dtype=np.float32),
-                             indexing="ij")
-        centers.append(np.stack([(xs.ravel() + 0.5) * s, (ys.ravel() + 0.5) * s], axis=1))
-        per_anchor.append(np.full(gh * gw, s, dtype=np.float32))
-    c, st = np.concatenate(centers), np.concatenate(per_anchor)
-    c.flags.writeable = False
-    st.flags.writeable = False
-    return c, st
-
-
-@lru_cache(maxsize=32)
-def _anchor_table(imgsz_hw: tuple[int, int],
-                  strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """``(cx, cy, cx, cy)`` and ``(-s, -s, s, s)`` per anchor: decoding in one multiply-add."""
-    centers, st = anchor_points(imgsz_hw, strides)
-    centers4 = np.concatenate([centers, centers], axis=1)
-    signed4 = st[:, None] * np.array([-1, -1, 1, 1], dtype=np.float32)
-    centers4.flags.writeable = signed4.flags.writeable = False
-    return centers4, signed4
-
-
-def num_anchors(imgsz_hw: tuple[int, int], strides: tuple[int, ...]) -> int:
-    return sum(grid_size(imgsz_hw[0], s) * grid_size(imgsz_hw[1], s) for s in strides)
-
-
-def decode_boxes(ltrb: np.ndarray, centers: np.ndarray, strides: np.ndarray) -> np.ndarray:
-    """``(l, t, r, b)`` distances in stride units -> ``x1, y1, x2, y2`` in model-input pixels.
-
-    Args:
-        ltrb: ``(K, 4)`` float distances (dequantized).
-        centers: ``(K, 2)`` anchor centres of the same rows.
-        strides: ``(K,)`` anchor strides of the same rows.
-    """
-    d = np.asarray(ltrb, dtype=np.float32) * np.asarray(strides, dtype=np.float32)[:, None]
-    c = np.asarray(centers, dtype=np.float32)
-    return np.concatenate([c - d[:, :2], c + d[:, 2:]], axis=1)
 
 
 def dequantize(q: np.ndarray, quant: Quant) -> np.ndarray:
@@ -258,44 +182,6 @@ def nms_class_aware(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     return np.asarray(keep, dtype=np.int64).reshape(-1)[:max_detections]
 
 
-def decode_head(boxes: np.ndarray, scores: np.ndarray, imgsz_hw: tuple[int, int],
-                strides: tuple[int, ...], score_threshold: float, iou_threshold: float,
-                max_detections: int, box_quant: Quant = FLOAT, score_quant: Quant = FLOAT,
-                classes: np.ndarray | None = None, nms: str = "cv2") -> RawDetections:
-    """Raw head outputs of one image -> detections in model-input pixels.
-
-    Args:
-        boxes: ``[1, N, 4]`` or ``[N, 4]`` ltrb distances, float or raw quantized integers.
-        scores: ``[1, N, C]`` or ``[N, C]`` class probabilities, float or raw integers.
-        imgsz_hw: model input ``(height, width)``.
-        strides: ``decoder.strides``.
-        score_threshold, iou_threshold, max_detections: as in the decoder metadata.
-        box_quant, score_quant: quantization of integer outputs (ignored for float outputs).
-        classes: optional allowed class ids.
-        nms: ``"cv2"`` (fast) or ``"reference"`` (plain numpy, same result).
-
-    Example:
-        det = decode_head(boxes, scores, (256, 256), (8, 16, 32), 0.25, 0.45, 100)
-    """
-    boxes = boxes.reshape(-1, 4)
-    scores = scores.reshape(boxes.shape[0], -1)
-    centers, strides_pa = anchor_points(tuple(imgsz_hw), tuple(strides))
-    if centers.shape[0] != boxes.shape[0]:
-        raise UsageError(f"head has {boxes.shape[0]} anchors but input {imgsz_hw[0]}x"
-                         f"{imgsz_hw[1]} with strides {list(strides)} gives {centers.shape[0]}",
-                         "the metadata's input size or decoder strides do not match the model")
-    idx, cls, sc = best_class_candidates(scores, score_threshold, score_quant, classes)
-    ltrb = boxes[idx]
-    if ltrb.dtype.kind in "iu":
-        ltrb = dequantize(ltrb, box_quant)
-    centers4, signed4 = _anchor_table(tuple(imgsz_hw), tuple(strides))
-    # Same float32 arithmetic as decode_boxes: cx + l * (-s) == cx - l * s exactly.
-    xyxy = centers4[idx] + ltrb.astype(np.float32, copy=False) * signed4[idx]
-    run = nms_reference if nms == "reference" else nms_class_aware
-    keep = run(xyxy, sc, cls, iou_threshold, max_detections)
-    return RawDetections(xyxy[keep], sc[keep], cls[keep], idx[keep])
-
-
 def to_image(boxes: np.ndarray, scale_x: float, scale_y: float, pad_x: float, pad_y: float,
              src_width: int, src_height: int) -> np.ndarray:
     """Model-input ``xyxy`` -> original-image pixels through the letterbox, clipped to the image.
@@ -307,3 +193,16 @@ def to_image(boxes: np.ndarray, scale_x: float, scale_y: float, pad_x: float, pa
     out = (b - (pad_x, pad_y, pad_x, pad_y)) / (scale_x, scale_y, scale_x, scale_y)
     np.maximum(out, 0.0, out=out)  # np.clip costs ~3x more on tiny arrays
     return np.minimum(out, (float(src_width), float(src_height)) * 2, out=out)
+
+
+_MOVED = ("grid_size", "num_anchors", "anchor_points", "decode_boxes", "decode_head")
+
+
+def __getattr__(name: str) -> Any:
+    # The anchor grid and head decoding moved to decoders/anchor_free_ltrb.py; training code
+    # still reaches them here (module __getattr__, so there is no import cycle).
+    if name in _MOVED:
+        from edgecnn.runtime.decoders import anchor_free_ltrb
+
+        return getattr(anchor_free_ltrb, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,145 @@
+"""``DecoderSpec``: the metadata's ``decoder`` section, common fields plus a decoder's own.
+
+The JSON section is flat (docs/FORMAT.md)::
+
+    {"type": "anchor_free_ltrb", "strides": [8, 16, 32], "box_output": 0, "score_output": 1,
+     "score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100}
+
+``type``, ``score_threshold``, ``iou_threshold`` and ``max_detections`` are common to every
+decoder; every other key is a parameter of the decoder named by ``type`` and is checked by that
+decoder's ``Params`` (unknown keys, types, ranges). Keys ending in ``_output`` are positions in
+the interpreter's output list. A section whose type this runtime does not know is kept as it is
+(``inspect`` still shows it); running it fails with the list of known types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from edgecnn.errors import UsageError
+
+COMMON = ("type", "score_threshold", "iou_threshold", "max_detections")
+HINT = "re-run 'edgecnn convert' to rewrite the metadata"
+_IDENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _frozen(value: Any) -> Any:
+    """JSON value -> hashable value (lists become tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    return value
+
+
+def _json(value: Any) -> Any:
+    return [_json(v) for v in value] if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True, init=False)
+class DecoderSpec:
+    """The ``decoder`` section of detection metadata.
+
+    Decoder parameters are keyword arguments and read back as attributes, so the anchor-free
+    head reads as before (``params`` is reserved; ``dataclasses.replace`` works too):
+
+    Example:
+        >>> spec = DecoderSpec(strides=(8, 16), box_output=1, score_output=0)
+        >>> spec.strides, spec.outputs
+        ((8, 16), {'box': 1, 'score': 0})
+
+    Attributes:
+        type: the decoder (a registered module under ``edgecnn/runtime/decoders``).
+        score_threshold: keep candidates scoring ``>=`` this (0..1).
+        iou_threshold: NMS drops same-class boxes overlapping a better one by IoU ``>`` this.
+        max_detections: at most this many detections per image, best first.
+        params: the decoder's own fields with its defaults filled in (for a known type).
+    """
+
+    type: str
+    score_threshold: float
+    iou_threshold: float
+    max_detections: int
+    params: tuple[tuple[str, Any], ...]
+
+    def __init__(self, type: str = "anchor_free_ltrb", score_threshold: float = 0.25,
+                 iou_threshold: float = 0.45, max_detections: int = 100, **params: Any):
+        from edgecnn.runtime.decoders import find_decoder
+
+        set_ = object.__setattr__
+        set_(self, "type", type)
+        set_(self, "score_threshold", score_threshold)
+        set_(self, "iou_threshold", iou_threshold)
+        set_(self, "max_detections", max_detections)
+        if isinstance(params.get("params"), tuple):
+            # dataclasses.replace(spec, strides=...) passes the stored pairs plus the changes.
+            params = {**dict(params.pop("params")), **params}
+        cls = find_decoder(type) if isinstance(type, str) else None
+        if cls is not None:  # defaults filled in and checked, so equal sections compare equal
+            params = cls.parse_params(params).to_dict()
+        set_(self, "params", tuple((k, _frozen(v)) for k, v in params.items()))
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: decoder parameters read as attributes.
+        if not name.startswith("_"):
+            for key, value in self.__dict__.get("params", ()):
+                if key == name:
+                    return value
+        raise AttributeError(f"decoder {self.__dict__.get('type')!r} has no field {name!r}")
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def outputs(self) -> dict[str, int]:
+        """Output roles -> positions in the interpreter's output list (``box_output`` -> box)."""
+        return {k[:-len("_output")]: v for k, v in self.params if k.endswith("_output")}
+
+    def replace(self, **changes: Any) -> DecoderSpec:
+        """A copy with some common fields or parameters changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The JSON section: type, the decoder's fields, then the common thresholds."""
+        doc: dict[str, Any] = {"type": self.type}
+        doc.update((k, _json(v)) for k, v in self.params)
+        doc.update(score_threshold=self.score_threshold, iou_threshold=self.iou_threshold,
+                   max_detections=self.max_detections)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> DecoderSpec:
+        """Read and check a decoder section; UsageError naming the first bad field."""
+        if not isinstance(doc, Mapping):
+            raise UsageError("metadata 'decoder' must be a JSON object", HINT)
+        name = doc.get("type", "anchor_free_ltrb")
+        if not isinstance(name, str) or not _IDENT.fullmatch(name):
+            raise UsageError(f"metadata 'decoder.type' must be a lower-case identifier, "
+                             f"got {name!r}", HINT)
+        common = {"type": name,
+                  "score_threshold": _number(doc.get("score_threshold", 0.25), "score_threshold"),
+                  "iou_threshold": _number(doc.get("iou_threshold", 0.45), "iou_threshold"),
+                  "max_detections": _integer(doc.get("max_detections", 100), "max_detections",
+                                             1)}
+        params = {k: v for k, v in doc.items() if k not in COMMON}
+        return cls(**common, **params)
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise UsageError(f"metadata 'decoder.{key}' must be a number in 0..1, got {value!r}",
+                         HINT)
+    return float(value)
+
+
+def _integer(value: Any, key: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"metadata 'decoder.{key}' must be an integer >= {low}, "
+                         f"got {value!r}", HINT)
+    return value

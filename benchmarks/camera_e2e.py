@@ -49,14 +49,11 @@ def standalone_stages(det, frames, runs: int) -> dict[str, float]:
     for i in range(runs):
         frame = frames[i % len(frames)]
         t0 = clock()
-        tensor, box = det.preprocess(frame)
+        tensor, context = det.preprocess(frame)
         t1 = clock()
-        det.model.set_input(tensor)
-        det.model.invoke()
+        raw = det.infer(tensor)
         t2 = clock()
-        boxes = det.model.get_output(det.decoder.box_output, False)
-        scores = det.model.get_output(det.decoder.score_output, False)
-        det.postprocess(boxes, scores, box)
+        det.postprocess(raw, context)
         t3 = clock()
         pre.append(t1 - t0)
         inv.append(t2 - t1)
@@ -76,7 +73,7 @@ def target_loop(model_path: str, frames, threads: int, rounds: int, runs: int,
                 loop_frames: int) -> dict:
     det = load(model_path, threads=threads)
     for f in frames[:5]:  # warm up interpreter, caches
-        det.detect(f)
+        det(f)
     out = {"bound_fps": [], "pipelined_fps": [], "sequential_fps": [], "stages": [],
            "pipelined_fps_p50": [], "sequential_fps_p50": []}
     for _ in range(rounds):  # interleave the three measurements so drift hits all alike

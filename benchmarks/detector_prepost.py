@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgecnn.runtime import Detector, DetectorOptions, TFLiteModel  # noqa: E402
 from edgecnn.runtime import postprocess as pp  # noqa: E402
+from edgecnn.runtime.decoders import anchor_free_ltrb as afl  # noqa: E402
 from edgecnn.runtime.types import Letterbox  # noqa: E402
 
 IMGSZ = 256
@@ -61,7 +62,7 @@ def make_detector(classes: int, threads: int) -> Detector:
     # The random-weight model's output ranges are arbitrary; use those of a trained head
     # (sigmoid scores in 1/256 steps, ltrb up to 16 strides) so the synthetic outputs survive
     # quantization.
-    det.score_quant, det.box_quant = pp.Quant(1 / 256, -128), pp.Quant(1 / 16, -128)
+    det.decoder.quant = (pp.Quant(1 / 16, -128), pp.Quant(1 / 256, -128))  # boxes, scores
     return det
 
 
@@ -69,7 +70,8 @@ def synthetic_head(det: Detector, rng: np.random.Generator, objects: int = 5):
     """Raw int8 outputs: background ~sigmoid(N(-6, 1.5)); each of ``objects`` objects lights
     up a 3x3 block of stride-8 anchors and 1 stride-16 anchor, all predicting its box with a
     little jitter (as a trained head does), so NMS has real work."""
-    centers, strides = pp.anchor_points(det.imgsz, det.strides)
+    dec = det.decoder
+    centers, strides = afl.anchor_points(dec.input_hw, dec.params.strides)
     n, c = centers.shape[0], len(det.labels)
     scores = 1 / (1 + np.exp(-rng.normal(-6, 1.5, (n, c))))
     ltrb = rng.uniform(0.5, 3, (n, 4))
@@ -87,7 +89,7 @@ def synthetic_head(det: Detector, rng: np.random.Generator, objects: int = 5):
             ltrb[a] = np.clip([ax - jitter[0], ay - jitter[1], jitter[2] - ax, jitter[3] - ay],
                               0, None) / s
             scores[a, cls] = rng.uniform(0.3, 0.9)
-    sq, bq = det.score_quant, det.box_quant
+    bq, sq = dec.quant
     q_scores = np.clip(np.round(scores / sq.scale + sq.zero_point), -128, 127).astype(np.int8)
     q_boxes = np.clip(np.round(ltrb / bq.scale + bq.zero_point), -128, 127).astype(np.int8)
     return q_boxes[None], q_scores[None]
@@ -121,8 +123,9 @@ def main(argv=None) -> int:
                        (640, 480), interpolation=cv2.INTER_AREA)
     boxes, scores = synthetic_head(det, rng)
     _, letterbox = det.preprocess(frame)
-    n_det = len(det.postprocess(boxes, scores, letterbox))
-    n_cand = len(pp.best_class_candidates(scores[0], det.score_threshold, det.score_quant)[0])
+    n_det = len(det.postprocess((boxes, scores), letterbox))
+    n_cand = len(pp.best_class_candidates(scores[0], det.decoder.score_threshold,
+                                          det.decoder.quant[1])[0])
 
     results = {}
     for threads in (1, 2):
@@ -130,18 +133,16 @@ def main(argv=None) -> int:
         det = make_detector(args.classes, threads)
 
         def post_refnms():
-            raw = pp.decode_head(boxes, scores, det.imgsz, det.strides, det.score_threshold,
-                                 det.iou_threshold, det.max_detections, det.box_quant,
-                                 det.score_quant, nms="reference")
+            raw = det.decoder.decode((boxes, scores), nms="reference")
             pp.to_image(raw.boxes, letterbox.scale_x, letterbox.scale_y, letterbox.pad_x,
                         letterbox.pad_y, letterbox.src_width, letterbox.src_height)
 
         pres = {"pre": lambda: det.preprocess(frame)[0],
                 "pre_old": lambda: old_preprocess(det.preprocessor, frame)}
-        posts = {"post": lambda: det.postprocess(boxes, scores, letterbox),
+        bq, sq = det.decoder.quant
+        posts = {"post": lambda: det.postprocess((boxes, scores), letterbox),
                  "post_float": lambda: det.postprocess(
-                     pp.dequantize(boxes, det.box_quant), pp.dequantize(scores, det.score_quant),
-                     letterbox),
+                     (pp.dequantize(boxes, bq), pp.dequantize(scores, sq)), letterbox),
                  "post_refnms": post_refnms}
         times = {k: [] for k in [*pres, *posts]}
         totals = []
@@ -169,7 +170,8 @@ def main(argv=None) -> int:
            "python": platform.python_version(), "opencv": cv2.__version__,
            "numpy": np.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "frame": "640x480 BGR", "input": f"{IMGSZ}x{IMGSZ}x3 int8",
-           "anchors": int(pp.num_anchors(det.imgsz, det.strides)), "classes": args.classes,
+           "anchors": int(afl.num_anchors(det.decoder.input_hw, det.decoder.params.strides)),
+           "classes": args.classes,
            "candidates": n_cand, "detections": n_det, "runs": args.runs, "results": results}
     if args.json:
         print(json.dumps(doc, indent=1))

@@ -191,7 +191,9 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
                              "choose another --save folder")
     runner = load(model, threads=threads, verify=verify, top_k=top_k,
                   score_threshold=score_threshold, iou_threshold=iou_threshold)
-    results, skipped, used_names = [], [], set()
+    results: list[ImagePrediction] = []
+    skipped: list[tuple[str, str]] = []
+    used_names: set[str] = set()
     for path in files:
         try:
             image = read_bgr(path)

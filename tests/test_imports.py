@@ -7,7 +7,9 @@ import textwrap
 import pytest
 
 DEVICE_MODULES = ["edgecnn", "edgecnn.cli", "edgecnn.runtime"]
-OPTIONAL_DEVICE_MODULES = ["edgecnn.runtime.detector", "edgecnn.camera", "edgecnn.bench"]
+OPTIONAL_DEVICE_MODULES = ["edgecnn.runtime.detector", "edgecnn.runtime.runner",
+                           "edgecnn.runtime.decoders.anchor_free_ltrb", "edgecnn.camera.loop",
+                           "edgecnn.bench.latency", "edgecnn.predict", "edgecnn.export.android"]
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "matplotlib", "sklearn", "torch")
 
 

@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -81,9 +81,9 @@ class _Item:
 
     def __init__(self, frame: Frame):
         self.frame = frame
-        self.tensor = None
-        self.ctx = None
-        self.raw = None
+        self.tensor: Any = None   # the runner's types: tensor, context, raw outputs
+        self.ctx: Any = None
+        self.raw: Any = None
         self.timings: dict[str, float] = {}
         self.error: str | None = None
 
@@ -120,7 +120,7 @@ def _timed(item: _Item, stage: str, errors: _ErrorLog, fn: Callable[[], Any]) ->
 class _Loop:
     """State of one run: the runner (the runtime's protocol), capture, outputs, statistics."""
 
-    def __init__(self, runner: Runner, capture: Capture, options: LoopOptions):
+    def __init__(self, runner: Runner, capture: Capture | InlineCapture, options: LoopOptions):
         self.runner = runner
         self.capture = capture
         self.options = options
@@ -198,7 +198,7 @@ class _Loop:
         if self.video is not None:
             self.video.write(item.frame.image)
         if self.jsonl is not None:
-            record = {"frame": item.frame.index, "t": round(item.frame.t, 4)}
+            record: dict[str, Any] = {"frame": item.frame.index, "t": round(item.frame.t, 4)}
             record[self.runner.result_key] = [r.to_dict() for r in results]
             record["timings_ms"] = {k: round(v, 3) for k, v in item.timings.items()}
             self.jsonl.write(record)
@@ -211,7 +211,7 @@ class _Loop:
             self.request_stop("key pressed")
 
     # -- drivers ------------------------------------------------------------------------
-    def _next_frame(self) -> Frame | None | bool:
+    def _next_frame(self) -> Frame | None | Literal[False]:
         """A frame, None at end of input, or False when nothing arrived yet."""
         try:
             frame = self.capture.get(timeout=0.1)
@@ -269,6 +269,7 @@ def run(model: Runner, source: FrameSource, options: LoopOptions = LoopOptions()
 
         capture_opts = replace(capture_opts, realtime=True)
     live = source.live or capture_opts.realtime
+    capture: Capture | InlineCapture
     if options.pipeline:
         # Decoding and (for every-frame sources) preprocessing of the next frames run on the
         # capture thread while this thread infers, postprocesses and draws the current one.
@@ -308,8 +309,8 @@ def run(model: Runner, source: FrameSource, options: LoopOptions = LoopOptions()
     finally:
         loop.stop.set()
         capture.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         try:
             summary = _summarize(loop, source)
             if loop.jsonl is not None:

@@ -340,76 +340,92 @@ def open_source(spec: str | int | FrameSource, width: int | None = None,
         raise SourceError("empty --source", "pass a camera index, /dev/videoN, file, URL or "
                           "GStreamer pipeline")
     attempts: list[str] = []
-
     if text.lower() in ("picamera2", "picam", "picamera"):
-        try:
-            return Picamera2Source(text, request)
-        except ImportError:
-            attempts.append("picamera2: not installed (on Raspberry Pi OS: "
-                            "sudo apt install python3-picamera2)")
-        except Exception as err:  # noqa: BLE001 - any camera failure becomes one line
-            attempts.append(f"picamera2: {type(err).__name__}: {err}")
-        raise SourceError(f"cannot open source {text!r}: " + "; ".join(attempts))
-
+        return _open_picamera2(text, request, attempts)
     if "!" in text:
-        if not opencv_has_gstreamer():
-            raise SourceError(
-                f"{text!r} looks like a GStreamer pipeline but this OpenCV build has no "
-                "GStreamer support", "install an OpenCV built with GStreamer (e.g. Debian's "
-                "python3-opencv) or use --source picamera2")
-        src = _try_opencv(attempts, text, text, cv2.CAP_GSTREAMER, "GStreamer", "gstreamer",
-                          request)
-        if src:
-            return src
-        raise SourceError(f"cannot open GStreamer pipeline: {'; '.join(attempts)}",
-                          "test it with gst-launch-1.0 and end it with '! appsink'")
-
+        return _open_gstreamer(text, request, attempts)
     if _URL.match(text):
-        for api, api_name in ((cv2.CAP_FFMPEG, "FFMPEG"), (cv2.CAP_ANY, "any backend")):
-            src = _try_opencv(attempts, text, text, api, api_name, "stream", request)
-            if src:
-                return src
-        raise SourceError(f"cannot open stream {text!r}: {'; '.join(attempts)}",
-                          "check the URL and that the stream is up")
-
-    index = None
-    dev = _DEV_VIDEO.match(text)
-    if text.isdigit():
-        index = int(text)
-    elif dev:
-        index = int(dev.group(1))
-
-    if index is not None:
-        targets = [(index, cv2.CAP_V4L2, "V4L2"), (index, cv2.CAP_ANY, "any backend")]
-        if dev:
-            targets.insert(0, (text, cv2.CAP_V4L2, "V4L2 by path"))
-            if not os.path.exists(text):
-                attempts.append(f"{text}: no such device")
-                targets = []
-        for target, api, api_name in targets:
-            src = _try_opencv(attempts, text, target, api, api_name, "camera", request)
-            if src:
-                return src
-        if not os.path.exists(text) or dev:
-            raise SourceError(f"cannot open camera {text!r}: {'; '.join(attempts)}",
-                              "check 'ls /dev/video*' and that no other program uses it, "
-                              "or pass a file, URL or GStreamer pipeline")
-
+        return _open_stream(text, request, attempts)
+    camera = _open_camera(text, request, attempts)
+    if camera is not None:
+        return camera
     if os.path.isdir(text):
         raise SourceError(f"source {text!r} is a directory, not a video",
                           "pass a video file, camera index or URL")
     if os.path.isfile(text):
-        for api, api_name in ((cv2.CAP_FFMPEG, "FFMPEG"), (cv2.CAP_ANY, "any backend")):
-            src = _try_opencv(attempts, text, text, api, api_name, "file", request)
-            if src is not None:
-                if src.read_probe():
-                    return src
-                src.release()
-                attempts.append(f"file via OpenCV {api_name}: opened but no frame decodes")
-        raise SourceError(f"cannot read video file {text!r}: {'; '.join(attempts)}",
-                          "is it a video OpenCV's FFMPEG can decode?")
+        return _open_file(text, request, attempts)
     attempts.append("not a camera index, /dev/videoN, URL, GStreamer pipeline or picamera2")
     raise SourceError(f"source {text!r} not found: {'; '.join(attempts)}",
                       "pass an existing video file, a camera index like 0, /dev/video0, an "
                       "rtsp:// or http:// URL, a GStreamer pipeline or picamera2")
 
+
+def _open_picamera2(text: str, request: SourceRequest, attempts: list[str]) -> FrameSource:
+    try:
+        return Picamera2Source(text, request)
+    except ImportError:
+        attempts.append("picamera2: not installed (on Raspberry Pi OS: "
+                        "sudo apt install python3-picamera2)")
+    except Exception as err:  # noqa: BLE001 - any camera failure becomes one line
+        attempts.append(f"picamera2: {type(err).__name__}: {err}")
+    raise SourceError(f"cannot open source {text!r}: " + "; ".join(attempts))
+
+
+def _open_gstreamer(text: str, request: SourceRequest, attempts: list[str]) -> FrameSource:
+    if not opencv_has_gstreamer():
+        raise SourceError(
+            f"{text!r} looks like a GStreamer pipeline but this OpenCV build has no "
+            "GStreamer support", "install an OpenCV built with GStreamer (e.g. Debian's "
+            "python3-opencv) or use --source picamera2")
+    src = _try_opencv(attempts, text, text, cv2.CAP_GSTREAMER, "GStreamer", "gstreamer", request)
+    if src:
+        return src
+    raise SourceError(f"cannot open GStreamer pipeline: {'; '.join(attempts)}",
+                      "test it with gst-launch-1.0 and end it with '! appsink'")
+
+
+def _open_stream(text: str, request: SourceRequest, attempts: list[str]) -> FrameSource:
+    for api, api_name in ((cv2.CAP_FFMPEG, "FFMPEG"), (cv2.CAP_ANY, "any backend")):
+        src = _try_opencv(attempts, text, text, api, api_name, "stream", request)
+        if src:
+            return src
+    raise SourceError(f"cannot open stream {text!r}: {'; '.join(attempts)}",
+                      "check the URL and that the stream is up")
+
+
+def _open_camera(text: str, request: SourceRequest, attempts: list[str]) -> FrameSource | None:
+    """A camera index or /dev/videoN; None if ``text`` is neither (or a file named like one)."""
+    dev = _DEV_VIDEO.match(text)
+    if text.isdigit():
+        index = int(text)
+    elif dev:
+        index = int(dev.group(1))
+    else:
+        return None
+    targets = [(index, cv2.CAP_V4L2, "V4L2"), (index, cv2.CAP_ANY, "any backend")]
+    if dev:
+        targets.insert(0, (text, cv2.CAP_V4L2, "V4L2 by path"))
+        if not os.path.exists(text):
+            attempts.append(f"{text}: no such device")
+            targets = []
+    for target, api, api_name in targets:
+        src = _try_opencv(attempts, text, target, api, api_name, "camera", request)
+        if src:
+            return src
+    if not os.path.exists(text) or dev:
+        raise SourceError(f"cannot open camera {text!r}: {'; '.join(attempts)}",
+                          "check 'ls /dev/video*' and that no other program uses it, "
+                          "or pass a file, URL or GStreamer pipeline")
+    return None
+
+
+def _open_file(text: str, request: SourceRequest, attempts: list[str]) -> FrameSource:
+    for api, api_name in ((cv2.CAP_FFMPEG, "FFMPEG"), (cv2.CAP_ANY, "any backend")):
+        src = _try_opencv(attempts, text, text, api, api_name, "file", request)
+        if src is not None:
+            if src.read_probe():
+                return src
+            src.release()
+            attempts.append(f"file via OpenCV {api_name}: opened but no frame decodes")
+    raise SourceError(f"cannot read video file {text!r}: {'; '.join(attempts)}",
+                      "is it a video OpenCV's FFMPEG can decode?")

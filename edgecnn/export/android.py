@@ -21,8 +21,10 @@ import numpy as np
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import write_atomic
 from edgecnn.runtime import metadata as md
+from edgecnn.runtime.task import Task
 
-APP_TASKS = ("classify", "detect")
+APP_TASKS = (Task.CLASSIFY, Task.DETECT)
+# The decoders android_demo/core registers (Decoders.kt); a test keeps the two lists equal.
 APP_DECODERS = ("anchor_free_ltrb",)
 APP_DTYPES = ("float32", "int8", "uint8")
 ASSETS = Path("app") / "src" / "main" / "assets"
@@ -36,7 +38,7 @@ class AndroidExport:
     model: Path
     destination: Path
     size_bytes: int
-    task: str
+    task: Task
     labels: int
     input_shape: tuple[int, ...]
     input_dtype: str
@@ -44,7 +46,7 @@ class AndroidExport:
 
     def to_dict(self) -> dict:
         return {"model": str(self.model), "destination": str(self.destination),
-                "size_bytes": self.size_bytes, "task": self.task, "labels": self.labels,
+                "size_bytes": self.size_bytes, "task": self.task.value, "labels": self.labels,
                 "input_shape": list(self.input_shape), "input_dtype": self.input_dtype,
                 "quantization": self.quantization}
 
@@ -72,9 +74,10 @@ def check_model(path: str | os.PathLike) -> tuple[bytes, md.Metadata, tuple[int,
                          "labels or normalization",
                          "convert the model with 'edgecnn convert', which appends it")
     if meta.task not in APP_TASKS:
-        raise UsageError(f"the Android app does not support task {meta.task!r}",
-                         f"it runs {', '.join(APP_TASKS)} models")
-    if meta.task == "detect" and (meta.decoder is None or meta.decoder.type not in APP_DECODERS):
+        raise UsageError(f"the Android app does not support task {meta.task.value!r}",
+                         f"it runs {', '.join(t.value for t in APP_TASKS)} models")
+    if meta.task == Task.DETECT and (meta.decoder is None
+                                     or meta.decoder.type not in APP_DECODERS):
         kind = getattr(meta.decoder, "type", None)
         raise UsageError(f"the Android app does not decode {kind!r} detection heads",
                          f"it decodes {', '.join(APP_DECODERS)}")
@@ -96,16 +99,11 @@ def check_model(path: str | os.PathLike) -> tuple[bytes, md.Metadata, tuple[int,
         if name not in APP_DTYPES:
             what = "input" if i == 0 else f"output {i - 1}"
             raise UsageError(f"{path} {what} is {name}; the app handles {', '.join(APP_DTYPES)}")
-    # The runtime's own task objects check outputs against labels / decoder exactly as the
-    # Kotlin app does (same shapes, same anchor count).
-    if meta.task == "detect":
-        from edgecnn.runtime.detector import Detector
+    # The runtime's own runner checks outputs against labels / decoder exactly as the Kotlin
+    # app does (same shapes, same anchor count).
+    from edgecnn.runtime import load
 
-        Detector(model, metadata=meta)
-    else:
-        from edgecnn.runtime.classifier import Classifier
-
-        Classifier(model, metadata=meta)
+    load(model, metadata=meta)
     return data, meta, shape, dtype
 
 

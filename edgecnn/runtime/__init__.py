@@ -16,6 +16,6 @@ from edgecnn.runtime.types import Category, Detection, Letterbox, Rect
 
 __all__ = [
     "Category", "Classifier", "ClassifierOptions", "DecoderSpec", "Detection", "Detector",
-    "DetectorOptions", "InputSpec", "Letterbox", "Metadata", "Rect", "Runner", "Task",
-    "TaskRunner", "TensorInfo", "TFLiteModel", "load", "register_runner", "runner_class",
+    "DetectorOptions", "InputSpec", "Letterbox", "Metadata", "Rect", "Runner", "TFLiteModel",
+    "Task", "TaskRunner", "TensorInfo", "load", "register_runner", "runner_class",
 ]

@@ -123,8 +123,8 @@ class TaskRunner:
         self.metadata = meta = metadata or self.model.require_metadata()
         if meta.task != self.task:
             raise UsageError(f"model task is {meta.task.value!r}, not {self.task.value!r}",
-                             f"use runtime.load (or 'edgecnn predict'), which picks the runner "
-                             f"for the model's task")
+                             "use runtime.load (or 'edgecnn predict'), which picks the runner "
+                             "for the model's task")
         self.labels: tuple[str, ...] = tuple(meta.labels)
         self.preprocessor = Preprocessor(meta.input, self.model.input)
 
@@ -143,7 +143,7 @@ class TaskRunner:
         return self.postprocess(self.infer(tensor), context)
 
 
-_RUNNERS: dict[Task, type] = {}
+_RUNNERS: dict[Task, Any] = {}   # Task -> runner class
 
 
 def register_runner(task: Task, *, replace: bool = False):
@@ -164,7 +164,7 @@ def register_runner(task: Task, *, replace: bool = False):
     return add
 
 
-def runner_class(task: Task | str) -> type:
+def runner_class(task: Task | str) -> Any:
     """The registered runner of ``task``; UsageError naming the tasks with a runner."""
     task = Task.parse(task)
     _load_builtins()
@@ -175,11 +175,11 @@ def runner_class(task: Task | str) -> type:
 
 
 def _load_builtins() -> None:
-    import edgecnn.runtime.classifier  # noqa: F401 - registers Classifier
-    import edgecnn.runtime.detector  # noqa: F401 - registers Detector
+    import edgecnn.runtime.classifier
+    import edgecnn.runtime.detector
 
 
-def make_options(cls: type, task: Task, options: dict[str, Any]) -> Any:
+def make_options(cls: Any, task: Task, options: dict[str, Any]) -> Any:
     """``cls.Options(**options)`` without the ``None`` values (= the model's own setting);
     an option the task does not have is a UsageError, not silently ignored."""
     known = [f.name for f in fields(cls.Options)]

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
+from edgecnn.runtime.decoders.spec import describe_decoder
 from edgecnn.runtime.interpreter import make_interpreter, runtime_info
 from edgecnn.runtime.model import TFLiteModel
 from edgecnn.runtime.modelcheck import Probe, check_model, probe_model, read_io
@@ -99,9 +100,7 @@ class ModelSummary:
             lines.append(f"  input: {inp['height']}x{inp['width']}x{inp['channels']} "
                          f"{inp['color']}, {inp['resize']}, mean {inp['mean']} std {inp['std']}")
             if m.get("decoder"):
-                d = m["decoder"]
-                lines.append(f"  decoder: {d['type']} strides {d['strides']}, boxes = output "
-                             f"{d['box_output']}, scores = output {d['score_output']}")
+                lines.append(f"  decoder: {describe_decoder(m['decoder'])}")
             if m.get("output"):
                 lines.append(f"  output activation: {m['output']['activation']}")
         return "\n".join(lines)

@@ -138,7 +138,7 @@ def decode_head(boxes: np.ndarray, scores: np.ndarray, imgsz_hw: tuple[int, int]
 
 
 @dataclass(frozen=True)
-class Params(DecoderParams):
+class AnchorFreeParams(DecoderParams):
     """The ``decoder`` fields of this layout (docs/FORMAT.md)."""
 
     strides: tuple[int, ...] = (8, 16, 32)
@@ -157,8 +157,8 @@ class AnchorFreeLtrb(Decoder):
     """Decoder of the anchor-free ltrb head (outputs ``box_output`` and ``score_output``)."""
 
     type = TYPE
-    Params = Params
-    params: Params
+    Params = AnchorFreeParams
+    params: AnchorFreeParams
 
     def check(self, outputs: Sequence[TensorInfo], input_hw: tuple[int, int],
               labels: Sequence[str]) -> None:

@@ -4,9 +4,9 @@ A decoder is a handful of parameters and one vectorized function. A new output l
 module with:
 
 - ``Params``: a frozen dataclass of :class:`DecoderParams` whose fields are the layout's keys in
-  the metadata's ``decoder`` section, with defaults. Fields named ``<role>_output`` are
-  positions in the interpreter's output list; :meth:`Decoder.decode` receives those outputs in
-  field order. ``validate()`` adds checks the field types cannot express.
+  the metadata's ``decoder`` section, with defaults. Fields named ``output`` or
+  ``<role>_output`` are positions in the interpreter's output list; :meth:`Decoder.decode`
+  receives those outputs in field order. ``validate()`` adds checks the field types cannot express.
 - a :class:`Decoder` subclass, decorated with
   :func:`~edgecnn.runtime.decoders.register_decoder`, with ``type`` (the metadata's
   ``decoder.type``), ``Params``, :meth:`~Decoder.check` (the outputs fit the input size and
@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from edgecnn.errors import UsageError
-from edgecnn.runtime.decoders.spec import HINT, DecoderSpec
+from edgecnn.runtime.decoders.spec import HINT, DecoderSpec, is_output_key
 from edgecnn.runtime.model import TensorInfo
 from edgecnn.runtime.postprocess import FLOAT, Quant, RawDetections
 
@@ -49,7 +49,7 @@ class DecoderParams:
 
     @classmethod
     def output_fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.name.endswith("_output"))
+        return tuple(f.name for f in fields(cls) if is_output_key(f.name))
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:
@@ -71,6 +71,9 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
     return kind(value)
 
 
+ParamsClass = type[DecoderParams]   # before Decoder, whose attribute ``type`` shadows the builtin
+
+
 class Decoder:
     """Base class of a detection decoder (see the module docstring).
 
@@ -83,7 +86,7 @@ class Decoder:
     """
 
     type: ClassVar[str] = ""
-    Params: ClassVar[type[DecoderParams]] = DecoderParams
+    Params: ClassVar[ParamsClass] = DecoderParams
 
     def __init__(self, spec: DecoderSpec, outputs: Sequence[TensorInfo],
                  input_hw: tuple[int, int], labels: Sequence[str],

@@ -7,8 +7,8 @@ The JSON section is flat (docs/FORMAT.md)::
 
 ``type``, ``score_threshold``, ``iou_threshold`` and ``max_detections`` are common to every
 decoder; every other key is a parameter of the decoder named by ``type`` and is checked by that
-decoder's ``Params`` (unknown keys, types, ranges). Keys ending in ``_output`` are positions in
-the interpreter's output list. A section whose type this runtime does not know is kept as it is
+decoder's ``Params`` (unknown keys, types, ranges). ``output`` and keys ending in ``_output``
+are positions in the interpreter's output list. A section whose type this runtime does not know is kept as it is
 (``inspect`` still shows it); running it fails with the list of known types.
 """
 
@@ -25,6 +25,15 @@ from edgecnn.errors import UsageError
 COMMON = ("type", "score_threshold", "iou_threshold", "max_detections")
 HINT = "re-run 'edgecnn convert' to rewrite the metadata"
 _IDENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def is_output_key(key: str) -> bool:
+    """``output`` and ``<role>_output`` keys are positions in the interpreter's output list."""
+    return key == "output" or key.endswith("_output")
+
+
+def output_role(key: str) -> str:
+    return key.removesuffix("_output")
 
 
 def _frozen(value: Any) -> Any:
@@ -98,7 +107,7 @@ class DecoderSpec:
     @property
     def outputs(self) -> dict[str, int]:
         """Output roles -> positions in the interpreter's output list (``box_output`` -> box)."""
-        return {k[:-len("_output")]: v for k, v in self.params if k.endswith("_output")}
+        return {output_role(k): v for k, v in self.params if is_output_key(k)}
 
     def replace(self, **changes: Any) -> DecoderSpec:
         """A copy with some common fields or parameters changed."""
@@ -121,13 +130,19 @@ class DecoderSpec:
         if not isinstance(name, str) or not _IDENT.fullmatch(name):
             raise UsageError(f"metadata 'decoder.type' must be a lower-case identifier, "
                              f"got {name!r}", HINT)
-        common = {"type": name,
-                  "score_threshold": _number(doc.get("score_threshold", 0.25), "score_threshold"),
-                  "iou_threshold": _number(doc.get("iou_threshold", 0.45), "iou_threshold"),
-                  "max_detections": _integer(doc.get("max_detections", 100), "max_detections",
-                                             1)}
         params = {k: v for k, v in doc.items() if k not in COMMON}
-        return cls(**common, **params)
+        return cls(name, _number(doc.get("score_threshold", 0.25), "score_threshold"),
+                   _number(doc.get("iou_threshold", 0.45), "iou_threshold"),
+                   _integer(doc.get("max_detections", 100), "max_detections", 1), **params)
+
+
+def describe_decoder(doc: Mapping[str, Any]) -> str:
+    """One line for people: ``anchor_free_ltrb strides [8, 16, 32], box = output 1, ...``."""
+    params = [f"{k} {v}" for k, v in doc.items() if k not in COMMON and not is_output_key(k)]
+    outputs = [f"{output_role(k)} = output {v}" for k, v in doc.items() if is_output_key(k)]
+    thresholds = (f"score >= {doc.get('score_threshold')}, iou {doc.get('iou_threshold')}, "
+                  f"max {doc.get('max_detections')}")
+    return f"{doc.get('type')} " + ", ".join([*params, *outputs, thresholds])
 
 
 def _number(value: Any, key: str) -> float:

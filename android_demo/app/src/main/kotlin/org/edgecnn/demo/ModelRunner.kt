@@ -4,8 +4,9 @@ import android.os.SystemClock
 import androidx.camera.core.ImageProxy
 import org.edgecnn.core.Category
 import org.edgecnn.core.Classify
+import org.edgecnn.core.Decoder
+import org.edgecnn.core.Decoders
 import org.edgecnn.core.Detection
-import org.edgecnn.core.DetectionDecoder
 import org.edgecnn.core.InputLut
 import org.edgecnn.core.ModelCheck
 import org.edgecnn.core.OutputTensor
@@ -61,7 +62,7 @@ class ModelRunner private constructor(
     private val outputs = HashMap<Int, ByteBuffer>()
     private val outputTypes = ArrayList<TensorType>()
     private val outputQuant = ArrayList<Quant>()
-    private val decoder: DetectionDecoder?
+    private val decoder: Decoder?
 
     init {
         val spec = meta.input
@@ -79,7 +80,7 @@ class ModelRunner private constructor(
             outputTypes.add(typeOf(t, "output $i"))
             outputQuant.add(quantOf(t))
         }
-        decoder = if (meta.task == "detect") DetectionDecoder.fromMetadata(meta) else null
+        decoder = if (meta.task == "detect") Decoders.create(meta) else null
     }
 
     companion object {
@@ -143,8 +144,7 @@ class ModelRunner private constructor(
         var detections = emptyList<Detection>()
         var categories = emptyList<Category>()
         if (decoder != null) {
-            val spec = meta.decoder!!
-            detections = decoder.detect(tensor(spec.boxOutput), tensor(spec.scoreOutput), letterbox)
+            detections = decoder.detect(decoder.outputs.map { tensor(it) }, letterbox)
         } else {
             val out = outputs.getValue(0)
             out.rewind()

@@ -22,16 +22,23 @@ class InputSpec(
     fun stdOf(channel: Int): Double = if (std.size == 1) std[0] else std[channel]
 }
 
-/** `decoder` section of a detection model's metadata. */
+/**
+ * `decoder` section of a detection model's metadata: the fields every decoder has plus the
+ * layout's own [params] (everything else in the section, as parsed JSON), which its
+ * [DecoderFactory] checks when the type is known. Keys ending in `_output` are positions in
+ * the interpreter's output list.
+ */
 class DecoderSpec(
     val type: String = "anchor_free_ltrb",
-    val strides: IntArray = intArrayOf(8, 16, 32),
-    val boxOutput: Int = 0,
-    val scoreOutput: Int = 1,
     val scoreThreshold: Double = 0.25,
     val iouThreshold: Double = 0.45,
-    val maxDetections: Int = 100
-)
+    val maxDetections: Int = 100,
+    val params: Map<String, Any?> = emptyMap()
+) {
+    companion object {
+        val COMMON_KEYS = setOf("type", "score_threshold", "iou_threshold", "max_detections")
+    }
+}
 
 /**
  * The `edgecnn.json` document carried by every `.tflite` that `edgecnn convert` writes.
@@ -62,7 +69,6 @@ class Metadata(
         const val LABELS_NAME = "labels.txt"
         val TASKS = listOf("classify", "detect")
         private val INPUT_KEYS = setOf("height", "width", "channels", "layout", "color", "resize", "mean", "std", "pad_value")
-        private val DECODER_KEYS = setOf("type", "strides", "box_output", "score_output", "score_threshold", "iou_threshold", "max_detections")
 
         /** True if the bytes start like a TFLite flatbuffer (identifier `TFL3` at offset 4). */
         fun isTflite(data: ByteArray): Boolean =
@@ -154,15 +160,16 @@ class Metadata(
 
         private fun parseDecoder(value: Any?): DecoderSpec {
             val d = JsonAccess.obj(value, "metadata 'decoder'")
-            unknownKeys(d, DECODER_KEYS, "decoder")
+            val type = JsonAccess.string(d, "type", "anchor_free_ltrb")
+            val params = d.filterKeys { it !in DecoderSpec.COMMON_KEYS }
+            // A known layout checks its fields now; an unknown one is kept for the caller to refuse.
+            Decoders.find(type)?.validate(params)
             return DecoderSpec(
-                type = JsonAccess.string(d, "type", "anchor_free_ltrb"),
-                strides = JsonAccess.ints(d, "strides", intArrayOf(8, 16, 32)),
-                boxOutput = JsonAccess.int(d, "box_output", 0),
-                scoreOutput = JsonAccess.int(d, "score_output", 1),
+                type = type,
                 scoreThreshold = JsonAccess.number(d, "score_threshold", 0.25),
                 iouThreshold = JsonAccess.number(d, "iou_threshold", 0.45),
-                maxDetections = JsonAccess.int(d, "max_detections", 100)
+                maxDetections = JsonAccess.int(d, "max_detections", 100),
+                params = params
             )
         }
 

@@ -11,7 +11,7 @@ class UnsupportedModelException(message: String) : Exception(message)
  */
 object ModelCheck {
     val TASKS = listOf("classify", "detect")
-    val DECODERS = listOf("anchor_free_ltrb")
+    val DECODERS: List<String> get() = Decoders.types
 
     /**
      * Metadata of a model file for the app.
@@ -68,21 +68,11 @@ object ModelCheck {
             }
             return
         }
-        val dec = meta.decoder!!
-        val anchors = AnchorGrid.count(spec.height, spec.width, dec.strides)
-        val expected = linkedMapOf(
-            "box_output" to Pair(dec.boxOutput, intArrayOf(1, anchors, 4)),
-            "score_output" to Pair(dec.scoreOutput, intArrayOf(1, anchors, meta.labels.size)))
-        for ((key, pair) in expected) {
-            val index = pair.first
-            if (index < 0 || index >= outputs.size) {
-                throw UnsupportedModelException("$name: decoder.$key = $index but the model has ${outputs.size} outputs.")
-            }
-            if (!outputs[index].contentEquals(pair.second)) {
-                throw UnsupportedModelException("$name: output $index has shape ${outputs[index].toList()}, expected " +
-                    "${pair.second.toList()} for input ${spec.height}x${spec.width}, strides ${dec.strides.toList()} " +
-                    "and ${meta.labels.size} labels.")
-            }
+        val decoder = try {
+            Decoders.create(meta)
+        } catch (e: MetadataException) {
+            throw UnsupportedModelException("$name: ${e.message}.")
         }
+        Decoders.checkOutputs(name, decoder, outputs)
     }
 }

@@ -3,6 +3,7 @@ package org.edgecnn.core
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
 import org.junit.Test
 
 class DetectTest {
@@ -45,7 +46,7 @@ class DetectTest {
     @Test
     fun decodeAppliesStrideThresholdAndLetterbox() {
         val labels = listOf("a", "b")
-        val dec = DetectionDecoder(16, 16, intArrayOf(8), labels, 0.5, 0.45, 10)
+        val dec = AnchorFreeLtrbDecoder(DecodeSettings(16, 16, labels, 0.5, 0.45, 10), intArrayOf(8))
         assertEquals(4, dec.anchors.size)
         val ltrb = FloatArray(16) { 0.5f }
         val scores = floatArrayOf(0.1f, 0.2f, 0.6f, 0.6f, 0.49f, 0.3f, 0.0f, 0.9f)
@@ -57,7 +58,7 @@ class DetectTest {
         // Letterbox of a 32x16 image into 16x16: scale 0.5, pad_y 4; boxes are clipped to the image.
         val lb = Letterbox.fit(32, 16, 16, 16, "letterbox")
         assertEquals(4.0, lb.padY, 0.0)
-        val dets = dec.toImage(raw, lb)
+        val dets = toImage(raw, lb, labels)
         assertEquals("b", dets[0].category.label)
         assertEquals(16.0, dets[0].box.left, 1e-9)
         assertEquals(8.0, dets[0].box.top, 1e-9)
@@ -69,7 +70,7 @@ class DetectTest {
     @Test
     fun quantizedScoresCompareInTheRawDomain() {
         val q = Quant(1.0 / 256.0, -128)
-        val dec = DetectionDecoder(8, 8, intArrayOf(8), listOf("a"), 0.25, 0.45, 10)
+        val dec = AnchorFreeLtrbDecoder(DecodeSettings(8, 8, listOf("a"), 0.25, 0.45, 10), intArrayOf(8))
         // raw -64 -> (-64 + 128) / 256 = 0.25 exactly: kept (>=); -65 -> 0.2461: dropped.
         val keep = dec.decode(OutputTensor.of(FloatArray(4)), OutputTensor.int8(byteArrayOf(-64), q))
         assertEquals(1, keep.size)
@@ -81,11 +82,33 @@ class DetectTest {
     @Test
     fun equalRawScoresGoToTheLowerClassId() {
         val q = Quant(1.0 / 256.0, -128)
-        val dec = DetectionDecoder(8, 8, intArrayOf(8), listOf("a", "b", "c"), 0.25, 0.45, 10)
+        val dec = AnchorFreeLtrbDecoder(DecodeSettings(8, 8, listOf("a", "b", "c"), 0.25, 0.45, 10), intArrayOf(8))
         val raw = dec.decode(OutputTensor.of(FloatArray(4)), OutputTensor.int8(byteArrayOf(-10, 50, 50), q))
         assertArrayEquals(intArrayOf(1), raw.classes)
         val floats = dec.decode(OutputTensor.of(FloatArray(4)), OutputTensor.of(floatArrayOf(0.1f, 0.7f, 0.7f)))
         assertArrayEquals(intArrayOf(1), floats.classes)
+    }
+
+    @Test
+    fun registryBuildsTheDecoderOfTheMetadata() {
+        val meta = Metadata.fromJson(Json.parse(Fixtures.metadataJson()))
+        val dec = Decoders.create(meta)
+        assertTrue(dec is AnchorFreeLtrbDecoder)
+        assertArrayEquals(intArrayOf(1, 0), dec.outputs) // box_output 1, score_output 0
+        assertEquals(listOf("anchor_free_ltrb"), Decoders.types)
+        // 64x48 input, strides 8/16/32: 48 + 12 + 4 anchors (rounded up per side).
+        assertEquals(64, (dec as AnchorFreeLtrbDecoder).anchors.size)
+    }
+
+    @Test
+    fun decoderSaysWhichShapesItExpected() {
+        val dec = Decoders.create(Metadata.fromJson(Json.parse(Fixtures.metadataJson())))
+        try {
+            dec.check(listOf(intArrayOf(1, 64, 4), intArrayOf(1, 63, 2)))
+            fail("a wrong score shape must be refused")
+        } catch (e: UnsupportedModelException) {
+            assertTrue(e.message, e.message!!.contains("scores output (decoder.score_output = 0) has shape [1, 63, 2], expected [1, 64, 2]"))
+        }
     }
 
     @Test

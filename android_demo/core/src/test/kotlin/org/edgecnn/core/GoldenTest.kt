@@ -64,11 +64,15 @@ class GoldenTest {
         }
     }
 
-    private fun decoderFor(case: Map<String, Any?>): DetectionDecoder {
+    /** The case's decoder, built through the registry from a decoder section like a model's. */
+    private fun decoderFor(case: Map<String, Any?>): AnchorFreeLtrbDecoder {
         val input = obj(case["input"])
-        return DetectionDecoder(int(input["height"]), int(input["width"]), ints(case["strides"]),
-            strings(case["labels"]), num(case["score_threshold"]), num(case["iou_threshold"]),
-            int(case["max_detections"]))
+        val spec = DecoderSpec("anchor_free_ltrb", num(case["score_threshold"]), num(case["iou_threshold"]),
+            int(case["max_detections"]), mapOf("strides" to Fixtures.list(case["strides"]),
+                "box_output" to 0.0, "score_output" to 1.0))
+        val settings = DecodeSettings(int(input["height"]), int(input["width"]), strings(case["labels"]),
+            spec.scoreThreshold, spec.iouThreshold, spec.maxDetections)
+        return Decoders.find("anchor_free_ltrb")!!.create(spec, settings) as AnchorFreeLtrbDecoder
     }
 
     @Test
@@ -85,8 +89,8 @@ class GoldenTest {
             val expected = objects(case["detections"])
             // Integer outputs three ways: raw bytes, an interpreter-like ByteBuffer, dequantized floats.
             for (via in listOf("raw", "buffer", "float")) {
-                val raw = decoder.decode(tensor(obj(case["boxes"]), via), tensor(obj(case["scores"]), via))
-                val dets = decoder.toImage(raw, letterbox)
+                val raw = decoder.decode(listOf(tensor(obj(case["boxes"]), via), tensor(obj(case["scores"]), via)))
+                val dets = toImage(raw, letterbox, decoder.labels)
                 assertEquals("$name via $via: number of detections", expected.size, dets.size)
                 for (i in expected.indices) {
                     val e = expected[i]

@@ -28,9 +28,10 @@ class MetadataTest {
         assertEquals("letterbox", m.input.resize)
         assertEquals(127.5, m.input.meanOf(2), 0.0)
         val d = m.decoder!!
-        assertArrayEquals(intArrayOf(8, 16, 32), d.strides)
-        assertEquals(1, d.boxOutput)
-        assertEquals(0, d.scoreOutput)
+        val p = AnchorFreeLtrb.parse(d.params)
+        assertArrayEquals(intArrayOf(8, 16, 32), p.strides)
+        assertEquals(1, p.boxOutput)
+        assertEquals(0, p.scoreOutput)
         assertEquals(0.3, d.scoreThreshold, 0.0)
         assertEquals(10, d.maxDetections)
     }
@@ -70,16 +71,29 @@ class MetadataTest {
         invalid("""{"schema": "edgecnn.metadata/1", "task": "classify", "labels": ["a"], "input": {"height": 3, "width": 3, "mean": [1, 2]}}""", "1 or 3 values")
         invalid("""{"schema": "edgecnn.metadata/1", "task": "detect", "labels": ["a"], "input": {"height": 3, "width": 3}}""", "no 'decoder' section")
         invalid(Fixtures.metadataJson().replace("\"strides\": [8, 16, 32]", "\"strides\": \"8\""), "list of integers")
+        invalid(Fixtures.metadataJson().replace("\"strides\": [8, 16, 32]", "\"strides\": [16, 8]"), "ascending")
+        invalid(Fixtures.metadataJson().replace("\"box_output\": 1", "\"box_output\": 0"), "different positions")
+        invalid(Fixtures.metadataJson().replace("\"box_output\": 1", "\"box_output\": 1, \"anchors\": 3"), "unknown key 'anchors'")
+    }
+
+    @Test
+    fun unknownDecoderTypesKeepTheirFields() {
+        // Python keeps them too (inspect shows them); running such a model is refused later.
+        val m = Metadata.fromJson(Json.parse(Fixtures.metadataJson()
+            .replace("anchor_free_ltrb", "some_future_head").replace("\"box_output\": 1", "\"box_output\": 1, \"grid\": [2, 3]")))
+        assertEquals("some_future_head", m.decoder!!.type)
+        assertEquals(listOf(2.0, 3.0), m.decoder.params["grid"])
+        assertEquals(10, m.decoder.maxDetections)
     }
 
     @Test
     fun unsupportedDecoderIsRefusedByTheDecoderFactory() {
         val m = Metadata.fromJson(Json.parse(Fixtures.metadataJson().replace("anchor_free_ltrb", "yolo_v5")))
         try {
-            DetectionDecoder.fromMetadata(m)
+            Decoders.create(m)
             fail()
         } catch (e: MetadataException) {
-            assertTrue(e.message!!.contains("unsupported decoder 'yolo_v5'"))
+            assertTrue(e.message, e.message!!.contains("unknown decoder type 'yolo_v5' (this app decodes: anchor_free_ltrb)"))
         }
     }
 }

@@ -43,10 +43,11 @@ class TinyModelTest {
         assertArrayEquals(Fixtures.list(input["mean"]).map { it as Double }.toDoubleArray(), meta.input.mean, 0.0)
         assertArrayEquals(Fixtures.list(input["std"]).map { it as Double }.toDoubleArray(), meta.input.std, 0.0)
         val decoder = meta.decoder!!
+        val params = AnchorFreeLtrb.parse(decoder.params)
         assertEquals(dec["type"], decoder.type)
-        assertArrayEquals(Fixtures.ints(dec["strides"]), decoder.strides)
-        assertEquals(int(dec["box_output"]), decoder.boxOutput)
-        assertEquals(int(dec["score_output"]), decoder.scoreOutput)
+        assertArrayEquals(Fixtures.ints(dec["strides"]), params.strides)
+        assertEquals(int(dec["box_output"]), params.boxOutput)
+        assertEquals(int(dec["score_output"]), params.scoreOutput)
         assertEquals(dec["score_threshold"] as Double, decoder.scoreThreshold, 0.0)
         assertEquals(dec["iou_threshold"] as Double, decoder.iouThreshold, 0.0)
         assertEquals(int(dec["max_detections"]), decoder.maxDetections)
@@ -69,9 +70,9 @@ class TinyModelTest {
         // `tensors` is what the Python interpreter reported for this file, not the metadata's copy.
         val meta = Metadata.read(data)!!
         val outputs = Fixtures.objects(obj(expect["tensors"])["outputs"])
-        val boxShape = Fixtures.ints(outputs[meta.decoder!!.boxOutput]["shape"])
-        val scoreShape = Fixtures.ints(outputs[meta.decoder.scoreOutput]["shape"])
-        val decoder = DetectionDecoder.fromMetadata(meta)
+        val decoder = Decoders.create(meta) as AnchorFreeLtrbDecoder
+        val boxShape = Fixtures.ints(outputs[decoder.boxOutput]["shape"])
+        val scoreShape = Fixtures.ints(outputs[decoder.scoreOutput]["shape"])
         assertArrayEquals(intArrayOf(1, decoder.anchors.size, 4), boxShape)
         assertArrayEquals(intArrayOf(1, decoder.anchors.size, meta.labels.size), scoreShape)
     }

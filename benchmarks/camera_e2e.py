@@ -35,7 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgecnn.bench.latency import BenchOptions, benchmark, representative_frames  # noqa: E402
+from edgecnn.bench.latency import (BenchOptions, benchmark, representative_frames,  # noqa: E402
+                                   time_stages)
 from edgecnn.bench.machine import current_rss_mb, machine_info  # noqa: E402
 from edgecnn.camera.loop import LoopOptions, run  # noqa: E402
 from edgecnn.camera.sources import MemorySource, open_source  # noqa: E402
@@ -44,22 +45,9 @@ from edgecnn.runtime import load  # noqa: E402
 
 def standalone_stages(det, frames, runs: int) -> dict[str, float]:
     """p50 ms of preprocess, invoke and postprocess, each timed alone on the same frames."""
-    pre, inv, post = [], [], []
-    clock = time.perf_counter
-    for i in range(runs):
-        frame = frames[i % len(frames)]
-        t0 = clock()
-        tensor, context = det.preprocess(frame)
-        t1 = clock()
-        raw = det.infer(tensor)
-        t2 = clock()
-        det.postprocess(raw, context)
-        t3 = clock()
-        pre.append(t1 - t0)
-        inv.append(t2 - t1)
-        post.append(t3 - t2)
-    p = lambda xs: float(np.percentile(xs, 50)) * 1000.0  # noqa: E731
-    return {"preprocess": p(pre), "invoke": p(inv), "postprocess": p(post)}
+    times = np.array([time_stages(det, frames[i % len(frames)]) for i in range(runs)])
+    p50 = np.percentile(times, 50, axis=0)
+    return {"preprocess": float(p50[0]), "invoke": float(p50[1]), "postprocess": float(p50[2])}
 
 
 def loop_fps(det, frames, n: int, pipeline: bool) -> dict:

@@ -166,6 +166,19 @@ def representative_frames(options: BenchOptions) -> list[np.ndarray]:
     return frames
 
 
+def time_stages(runner, frame: np.ndarray) -> tuple[float, float, float]:
+    """Milliseconds of a runner's ``preprocess``, ``infer`` and ``postprocess`` on one frame."""
+    clock = time.perf_counter
+    t0 = clock()
+    tensor, context = runner.preprocess(frame)
+    t1 = clock()
+    raw = runner.infer(tensor)
+    t2 = clock()
+    runner.postprocess(raw, context)
+    t3 = clock()
+    return (t1 - t0) * 1000.0, (t2 - t1) * 1000.0, (t3 - t2) * 1000.0
+
+
 class _Variant:
     """One loaded model at one thread count, with its timed closures."""
 
@@ -227,20 +240,12 @@ class _Variant:
             times.append((clock() - start) * 1000.0)
 
     def run_e2e(self, frame: np.ndarray, record: bool = True) -> None:
-        clock = time.perf_counter
-        runner = self.runner
-        t0 = clock()
-        tensor, context = runner.preprocess(frame)
-        t1 = clock()
-        raw = runner.infer(tensor)
-        t2 = clock()
-        runner.postprocess(raw, context)
-        t3 = clock()
+        pre, infer, post = time_stages(self.runner, frame)
         if record:
-            self.pre_ms.append((t1 - t0) * 1000.0)
-            self.invoke_ms.append((t2 - t1) * 1000.0)
-            self.post_ms.append((t3 - t2) * 1000.0)
-            self.e2e_ms.append((t3 - t0) * 1000.0)
+            self.pre_ms.append(pre)
+            self.invoke_ms.append(infer)
+            self.post_ms.append(post)
+            self.e2e_ms.append(pre + infer + post)
 
     def result(self, options: BenchOptions, xnnpack: bool | None, peak: float) -> BenchResult:
         meta = self.model.metadata

@@ -175,6 +175,7 @@ def runner_class(task: Task | str) -> Any:
 
 
 def _load_builtins() -> None:
+    """Import the built-in runners: importing registers them (lazily: they import this)."""
     import edgecnn.runtime.classifier
     import edgecnn.runtime.detector
 

@@ -255,9 +255,8 @@ def metadata(rng: random.Random, work: Path) -> str:
 
 
 def run_image(runner, image, color: str):
-    """One image through a Classifier or Detector."""
-    return runner.detect(image, color) if hasattr(runner, "detect") else \
-        runner.classify(image, color)
+    """One image through a runner (the runtime's protocol: Classifier, Detector, ...)."""
+    return runner(image, color)
 
 
 def _image_bytes(rng: random.Random) -> bytes:

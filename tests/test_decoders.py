@@ -58,15 +58,16 @@ def test_anchor_free_json_reads_and_writes_unchanged():
 
 
 @pytest.mark.parametrize("change,needle", [
-    ({"strides": "8"}, "'decoder.strides' must be a non-empty list of ints"),
+    ({"strides": "8"}, "'decoder.strides' must be a list of 1..8 integers"),
     ({"strides": [16, 8]}, "ascending"),
-    ({"strides": [8, 16.5]}, "'decoder.strides[1]' must be int"),
-    ({"box_output": 0, "score_output": 0}, "must be different positions"),
-    ({"box_output": 99}, "'decoder.box_output' must be in 0..15"),
+    ({"strides": [8, 16.5]}, "'decoder.strides[1]' must be an integer in 1..1024"),
+    ({"box_output": 0, "score_output": 0}, "'decoder.box_output' and 'decoder.score_output' "
+                                           "must differ"),
+    ({"box_output": 99}, "'decoder.box_output' must be an integer in 0..15"),
     ({"anchors": 3}, "unknown field(s) 'anchors' (its fields are: strides, box_output, "
                      "score_output)"),
-    ({"score_threshold": 1.5}, "'decoder.score_threshold' must be a number in 0..1"),
-    ({"max_detections": 0}, "'decoder.max_detections' must be an integer >= 1"),
+    ({"score_threshold": 1.5}, "'decoder.score_threshold' must be a finite number 0.0..1.0"),
+    ({"max_detections": 0}, "'decoder.max_detections' must be an integer in 1..100000"),
     ({"type": "Anchor Free"}, "must be a lower-case identifier"),
 ])
 def test_decoder_fields_are_checked_when_metadata_is_read(change, needle):
@@ -155,7 +156,7 @@ def test_a_new_layout_is_one_registered_class(top_anchor, tmp_path):
     scores = pp.dequantize(runner.model.run(tensor, quantized=True, dequantize=False)[0],
                            runner.decoder.quant[0])
     assert det.category.score == pytest.approx(float(scores.max()))
-    with pytest.raises(UsageError, match="'decoder.size' must be float"):
+    with pytest.raises(UsageError, match="'decoder.size' must be a finite number"):
         DecoderSpec(type="test_top_anchor", size="big")
     with pytest.raises(UsageError, match=r"expected \[1, N, 3\]"):
         load(_with_decoder(tmp_path, {"type": "test_top_anchor", "score_output": 1}, "b.tflite"))

@@ -61,6 +61,7 @@ def test_built_in_runners_follow_the_protocol_from_a_path_or_a_model(kind, class
 def test_load_picks_the_runner_by_task_and_refuses_options_of_another_task(classifier_file):
     assert type(load(classifier_file, threads=1)) is Classifier
     assert type(load(TFLiteModel(TINY_DETECTOR))) is Detector
+    assert type(load(TINY_DETECTOR.read_bytes(), threads=1)) is Detector
     assert load(classifier_file, top_k=1)(_scene())[0].label == "dark"
     with pytest.raises(UsageError, match=r"option top_k \(--top-k\) does not apply to detect"):
         load(TINY_DETECTOR, top_k=3)

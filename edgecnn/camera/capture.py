@@ -84,7 +84,7 @@ class Capture:
     Example:
         with Capture(open_source("0")) as cap:
             while (frame := cap.get()) is not None:
-                detector.detect(frame.image)
+                runner(frame.image)
     """
 
     def __init__(self, source: FrameSource, options: CaptureOptions = CaptureOptions(),

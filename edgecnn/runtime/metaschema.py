@@ -115,25 +115,16 @@ def input_fields(doc: dict) -> dict:
 
 
 def decoder_fields(doc: dict) -> dict:
-    """The checked ``decoder`` section as keyword arguments of ``DecoderSpec``."""
-    keys = ("type", "strides", "box_output", "score_output", "score_threshold",
-            "iou_threshold", "max_detections")
-    raw = section(doc, "decoder", keys, ())
-    out: dict = {"type": text(raw.get("type", "anchor_free_ltrb"), "decoder.type", 64)}
+    """The ``decoder`` section as keyword arguments of ``DecoderSpec``, its common fields checked
+    here. The layout's own fields pass through: ``DecoderSpec`` has the decoder named by
+    ``type`` (``edgecnn/runtime/decoders``) check them, with the helpers of this module."""
+    raw = doc.get("decoder")
+    if not isinstance(raw, dict):
+        raise fail(f"'decoder' must be an object, got {show(raw)}")
+    out: dict = dict(raw)
+    out["type"] = text(raw.get("type", "anchor_free_ltrb"), "decoder.type", 64)
     if not _IDENT.fullmatch(out["type"]):
         raise fail(f"'decoder.type' must be a lower-case identifier, got {show(out['type'])}")
-    strides = raw.get("strides", [8, 16, 32])
-    if not isinstance(strides, list) or not 1 <= len(strides) <= MAX_STRIDES:
-        raise fail(f"'decoder.strides' must be a list of 1..{MAX_STRIDES} integers, "
-                   f"got {show(strides)}")
-    out["strides"] = tuple(integer(s, f"decoder.strides[{i}]", 1, 1024)
-                           for i, s in enumerate(strides))
-    if list(out["strides"]) != sorted(set(out["strides"])):
-        raise fail(f"'decoder.strides' must be ascending without repeats, got {strides}")
-    for key, default in (("box_output", 0), ("score_output", 1)):
-        out[key] = integer(raw.get(key, default), f"decoder.{key}", 0, MAX_OUTPUT_INDEX)
-    if out["box_output"] == out["score_output"]:
-        raise fail("'decoder.box_output' and 'decoder.score_output' must differ")
     for key, default in (("score_threshold", 0.25), ("iou_threshold", 0.45)):
         out[key] = number(raw.get(key, default), f"decoder.{key}", 0.0, 1.0)
     out["max_detections"] = integer(raw.get("max_detections", 100), "decoder.max_detections",

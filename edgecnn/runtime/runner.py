@@ -39,7 +39,7 @@ from edgecnn.runtime.preprocess import Preprocessor
 from edgecnn.runtime.task import Task
 from edgecnn.runtime.types import Letterbox
 
-ModelSource = str | os.PathLike | TFLiteModel
+ModelSource = str | os.PathLike | bytes | TFLiteModel
 
 
 @runtime_checkable
@@ -78,10 +78,13 @@ class Runner(Protocol):
 
 def open_model(model: ModelSource, threads: int | None = None,
                verify: bool = True) -> TFLiteModel:
-    """``model`` itself if it is loaded, else the ``.tflite`` at that path (``verify``: see
-    :class:`TFLiteModel`). A run directory gets a message saying how to make the ``.tflite``."""
+    """``model`` itself if it is loaded, else the ``.tflite`` at that path or in those bytes
+    (``verify``: see :class:`TFLiteModel`). A run directory gets a message saying how to make
+    the ``.tflite`` from it."""
     if isinstance(model, TFLiteModel):
         return model
+    if isinstance(model, (bytes, bytearray)):
+        return TFLiteModel(model, threads=threads, verify=verify)
     path = Path(model)
     if path.is_dir():
         raise UsageError(*_directory_message(path))
@@ -200,8 +203,8 @@ def load(model: ModelSource, threads: int | None = None, *, verify: bool = True,
     """The runner for the model's task, read from its metadata.
 
     Args:
-        model: a ``.tflite`` path or a loaded :class:`TFLiteModel`.
-        threads: interpreter threads (when loading from a path).
+        model: a ``.tflite`` path, its bytes, or a loaded :class:`TFLiteModel`.
+        threads: interpreter threads (when loading from a path or bytes).
         verify: refuse a file whose flatbuffer does not match its metadata's SHA-256
             (``False``: ``--no-verify``).
         metadata: use this instead of the model's own metadata.

@@ -12,16 +12,16 @@ the few anchors that passed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime import metaschema as schema
 from edgecnn.runtime.decoders import register_decoder
-from edgecnn.runtime.decoders.base import Decoder, DecoderParams
-from edgecnn.runtime.decoders.spec import HINT
+from edgecnn.runtime.decoders.base import Decoder, DecoderParams, bounds
 from edgecnn.runtime.model import TensorInfo
 from edgecnn.runtime.postprocess import (FLOAT, Quant, RawDetections, best_class_candidates,
                                          dequantize, nms_class_aware, nms_reference)
@@ -141,15 +141,15 @@ def decode_head(boxes: np.ndarray, scores: np.ndarray, imgsz_hw: tuple[int, int]
 class AnchorFreeParams(DecoderParams):
     """The ``decoder`` fields of this layout (docs/FORMAT.md)."""
 
-    strides: tuple[int, ...] = (8, 16, 32)
+    strides: tuple[int, ...] = field(default=(8, 16, 32),
+                                     metadata=bounds(1, 1024, (1, schema.MAX_STRIDES)))
     box_output: int = 0
     score_output: int = 1
 
     def validate(self) -> None:
-        if not all(1 <= s <= 1024 for s in self.strides) or len(self.strides) > 8 \
-                or list(self.strides) != sorted(set(self.strides)):
-            raise UsageError(f"metadata 'decoder.strides' must be 1..8 ascending strides in "
-                             f"1..1024 without repeats, got {list(self.strides)}", HINT)
+        if list(self.strides) != sorted(set(self.strides)):
+            raise schema.fail(f"'decoder.strides' must be ascending without repeats, got "
+                              f"{list(self.strides)}")
 
 
 @register_decoder

@@ -30,11 +30,23 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from edgecnn.errors import UsageError
-from edgecnn.runtime.decoders.spec import HINT, DecoderSpec, is_output_key
+from edgecnn.runtime import metaschema as schema
+from edgecnn.runtime.decoders.spec import DecoderSpec, is_output_key
 from edgecnn.runtime.model import TensorInfo
 from edgecnn.runtime.postprocess import FLOAT, Quant, RawDetections
 
-MAX_OUTPUT_INDEX = 15
+INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)
+FLOAT_RANGE = (-1e9, 1e9)
+
+
+def bounds(lo: float, hi: float, length: tuple[int, int] = (1, 64)) -> dict[str, Any]:
+    """``Params`` field metadata: the value range (of each item, for a tuple) and, for a tuple,
+    its length range.
+
+    Example:
+        strides: tuple[int, ...] = field(default=(8, 16), metadata=bounds(1, 1024, (1, 8)))
+    """
+    return {"range": (lo, hi), "length": length}
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,7 @@ class DecoderParams:
     """Base of every decoder's ``Params``: generic parsing from the JSON section."""
 
     def validate(self) -> None:
-        """Checks beyond the field types (override; raise UsageError)."""
+        """Checks beyond the field types and bounds (override; raise UsageError)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -52,23 +64,31 @@ class DecoderParams:
         return tuple(f.name for f in fields(cls) if is_output_key(f.name))
 
 
-def _coerce(value: Any, kind: Any, key: str) -> Any:
-    """A JSON value as the field's type (int, float, bool, str or a tuple of one of them)."""
-    origin = typing.get_origin(kind)
-    if origin is tuple:
+def _coerce(value: Any, kind: Any, key: str, meta: Mapping[str, Any]) -> Any:
+    """A JSON value as the field's type (int, float, bool, str or a tuple of one of them),
+    refused with the messages of :mod:`edgecnn.runtime.metaschema`."""
+    if typing.get_origin(kind) is tuple:
         item = typing.get_args(kind)[0]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise UsageError(f"metadata '{key}' must be a non-empty list of "
-                             f"{item.__name__}s, got {value!r}", HINT)
-        return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
-    ok = {int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          bool: isinstance(value, bool), str: isinstance(value, str)}.get(kind)
-    if ok is None:
-        raise TypeError(f"decoder field {key} has an unsupported type {kind}")
-    if not ok:
-        raise UsageError(f"metadata '{key}' must be {kind.__name__}, got {value!r}", HINT)
-    return kind(value)
+        lo, hi = meta.get("length", (1, 64))
+        if not isinstance(value, (list, tuple)) or not lo <= len(value) <= hi:
+            noun = {int: "integers", float: "numbers", bool: "booleans"}.get(item, "texts")
+            raise schema.fail(f"'{key}' must be a list of {lo}..{hi} {noun}, "
+                              f"got {schema.show(value)}")
+        return tuple(_coerce(v, item, f"{key}[{i}]", meta) for i, v in enumerate(value))
+    if kind is int:
+        default = (0, schema.MAX_OUTPUT_INDEX) if is_output_key(key.split(".")[-1]) else INT_RANGE
+        lo, hi = meta.get("range", default)
+        return schema.integer(value, key, int(lo), int(hi))
+    if kind is float:
+        lo, hi = meta.get("range", FLOAT_RANGE)
+        return schema.number(value, key, float(lo), float(hi))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise schema.fail(f"'{key}' must be true or false, got {schema.show(value)}")
+        return value
+    if kind is str:
+        return schema.text(value, key)
+    raise TypeError(f"decoder field {key} has an unsupported type {kind}")
 
 
 ParamsClass = type[DecoderParams]   # before Decoder, whose attribute ``type`` shadows the builtin
@@ -115,22 +135,20 @@ class Decoder:
     def parse_params(cls, raw: Mapping[str, Any]) -> DecoderParams:
         """The decoder's fields of a JSON section, checked; UsageError names the bad one."""
         hints = typing.get_type_hints(cls.Params)
-        names = [f.name for f in fields(cls.Params)]
-        unknown = sorted(set(raw) - set(names))
+        specs = {f.name: f for f in fields(cls.Params)}
+        unknown = sorted(set(raw) - set(specs))
         if unknown:
             raise UsageError(f"metadata 'decoder' of type {cls.type!r} has unknown field(s) "
                              f"{', '.join(map(repr, unknown[:3]))}",
-                             f"its fields are: {', '.join(names) or 'none'}")
-        kwargs = {k: _coerce(v, hints[k], f"decoder.{k}") for k, v in raw.items()}
-        params = cls.Params(**kwargs)
-        positions = [getattr(params, k) for k in params.output_fields()]
-        for key, pos in zip(params.output_fields(), positions):
-            if not 0 <= pos <= MAX_OUTPUT_INDEX:
-                raise UsageError(f"metadata 'decoder.{key}' must be in 0..{MAX_OUTPUT_INDEX}, "
-                                 f"got {pos}", HINT)
-        if len(set(positions)) != len(positions):
-            raise UsageError(f"metadata decoder outputs {', '.join(params.output_fields())} "
-                             f"must be different positions, got {positions}", HINT)
+                             f"its fields are: {', '.join(specs) or 'none'}")
+        params = cls.Params(**{k: _coerce(v, hints[k], f"decoder.{k}", specs[k].metadata)
+                               for k, v in raw.items()})
+        keys = params.output_fields()
+        for i, key in enumerate(keys):  # positions must differ: two roles, one tensor is a bug
+            twin = next((k for k in keys[i + 1:] if getattr(params, k) == getattr(params, key)),
+                        None)
+            if twin is not None:
+                raise schema.fail(f"'decoder.{key}' and 'decoder.{twin}' must differ")
         params.validate()
         return params
 

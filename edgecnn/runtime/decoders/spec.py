@@ -15,16 +15,12 @@ are positions in the interpreter's output list. A section whose type this runtim
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from edgecnn.errors import UsageError
+from edgecnn.runtime import metaschema
 
 COMMON = ("type", "score_threshold", "iou_threshold", "max_detections")
-HINT = "re-run 'edgecnn convert' to rewrite the metadata"
-_IDENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def is_output_key(key: str) -> bool:
@@ -123,17 +119,9 @@ class DecoderSpec:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> DecoderSpec:
-        """Read and check a decoder section; UsageError naming the first bad field."""
-        if not isinstance(doc, Mapping):
-            raise UsageError("metadata 'decoder' must be a JSON object", HINT)
-        name = doc.get("type", "anchor_free_ltrb")
-        if not isinstance(name, str) or not _IDENT.fullmatch(name):
-            raise UsageError(f"metadata 'decoder.type' must be a lower-case identifier, "
-                             f"got {name!r}", HINT)
-        params = {k: v for k, v in doc.items() if k not in COMMON}
-        return cls(name, _number(doc.get("score_threshold", 0.25), "score_threshold"),
-                   _number(doc.get("iou_threshold", 0.45), "iou_threshold"),
-                   _integer(doc.get("max_detections", 100), "max_detections", 1), **params)
+        """Read and check a decoder section (common fields by the metadata schema, the rest
+        by the decoder); UsageError naming the first bad field."""
+        return cls(**metaschema.decoder_fields({"decoder": doc}))
 
 
 def describe_decoder(doc: Mapping[str, Any]) -> str:
@@ -143,18 +131,3 @@ def describe_decoder(doc: Mapping[str, Any]) -> str:
     thresholds = (f"score >= {doc.get('score_threshold')}, iou {doc.get('iou_threshold')}, "
                   f"max {doc.get('max_detections')}")
     return f"{doc.get('type')} " + ", ".join([*params, *outputs, thresholds])
-
-
-def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise UsageError(f"metadata 'decoder.{key}' must be a number in 0..1, got {value!r}",
-                         HINT)
-    return float(value)
-
-
-def _integer(value: Any, key: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UsageError(f"metadata 'decoder.{key}' must be an integer >= {low}, "
-                         f"got {value!r}", HINT)
-    return value

@@ -180,7 +180,7 @@ def runner_class(task: Task | str) -> Any:
 def _load_builtins() -> None:
     """Import the built-in runners: importing registers them (lazily: they import this)."""
     import edgecnn.runtime.classifier
-    import edgecnn.runtime.detector
+    import edgecnn.runtime.detector  # noqa: F401 - imported to register the runner
 
 
 def make_options(cls: Any, task: Task, options: dict[str, Any]) -> Any:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgecnn.models.registry import create_model, get_entry, list_models
-from edgecnn.runtime import postprocess as pp
+from edgecnn.runtime.decoders import anchor_free_ltrb as afl
 
 
 def test_detectors_are_registered_for_detect():
@@ -19,7 +19,7 @@ def test_detectors_are_registered_for_detect():
 @pytest.mark.parametrize("imgsz", [64, 96, 160])
 def test_output_shapes_match_format_anchor_count(imgsz):
     model = create_model("det_test", (imgsz, imgsz, 3), 3, task="detect")
-    n = pp.num_anchors((imgsz, imgsz), (8, 16, 32))
+    n = afl.num_anchors((imgsz, imgsz), (8, 16, 32))
     assert n == sum((imgsz // s) ** 2 for s in (8, 16, 32))
     assert model.get_layer("boxes").output is model.outputs[0]
     assert model.get_layer("scores").output is model.outputs[1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import cv2
 import numpy as np
@@ -194,15 +193,3 @@ def to_image(boxes: np.ndarray, scale_x: float, scale_y: float, pad_x: float, pa
     np.maximum(out, 0.0, out=out)  # np.clip costs ~3x more on tiny arrays
     return np.minimum(out, (float(src_width), float(src_height)) * 2, out=out)
 
-
-_MOVED = ("grid_size", "num_anchors", "anchor_points", "decode_boxes", "decode_head")
-
-
-def __getattr__(name: str) -> Any:
-    # The anchor grid and head decoding moved to decoders/anchor_free_ltrb.py; training code
-    # still reaches them here (module __getattr__, so there is no import cycle).
-    if name in _MOVED:
-        from edgecnn.runtime.decoders import anchor_free_ltrb
-
-        return getattr(anchor_free_ltrb, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,10 +54,10 @@ class AnchorGrid:
 
     @classmethod
     def of(cls, imgsz: int, strides: tuple[int, ...]) -> "AnchorGrid":
-        from edgecnn.runtime import postprocess as pp
+        from edgecnn.runtime.decoders import anchor_free_ltrb as afl
 
         tf = tensorflow()
-        centers, stride_per_anchor = pp.anchor_points((imgsz, imgsz), tuple(strides))
+        centers, stride_per_anchor = afl.anchor_points((imgsz, imgsz), tuple(strides))
         return cls(tf.constant(centers), tf.constant(stride_per_anchor))
 
     @property

@@ -202,3 +202,34 @@ def test_synthetic_video_rejects_unknown_container(tmp_path):
     with pytest.raises(UsageError, match="mp4"):
         write_synthetic_video(tmp_path / "clip.gif", frames=2)
     assert not (tmp_path / "clip.gif").exists()
+
+
+def test_synthetic_video_cross_motion_occluders_and_line_truth(tmp_path):
+    """Traffic mode: new track ids as objects leave and enter; pillars hide objects; the truth
+    JSON records each line's crossings, direction by the side the centre moved to."""
+    from edgecnn.data.synth_video import line_crossings
+
+    path = tmp_path / "traffic.avi"
+    truth = write_synthetic_video(path, frames=200, size=(320, 240), fps=20, seed=4, objects=3,
+                                  speed=4.0, motion="cross", occluders=1, edges="lr",
+                                  lines=[(160, 0, 160, 240)])
+    ids = set()
+    for ft in truth:
+        ids |= set(ft.track_ids.tolist())
+        assert ft.objects.shape == (3, 4)
+        assert set(ft.track_ids.tolist()) <= set(ft.objects[:, 0].astype(int).tolist())
+    assert len(ids) > 3  # objects that left were replaced by new tracks
+    hidden = sum(len(ft.objects) - len(ft.track_ids) for ft in truth)
+    assert hidden > 0
+    doc = json.loads(truth_path(path).read_text())
+    (line,) = doc["lines"]
+    assert line["in"] + line["out"] == len(line["crossings"]) > 0
+    # Each crossing: the object's true centre is on the other side after than before.
+    for frame, tid, direction in line["crossings"]:
+        before = [o for ft in truth[:frame] for o in ft.objects.tolist()
+                  if o[0] == tid and tid in ft.track_ids][-1]
+        after = [o for o in truth[frame].objects.tolist() if o[0] == tid][0]
+        assert (after[2] > 160) == (direction == "out") and (before[2] > 160) != (after[2] > 160)
+    names, loaded = load_video_truth(truth_path(path))
+    np.testing.assert_allclose(loaded[50].objects, truth[50].objects, atol=0.01)
+    assert line_crossings(loaded, (160, 0, 160, 240), names)["crossings"] == line["crossings"]

@@ -35,14 +35,20 @@ class Rect:
 
 @dataclass(frozen=True)
 class Detection:
+    """One detected object; ``track_id`` is set when a tracker follows it across frames."""
+
     box: Rect
     category: Category
+    track_id: int | None = None
 
     def to_dict(self) -> dict:
         b = self.box
-        return {"box": [round(b.left, 2), round(b.top, 2), round(b.right, 2), round(b.bottom, 2)],
-                "index": self.category.index, "label": self.category.label,
-                "score": round(self.category.score, 5)}
+        out = {"box": [round(b.left, 2), round(b.top, 2), round(b.right, 2), round(b.bottom, 2)],
+               "index": self.category.index, "label": self.category.label,
+               "score": round(self.category.score, 5)}
+        if self.track_id is not None:
+            out["track_id"] = self.track_id
+        return out
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import numpy as np
 from edgecnn.camera import overlay
 from edgecnn.camera.capture import Capture, CaptureOptions, Frame, InlineCapture
 from edgecnn.camera.sources import FrameSource
+from edgecnn.camera.stages import FrameContext, FrameStage, Publisher
 from edgecnn.camera.summary import Summary, percentiles
 from edgecnn.camera.writer import JsonLinesSink, VideoSink
 from edgecnn.runtime.runner import Runner
@@ -60,6 +61,9 @@ class LoopOptions:
         max_consecutive_errors: stop after this many failing frames in a row.
         handle_signals: turn SIGINT/SIGTERM into a clean stop (main thread only).
         capture: options of the capture thread (queue, back-off).
+        stages: per-frame steps after postprocessing, in order (tracking and counting,
+            events; :mod:`edgecnn.camera.stages`); each one's time is a stage timing.
+        publisher: receives every annotated frame and its record (the ``--serve`` hub).
     """
 
     max_frames: int | None = None
@@ -74,10 +78,12 @@ class LoopOptions:
     max_consecutive_errors: int = 100
     handle_signals: bool = True
     capture: CaptureOptions = field(default_factory=CaptureOptions)
+    stages: tuple[FrameStage, ...] = ()
+    publisher: Publisher | None = None
 
 
 class _Item:
-    __slots__ = ("frame", "tensor", "ctx", "raw", "timings", "error")
+    __slots__ = ("frame", "tensor", "ctx", "raw", "timings", "error", "record")
 
     def __init__(self, frame: Frame):
         self.frame = frame
@@ -86,6 +92,7 @@ class _Item:
         self.raw: Any = None
         self.timings: dict[str, float] = {}
         self.error: str | None = None
+        self.record: dict | None = None
 
 
 class _ErrorLog:
@@ -127,7 +134,9 @@ class _Loop:
         self.stop = threading.Event()
         self.stopped_by = ""
         self.errors = _ErrorLog()
-        self.stage_ms: dict[str, list[float]] = {s: [] for s in (*STAGES, "total", "latency")}
+        self.stage_names = (*STAGES, *(st.name for st in options.stages))
+        self.stage_ms: dict[str, list[float]] = {s: [] for s in (*self.stage_names, "total",
+                                                                  "latency")}
         self.out_times: list[float] = []
         self.frames = 0
         self.consecutive_errors = 0
@@ -157,14 +166,21 @@ class _Loop:
 
     def do_output(self, item: _Item) -> None:
         """Postprocess, draw, write, display; runs on the caller's thread."""
-        results = None
+        results = frame_ctx = None
         if item.error is None:
             results = _timed(item, "postprocess", self.errors,
                              lambda: self.runner.postprocess(item.raw, item.ctx))
+        if item.error is None and self.options.stages:
+            frame_ctx = FrameContext(item.frame.index, item.frame.t, item.frame.image, results)
+            for stage in self.options.stages:
+                _timed(item, stage.name, self.errors, lambda: stage.process(frame_ctx))
+                if item.error is not None:
+                    break
+            results = frame_ctx.results
         if item.error is None and self.options.draw:
-            _timed(item, "draw", self.errors, lambda: self._draw(item, results))
+            _timed(item, "draw", self.errors, lambda: self._draw(item, results, frame_ctx))
         if item.error is None:
-            _timed(item, "write", self.errors, lambda: self._write(item, results))
+            _timed(item, "write", self.errors, lambda: self._write(item, results, frame_ctx))
         if item.error is not None:
             self.consecutive_errors += 1
             if self.consecutive_errors >= self.options.max_consecutive_errors:
@@ -172,7 +188,7 @@ class _Loop:
             return
         self.consecutive_errors = 0
         now = time.perf_counter()
-        item.timings["total"] = sum(item.timings.get(s, 0.0) for s in STAGES)
+        item.timings["total"] = sum(item.timings.get(s, 0.0) for s in self.stage_names)
         item.timings["latency"] = (now - self.t0 - item.frame.t) * 1000.0
         for name, ms in item.timings.items():
             self.stage_ms[name].append(ms)
@@ -185,23 +201,43 @@ class _Loop:
                               "infer": item.timings.get("inference", 0.0),
                               "post": item.timings.get("postprocess", 0.0)}
         self.frames += 1
+        if self.options.publisher is not None:
+            self._publish(item)
         if self.options.display:
             self._show(item.frame.image)
         if self.options.max_frames is not None and self.frames >= self.options.max_frames:
             self.request_stop("max frames")
 
-    def _draw(self, item: _Item, results) -> None:
+    def _draw(self, item: _Item, results, frame_ctx: FrameContext | None) -> None:
         overlay.draw_results(item.frame.image, results)
+        for stage in self.options.stages if frame_ctx is not None else ():
+            stage.draw(item.frame.image, frame_ctx)
         overlay.draw_stats(item.frame.image, self.fps_ema, self.last_stage_ms)
 
-    def _write(self, item: _Item, results) -> None:
+    def _write(self, item: _Item, results, frame_ctx: FrameContext | None) -> None:
         if self.video is not None:
             self.video.write(item.frame.image)
-        if self.jsonl is not None:
+        if self.jsonl is not None or self.options.publisher is not None:
             record: dict[str, Any] = {"frame": item.frame.index, "t": round(item.frame.t, 4)}
             record[self.runner.result_key] = [r.to_dict() for r in results]
+            if frame_ctx is not None:
+                record.update(frame_ctx.record)
+            record["fps"] = round(self.fps_ema or 0.0, 2)
             record["timings_ms"] = {k: round(v, 3) for k, v in item.timings.items()}
-            self.jsonl.write(record)
+            item.record = record
+            if self.jsonl is not None:
+                self.jsonl.write(record)
+
+    def _publish(self, item: _Item) -> None:
+        """Hand the annotated frame to the publisher (it only stores a reference)."""
+        stats = self.capture.stats
+        status = {"frames": self.frames, "read": stats.read, "dropped": stats.dropped,
+                  "reconnects": stats.reconnects, "errors": self.errors.count,
+                  "fps": self.fps_ema}
+        try:
+            self.options.publisher.publish(item.frame.image, item.record or {}, status)
+        except Exception as err:  # noqa: BLE001 - a publisher must never end the loop
+            self.errors.add("publish", err)
 
     def _show(self, image: np.ndarray) -> None:
         import cv2
@@ -312,6 +348,8 @@ def run(model: Runner, source: FrameSource, options: LoopOptions = LoopOptions()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         try:
+            for stage in options.stages:
+                stage.close()
             summary = _summarize(loop, source)
             if loop.jsonl is not None:
                 # The last line of the stream: consumers tell it apart by its "summary" key.
@@ -344,9 +382,18 @@ def _summarize(loop: _Loop, source: FrameSource) -> Summary:
         decode_share=round(min(1.0, stats.decode_s / duration), 4),
         stopped_by=loop.stopped_by or stats.end_reason or "stopped",
         source=source.describe(),
-        model=str(tfl.path or ""),
-        threads=tfl.threads,
+        model=str(getattr(tfl, "path", "") or ""),
+        threads=getattr(tfl, "threads", None),
         pipelined=loop.options.pipeline,
         error_messages=tuple(loop.errors.messages + ([stats.last_error] if stats.last_error
                                                      else [])),
+        extras=_extras(loop.options),
     )
+
+
+def _extras(options: LoopOptions) -> dict:
+    """What the stages and the publisher report for the summary."""
+    out = {stage.name: stage.summary() for stage in options.stages}
+    if options.publisher is not None:
+        out["serve"] = options.publisher.summary()
+    return out

@@ -100,6 +100,8 @@ def draw_detections(image: np.ndarray, detections: Iterable[Detection],
         name = labels[cat.index] if labels is not None and 0 <= cat.index < len(labels) \
             else cat.label
         text = f"{name} {cat.score:.2f}" if show_score else str(name)
+        if det.track_id is not None:
+            text = f"#{det.track_id} {text}"
         _label_box(image, text, x1, y1, color, font_scale, text_thickness)
     return image
 

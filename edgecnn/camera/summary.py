@@ -35,6 +35,8 @@ class Summary:
             ``draw``, ``write``, ``total``) ``{"p50", "p90", "mean"}`` in milliseconds.
         decode_share: share of the wall time the capture thread spent reading/decoding.
         stopped_by: ``end of input``, ``max frames``, ``duration``, ``signal SIGINT`` ...
+        extras: per post-processing stage and the server, what it reports (``track``: tracks,
+            events, line and zone counts; ``events``: deliveries per sink; ``serve``: clients).
     """
 
     frames: int
@@ -54,6 +56,7 @@ class Summary:
     threads: int | None = None
     pipelined: bool = True
     error_messages: tuple[str, ...] = ()
+    extras: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -74,6 +77,8 @@ class Summary:
         ]
         for name, st in self.stages_ms.items():
             lines.append(f"  {name:<13} p50 {st['p50']:8.2f} ms   p90 {st['p90']:8.2f} ms")
+        for name, value in self.extras.items():
+            lines.append(f"  {name}: {json.dumps(value, separators=(', ', ': '))}")
         for msg in self.error_messages:
             lines.append(f"  error: {msg}")
         return "\n".join(lines)

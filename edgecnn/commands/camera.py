@@ -37,22 +37,52 @@ from edgecnn.commands import options as shared
                    "counts as lost; 0: never reopen.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the summary.")
 @shared.no_verify
+@click.option("--track", is_flag=True,
+              help="Follow detections with stable IDs (JSON 'track_id'; IDs and trails drawn).")
+@click.option("--line", "lines", multiple=True, metavar="[NAME=]X1,Y1,X2,Y2",
+              help="Count crossings of this line per direction and class (implies --track). "
+                   "Pixels, or fractions of the frame when all values are 0..1. Repeatable.")
+@click.option("--zone", "zones", multiple=True, metavar="[NAME=]X1,Y1,X2,Y2,X3,Y3,...",
+              help="Count occupancy and dwell time in this polygon (implies --track). "
+                   "Repeatable.")
+@click.option("--on-event", metavar="CMD", default=None,
+              help="Run CMD (through the shell) per crossing / zone entry / exit, with the "
+                   "event JSON on stdin.")
+@click.option("--webhook", metavar="URL", default=None, help="POST each event's JSON to URL.")
+@click.option("--hook", "hooks", multiple=True, metavar="MODULE:FUNCTION",
+              help="Call a Python function with each event dict (e.g. to drive a GPIO pin); "
+                   "MODULE may be a .py file. Repeatable.")
+@click.option("--event-rate", type=float, default=5.0, show_default=True,
+              help="Events per second each receiver accepts; more are dropped and counted.")
+@click.option("--serve", metavar="[HOST:]PORT", default=None,
+              help="Serve a live page, /stream.mjpg, /snapshot.jpg, /events, /healthz and "
+                   "/metrics over HTTP (127.0.0.1 unless HOST is given).")
+@click.option("--auth-token", envvar="EDGECNN_AUTH_TOKEN", default=None,
+              help="Token every --serve route requires (Bearer header or ?token=); "
+                   "also read from EDGECNN_AUTH_TOKEN.")
+@click.option("--stream-fps", type=float, default=15.0, show_default=True,
+              help="Most frames per second sent to each stream client.")
 def camera(model: str, source: str, width: int | None, height: int | None, fps: float | None,
            threads: int | None, display: bool, headless: bool, save: str | None,
            json_out: str | None, max_frames: int | None, duration: float | None,
            realtime: bool, score: float | None, no_draw: bool, sequential: bool,
-           reconnect: int, quiet: bool, no_verify: bool) -> None:
+           reconnect: int, quiet: bool, track: bool, lines: tuple[str, ...],
+           zones: tuple[str, ...], on_event: str | None, webhook: str | None,
+           hooks: tuple[str, ...], event_rate: float, serve: str | None,
+           auth_token: str | None, stream_fps: float, no_verify: bool) -> None:
     """Run MODEL (.tflite with edgecnn metadata) on frames from --source until it ends,
     --max-frames / --duration is reached, or Ctrl-C; print a summary at exit."""
     import os
     import sys
 
+    from edgecnn.camera import deploy
     from edgecnn.camera.capture import CaptureOptions
     from edgecnn.camera.loop import LoopOptions, run
     from edgecnn.camera.sources import open_source, opencv_has_gui
     from edgecnn.camera.writer import check_output_path
     from edgecnn.errors import EdgeCNNError, UsageError
     from edgecnn.runtime import load
+    from edgecnn.runtime.metadata import read, read_model_file
 
     if threads is None:
         threads = max(1, min(4, os.cpu_count() or 1))
@@ -76,14 +106,28 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
         if path is not None:
             check_output_path(path)
 
-    options = {} if score is None else {"score_threshold": score}
-    runner_model = load(model, threads=threads, verify=not no_verify, **options)
-    src = open_source(source, width=width, height=height, fps=fps)
-    loop_options = LoopOptions(max_frames=max_frames, duration=duration, draw=not no_draw,
-                               save=save, json=json_out, display=display, realtime=realtime,
-                               pipeline=not sequential,
-                               capture=CaptureOptions(max_reconnect_attempts=reconnect))
-    summary = run(runner_model, src, loop_options)
+    plan = deploy.check(track, lines, zones, on_event, webhook, hooks, event_rate, serve,
+                        auth_token, stream_fps)
+    high = score
+    if plan.tracking:
+        meta = read(read_model_file(model))
+        default = meta.decoder.score_threshold if meta and meta.decoder else 0.25
+        score, high = deploy.detector_threshold(plan, score, default)
+    deployment = deploy.Deployment(plan)  # binds --serve's port now: busy -> error, exit 2
+    try:
+        options = {} if score is None else {"score_threshold": score}
+        runner_model = load(model, threads=threads, verify=not no_verify, **options)
+        deployment.attach(runner_model, high if high is not None else 0.25)
+        src = open_source(source, width=width, height=height, fps=fps)
+        loop_options = LoopOptions(max_frames=max_frames, duration=duration,
+                                   draw=not no_draw, save=save, json=json_out,
+                                   display=display, realtime=realtime, pipeline=not sequential,
+                                   capture=CaptureOptions(max_reconnect_attempts=reconnect),
+                                   stages=deployment.stages, publisher=deployment.publisher)
+        deployment.start()
+        summary = run(runner_model, src, loop_options)
+    finally:
+        deployment.close()
     if not quiet:
         click.echo(summary.format_text(), err=True)
         if save and summary.frames:

@@ -7,6 +7,7 @@ test do not). They are hand-wired, not trained, so what they output is known:
   anchor's score is ``sigmoid(40 * (mean brightness of its 8x8 cell - 0.5))`` and its box is the
   cell itself; stride 16 never fires. A white square on black is found where it is.
 - ``brightness_classifier``: 32x32 RGB, classes ``dark`` / ``bright`` from the mean brightness.
+- ``blob_detector``: ``bright_detector`` with boxes twice the cell, so one square is one box.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ def _convert(fn, signature, quantize_int8: bool = False, rep=None) -> bytes:
     return conv.convert()
 
 
-def bright_detector_bytes(int8: bool = False) -> bytes:
-    """The hand-wired detector of the module docstring, with edgecnn metadata attached."""
+def bright_detector_bytes(int8: bool = False, reach: float = 0.5) -> bytes:
+    """The hand-wired detector of the module docstring, with edgecnn metadata attached.
+
+    ``reach``: each box side's distance from its anchor in strides (0.5: the cell itself;
+    1.0: a box twice the cell, so neighbouring cells' boxes overlap and NMS keeps one).
+    """
     import tensorflow as tf
 
     from edgecnn.runtime.metadata import DecoderSpec, InputSpec, Metadata, attach
@@ -46,7 +51,7 @@ def bright_detector_bytes(int8: bool = False) -> bytes:
         s8 = tf.sigmoid(40.0 * (tf.reshape(cell, [1, 64, 1]) - 0.5))
         s16 = tf.zeros([1, 16, 1]) + 0.0 * tf.reduce_mean(x)
         scores = tf.concat([s8, s16], axis=1)
-        boxes = tf.ones([1, 80, 4]) * 0.5 + 0.0 * tf.reduce_mean(x)
+        boxes = tf.ones([1, 80, 4]) * reach + 0.0 * tf.reduce_mean(x)
         return boxes, scores
 
     sig = [tf.TensorSpec([1, size, size, 3], tf.float32)]
@@ -139,6 +144,7 @@ _BUILDERS = {
     "bright_detector.tflite": lambda: bright_detector_bytes(False),
     "bright_detector_int8.tflite": lambda: bright_detector_bytes(True),
     "brightness_classifier.tflite": brightness_classifier_bytes,
+    "blob_detector.tflite": lambda: bright_detector_bytes(False, reach=1.0),
 }
 
 
@@ -148,7 +154,7 @@ def model_path(config, name: str) -> Path:
     Args:
         config: ``request.config`` of the calling fixture.
         name: one of ``bright_detector.tflite``, ``bright_detector_int8.tflite``,
-            ``brightness_classifier.tflite``.
+            ``brightness_classifier.tflite``, ``blob_detector.tflite``.
     """
     import hashlib
 

@@ -33,11 +33,13 @@ def _total(counts: Mapping[str, int]) -> int:
 
 
 def draw_line(image: np.ndarray, points: np.ndarray, counts: Mapping) -> np.ndarray:
-    """A counting line with ``name in N out M`` at its first point."""
+    """A counting line with ``name in N out M`` three quarters along it (clear of the stats
+    band at the top and of labels at its ends)."""
     (x1, y1), (x2, y2) = np.round(points).astype(int).tolist()
     cv2.line(image, (x1, y1), (x2, y2), LINE_COLOR, 2, cv2.LINE_AA)
     text = f"{counts['name']} in {_total(counts['in'])} out {_total(counts['out'])}"
-    _label_box(image, text, min(x1, x2), max(min(y1, y2), 14) + 14, LINE_COLOR, 0.5, 1)
+    _label_box(image, text, x1 + 3 * (x2 - x1) // 4 + 4, y1 + 3 * (y2 - y1) // 4, LINE_COLOR,
+               0.5, 1)
     return image
 
 

@@ -30,6 +30,9 @@ from edgecnn.camera.serve.hub import FrameHub
 from edgecnn.errors import UsageError
 
 _BOUNDARY = "edgecnnframe"
+# Kernel send buffer of a streaming client: small enough that one that stops reading fills it
+# within seconds (then the send timeout drops it), large enough for a few JPEG frames.
+_STREAM_SNDBUF = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         dropped = False
         try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _STREAM_SNDBUF)
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", ctype)
             self.send_header("Cache-Control", "no-store")

@@ -71,12 +71,16 @@ def test_page_shows_live_stream_detections_and_counts(browser, request, tmp_path
             "const i = document.getElementById('stream');"
             "return i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null;"))
         assert size == [320, 240]
-        rows = _until(lambda: [r.text for r in browser.find_elements(
-            "css selector", "#detections tr")])
-        assert rows[0].startswith("#1 blob")
-        boxes = {rows[0]}
-        _until(lambda: boxes.add(browser.find_elements("css selector", "#detections tr")[0].text)
-               or len(boxes) > 2)  # the box column changes as the square moves
+        # Rows are replaced on every update: read them in one script, not element by element.
+        def rows():
+            return browser.execute_script(
+                "return [...document.querySelectorAll('#detections tr')]"
+                ".map((r) => r.innerText.replace(/\\s+/g, ' '));")
+
+        first_rows = _until(rows)
+        assert first_rows[0].startswith("#1 blob")
+        seen = set()
+        _until(lambda: seen.update(rows()[:1]) or len(seen) > 2)  # the box moves
         assert "gate" in by_id("id", "counts").text
         assert float(by_id("id", "fps").text) > 0
         assert "inference" in by_id("id", "timings").text

@@ -9,7 +9,9 @@ import pytest
 DEVICE_MODULES = ["edgecnn", "edgecnn.cli", "edgecnn.runtime"]
 OPTIONAL_DEVICE_MODULES = ["edgecnn.runtime.detector", "edgecnn.runtime.runner",
                            "edgecnn.runtime.decoders.anchor_free_ltrb", "edgecnn.camera.loop",
-                           "edgecnn.bench.latency", "edgecnn.predict", "edgecnn.export.android"]
+                           "edgecnn.bench.latency", "edgecnn.predict", "edgecnn.export.android",
+                           "edgecnn.runtime.tracking", "edgecnn.camera.serve",
+                           "edgecnn.camera.deploy"]
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "matplotlib", "sklearn", "torch")
 
 

@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from edgecnn.camera.loop import LoopOptions, run  # noqa: E402
 from edgecnn.camera.serve import FrameHub, HttpServer, ServeOptions  # noqa: E402
 from edgecnn.camera.sources import MemorySource  # noqa: E402
-from edgecnn.data.synth_video import VideoScene, line_crossings, simulate_video  # noqa: E402
+from edgecnn.data.synth_video import (VideoScene, jittered_truth,  # noqa: E402
+                                       line_crossings, simulate_video)
 from edgecnn.runtime import load  # noqa: E402
 from edgecnn.runtime.tracking import (ByteTracker, TrackingOptions, TrackingStage,  # noqa: E402
                                       parse_shape, tracker as tracker_module)
@@ -50,13 +51,6 @@ CLIPS = {  # name: scene keywords (640x480)
 }
 
 
-def noisy(truth, rng, jitter=0.05, drop=0.1):
-    for ft in truth:
-        boxes = ft.boxes.astype(np.float64)
-        keep = rng.random(len(boxes)) >= drop
-        wh = boxes[:, 2:] - boxes[:, :2]
-        boxes = boxes + rng.normal(0, jitter, boxes.shape) * np.concatenate([wh, wh], 1)
-        yield ft, boxes[keep], rng.uniform(0.5, 1.0, int(keep.sum())), ft.classes[keep]
 
 
 def score(truth, outputs) -> dict:
@@ -98,7 +92,8 @@ def tracker_accuracy(frames: int) -> dict:
             try:
                 trk = ByteTracker()
                 outs = []
-                for ft, boxes, scores, classes in noisy(truth, np.random.default_rng(kw["seed"])):
+                rng = np.random.default_rng(kw["seed"])
+                for ft, boxes, scores, classes in jittered_truth(truth, rng):
                     o = trk.update(boxes, scores, classes, image_size=scene.size)
                     outs.append((o.ids.tolist(), o.boxes))
             finally:
@@ -121,7 +116,7 @@ def line_counts(seeds: int, frames: int = 300) -> dict:
         shapes = tuple(parse_shape(",".join(map(str, ln)), "line", f"l{i}")
                        for i, ln in enumerate(LINES))
         stage = TrackingStage(NAMES, TrackingOptions(lines=shapes))
-        for ft, boxes, scores, classes in noisy(truth, np.random.default_rng(seed)):
+        for ft, boxes, scores, classes in jittered_truth(truth, np.random.default_rng(seed)):
             dets = [Detection(Rect(*b), Category(int(c), NAMES[c], float(s)))
                     for b, s, c in zip(boxes.tolist(), scores.tolist(), classes.tolist())]
             stage(dets, ft.index, ft.index / 30.0, scene.size)

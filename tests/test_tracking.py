@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecnn.data.synth_video import VideoScene, line_crossings, simulate_video
+from edgecnn.data.synth_video import (VideoScene, jittered_truth, line_crossings,
+                                       simulate_video)
 from edgecnn.errors import UsageError
 from edgecnn.runtime.tracking import (ByteTracker, TrackerOptions, TrackingOptions,
                                       TrackingStage, parse_shape)
@@ -21,21 +22,13 @@ from edgecnn.runtime.types import Category, Detection, Rect
 NAMES = ("circle", "square", "triangle", "star")
 
 
-def _noisy(truth, rng, jitter=0.05, drop=0.1):
-    """Ground-truth boxes as a detector would give them: jittered, some missing."""
-    for ft in truth:
-        boxes = ft.boxes.astype(np.float64)
-        keep = rng.random(len(boxes)) >= drop
-        wh = boxes[:, 2:] - boxes[:, :2]
-        boxes = boxes + rng.normal(0, jitter, boxes.shape) * np.concatenate([wh, wh], 1)
-        yield ft, boxes[keep], rng.uniform(0.5, 1.0, int(keep.sum())), ft.classes[keep]
 
 
 def _motmetrics(truth, rng):
     mm = pytest.importorskip("motmetrics")
     tracker = ByteTracker()
     acc = mm.MOTAccumulator(auto_id=True)
-    for ft, boxes, scores, classes in _noisy(truth, rng):
+    for ft, boxes, scores, classes in jittered_truth(truth, rng):
         out = tracker.update(boxes, scores, classes, image_size=(640, 480))
         # motmetrics 1.4's own iou_matrix calls np.asfarray, gone in numpy 2: same distance.
         dist = 1.0 - iou_matrix(ft.boxes, out.boxes)
@@ -126,7 +119,42 @@ def test_kalman_learns_constant_velocity():
     np.testing.assert_allclose(mean[0, 4:6], [4.0, -2.0], atol=0.05)
     pred, _ = kalman.predict(mean, cov)
     np.testing.assert_allclose(pred[0, :2], [100 + 4 * 30, 50 - 2 * 30], atol=0.1)
-    assert np.all(np.linalg.eigvalsh(cov[0]) > 0)
+    assert np.all(np.linalg.eigvalsh(kalman.full_covariance(cov)[0]) > 0)
+
+
+def _matrix_kalman(mean, cov, z, steps):
+    """The textbook 8x8 form (ByteTrack's KalmanFilterXYWH) as a reference."""
+    f = np.eye(8)
+    f[:4, 4:] = np.eye(4)
+    h = np.eye(4, 8)
+    for zk in z[:steps]:
+        wh = mean[2:4]
+        q = np.diag(np.r_[kalman.STD_POSITION * np.r_[wh, wh],
+                          kalman.STD_VELOCITY * np.r_[wh, wh]] ** 2)
+        mean, cov = f @ mean, f @ cov @ f.T + q
+        r = np.diag((kalman.STD_POSITION * np.r_[mean[2:4], mean[2:4]]) ** 2)
+        s = h @ cov @ h.T + r
+        gain = cov @ h.T @ np.linalg.inv(s)
+        mean = mean + gain @ (zk - h @ mean)
+        cov = cov - gain @ s @ gain.T
+    return mean, cov
+
+
+def test_block_kalman_equals_the_matrix_form():
+    rng = np.random.default_rng(1)
+    start = np.array([[200.0, 100.0, 40.0, 30.0], [50.0, 60.0, 12.0, 20.0]])
+    mean, cov = kalman.initiate(start)
+    zs = start[:, None, :] + np.cumsum(rng.normal(2, 3, (2, 12, 4)), axis=1)
+    for k in range(12):
+        mean, cov = kalman.predict(mean, cov)
+        mean, cov = kalman.update(mean, cov, zs[:, k])
+    for t in range(2):
+        ref_mean, ref_cov = _matrix_kalman(
+            np.r_[start[t], np.zeros(4)], kalman.full_covariance(kalman.initiate(start)[1])[t],
+            zs[t], 12)
+        np.testing.assert_allclose(mean[t], ref_mean, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(kalman.full_covariance(cov)[t], ref_cov, rtol=1e-9,
+                                   atol=1e-9)
 
 
 def test_greedy_match_and_iou():
@@ -151,7 +179,7 @@ def test_line_counts_exact_on_synthetic_clips(seed):
                    for i, line in enumerate(LINES))
     stage = TrackingStage(NAMES, TrackingOptions(lines=shapes))
     events = []
-    for ft, boxes, scores, classes in _noisy(truth, np.random.default_rng(seed)):
+    for ft, boxes, scores, classes in jittered_truth(truth, np.random.default_rng(seed)):
         dets = [Detection(Rect(*b), Category(int(c), NAMES[c], float(s)))
                 for b, s, c in zip(boxes.tolist(), scores.tolist(), classes.tolist())]
         events += stage(dets, ft.index, ft.index / 30.0, scene.size).events

@@ -268,6 +268,25 @@ def line_crossings(truth: Sequence[FrameTruth], line: Sequence[float],
     return out
 
 
+def jittered_truth(truth: Sequence[FrameTruth], rng: np.random.Generator, jitter: float = 0.05,
+                   drop: float = 0.1) -> Iterator[tuple[FrameTruth, np.ndarray, np.ndarray,
+                                                         np.ndarray]]:
+    """Ground truth as an imperfect detector would report it, for scoring trackers.
+
+    Each box coordinate moves by N(0, ``jitter`` x the box's width or height) and a share
+    ``drop`` of the boxes is missing at random; scores are uniform in 0.5..1.
+
+    Yields:
+        ``(frame truth, boxes (K, 4), scores (K,), classes (K,))`` per frame.
+    """
+    for ft in truth:
+        boxes = ft.boxes.astype(np.float64)
+        keep = rng.random(len(boxes)) >= drop
+        wh = boxes[:, 2:] - boxes[:, :2]
+        boxes = boxes + rng.normal(0, jitter, boxes.shape) * np.concatenate([wh, wh], 1)
+        yield ft, boxes[keep], rng.uniform(0.5, 1.0, int(keep.sum())), ft.classes[keep]
+
+
 def _segments_cross(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     """Whether segment ``a`` meets segment ``b`` (endpoints included)."""
     def orient(px, py, qx, qy, rx, ry):

@@ -16,13 +16,17 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(len(a), len(b))`` IoU of xyxy boxes (zero-area union -> 0)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    # Column views broadcast (N, 1) against (M,): few temporaries, in-place clipping.
+    iw = np.minimum(a[:, 2:3], b[:, 2]) - np.maximum(a[:, 0:1], b[:, 0])
+    np.maximum(iw, 0.0, out=iw)
+    ih = np.minimum(a[:, 3:4], b[:, 3]) - np.maximum(a[:, 1:2], b[:, 1])
+    np.maximum(ih, 0.0, out=ih)
+    iw *= ih
+    area_a = (a[:, 2:3] - a[:, 0:1]) * (a[:, 3:4] - a[:, 1:2])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    union = area_a + area_b - iw
+    # An empty union has an empty intersection too: 0 / tiny = 0.
+    return iw / np.maximum(union, 1e-12)
 
 
 def greedy_match(score: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +45,7 @@ def greedy_match(score: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     order = np.argsort(-score[rows, cols], kind="stable")
     rows, cols = rows[order], cols[order]
     # Fast path: no row or column appears twice among the candidates.
-    if np.unique(rows).size == rows.size and np.unique(cols).size == cols.size:
+    if np.bincount(rows).max() == 1 and np.bincount(cols).max() == 1:
         return rows.astype(np.int64), cols.astype(np.int64)
     used_r = np.zeros(score.shape[0], bool)
     used_c = np.zeros(score.shape[1], bool)

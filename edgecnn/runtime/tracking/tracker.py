@@ -129,7 +129,7 @@ class ByteTracker:
         self.frame = 0
         self.next_id = 1
         self.mean = np.zeros((0, 8))
-        self.cov = np.zeros((0, 8, 8))
+        self.cov = np.zeros((0, 4, 3))
         self.ids = np.zeros(0, np.int64)       # 0 while tentative
         self.cls = np.zeros(0, np.int64)
         self.state = np.zeros(0, np.int8)
@@ -176,32 +176,31 @@ class ByteTracker:
         high = np.flatnonzero(scores >= opts.high_score)
         low = np.flatnonzero((scores >= opts.low_score) & (scores < opts.high_score))
         track_of_det = np.full(len(boxes), -1, np.int64)
+        taken = np.zeros(len(self.ids), bool)   # tracks matched in this frame
+
+        def stage(tracks, dets, match):
+            t, d = match(tracks, dets, predicted, boxes, classes)
+            track_of_det[d] = t
+            taken[t] = True
+
         confirmed = np.flatnonzero(self.state != TENTATIVE)
-        t1, d1 = self._associate(confirmed, high, predicted, boxes, classes, opts.match_iou)
-        track_of_det[d1] = t1
-        left = np.setdiff1d(confirmed, t1, assume_unique=True)
+        stage(confirmed, high, self._by_iou(opts.match_iou))
+        left = confirmed[~taken[confirmed]]
         recent = left[self.state[left] == TRACKED]
-        t2, d2 = self._associate(recent, low, predicted, boxes, classes, opts.low_match_iou)
-        track_of_det[d2] = t2
-        high_left = high[track_of_det[high] < 0]
-        unmatched = np.setdiff1d(left, t2, assume_unique=True)
-        t4, d4 = self._recover(unmatched, high_left, predicted, boxes, classes)
-        track_of_det[d4] = t4
-        high_left = high[track_of_det[high] < 0]
+        stage(recent, low, self._by_iou(opts.low_match_iou))
+        stage(left[~taken[left]], high[track_of_det[high] < 0], self._recover)
         tentative = np.flatnonzero(self.state == TENTATIVE)
-        t3, d3 = self._associate(tentative, high_left, predicted, boxes, classes,
-                                 opts.tentative_match_iou)
-        track_of_det[d3] = t3
+        high_left = high[track_of_det[high] < 0]
+        stage(tentative, high_left, self._by_iou(opts.tentative_match_iou))
 
         matched = np.flatnonzero(track_of_det >= 0)
-        rows = track_of_det[matched]
-        self._correct(rows, matched, boxes, scores, classes)
-        lost_now = np.setdiff1d(np.setdiff1d(recent, t2, assume_unique=True), t4)
-        self.state[lost_now] = LOST
+        self._correct(track_of_det[matched], matched, boxes, scores, classes)
+        self.state[recent[~taken[recent]]] = LOST
         births = high_left[(track_of_det[high_left] < 0) & (scores[high_left] >= self.new_score)]
-        gone = np.setdiff1d(tentative, t3, assume_unique=True)
+        gone = np.zeros(len(self.ids), bool)
+        gone[tentative[~taken[tentative]]] = True
         if image_size is not None:
-            gone = np.union1d(gone, _outside(predicted, self.state == LOST, image_size))
+            gone |= _outside(predicted, image_size) & (self.state == LOST)
         dead = self._remove(gone)
         self._birth(births, boxes[births], scores[births], classes[births])
         return self._output(dead)
@@ -215,16 +214,19 @@ class ByteTracker:
         return attach_ids(detections, self.update(*detection_arrays(detections)))
 
     # -- internals ----------------------------------------------------------------------
-    def _associate(self, tracks: np.ndarray, dets: np.ndarray, predicted: np.ndarray,
-                   boxes: np.ndarray, classes: np.ndarray, threshold: float):
-        if tracks.size == 0 or dets.size == 0:
-            empty = np.zeros(0, np.int64)
-            return empty, empty
-        iou = iou_matrix(predicted[tracks], boxes[dets])
-        if self.options.per_class:
-            iou[self.cls[tracks][:, None] != classes[dets][None, :]] = 0.0
-        r, c = greedy_match(iou, threshold)
-        return tracks[r], dets[c]
+    def _by_iou(self, threshold: float):
+        """A matcher of tracks and detections by IoU of predicted and detected boxes."""
+        def match(tracks, dets, predicted, boxes, classes):
+            if tracks.size == 0 or dets.size == 0:
+                empty = np.zeros(0, np.int64)
+                return empty, empty
+            iou = iou_matrix(predicted[tracks], boxes[dets])
+            if self.options.per_class:
+                iou[self.cls[tracks][:, None] != classes[dets][None, :]] = 0.0
+            r, c = greedy_match(iou, threshold)
+            return tracks[r], dets[c]
+
+        return match
 
     def _recover(self, tracks: np.ndarray, dets: np.ndarray, predicted: np.ndarray,
                  boxes: np.ndarray, classes: np.ndarray):
@@ -287,9 +289,10 @@ class ByteTracker:
             setattr(self, name, np.concatenate([getattr(self, name), rows[name]]))
 
     def _remove(self, extra: np.ndarray) -> tuple[int, ...]:
-        """Drop ``extra`` rows and tracks lost too long; returns the confirmed IDs removed."""
+        """Drop the ``extra`` rows (a mask) and tracks lost too long; returns the confirmed
+        IDs removed."""
         drop = (self.state == LOST) & (self.frame - self.last > self.options.max_lost_frames)
-        drop[extra] = True
+        drop |= extra
         if not drop.any():
             return ()
         removed = tuple(int(i) for i in self.ids[drop & (self.state != TENTATIVE)])
@@ -308,11 +311,10 @@ class ByteTracker:
                            lost=lost, removed=removed)
 
 
-def _outside(boxes: np.ndarray, rows: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Rows (of the ``rows`` mask) whose box lies wholly outside the image."""
+def _outside(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Mask of the boxes that lie wholly outside the image."""
     w, h = image_size
-    out = (boxes[:, 2] < 0) | (boxes[:, 0] > w) | (boxes[:, 3] < 0) | (boxes[:, 1] > h)
-    return np.flatnonzero(out & rows)
+    return (boxes[:, 2] < 0) | (boxes[:, 0] > w) | (boxes[:, 3] < 0) | (boxes[:, 1] > h)
 
 
 def detection_arrays(detections: Sequence[Detection]

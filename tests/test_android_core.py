@@ -22,7 +22,7 @@ GOLDEN = ROOT / "tests" / "golden" / "detect_golden.json"
 pytestmark = pytest.mark.slow
 
 TEST_CLASSES = ("GoldenTest", "TinyModelTest", "BundleTest", "JsonTest", "MetadataTest",
-                "DetectTest", "PreprocessTest", "ModelCheckTest")
+                "DetectTest", "PreprocessTest", "ModelCheckTest", "TrackerTest")
 
 
 def _need_toolchain() -> None:
@@ -86,3 +86,17 @@ def test_golden_comparison_can_fail(core_run, tmp_path):
     assert _summary(proc)["failures"] >= 1
     assert "detectionsMatchPythonRuntime" in proc.stdout
     assert case["name"] in proc.stdout
+
+
+def test_tracker_golden_comparison_can_fail(core_run, tmp_path):
+    """A tracker golden file with one track ID changed must make the Kotlin tracker test fail."""
+    build, first = core_run
+    assert first.returncode == 0
+    doc = json.loads((ROOT / "tests" / "golden" / "track_golden.json").read_text())
+    frame = next(f for f in doc["frames"][10:] if f["ids"])
+    frame["ids"][0] += 1
+    bad = tmp_path / "track_golden_perturbed.json"
+    bad.write_text(json.dumps(doc))
+    proc = _run(build, EDGECNN_TRACK_GOLDEN=str(bad))
+    assert proc.returncode != 0
+    assert "tracksMatchPythonFrameByFrame" in proc.stdout

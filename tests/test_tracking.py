@@ -265,3 +265,17 @@ def test_inside_polygon_even_odd():
     square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], np.float64)
     got = inside_polygon(np.array([[5, 5], [15, 5], [-1, -1], [9.9, 0.1]]), square)
     assert got.tolist() == [True, False, False, True]
+
+
+def test_track_golden_file_is_current():
+    """tests/golden/track_golden.json (the Kotlin tracker's reference) is what the tracker
+    writes now; regenerate with benchmarks/make_track_golden.py after a deliberate change."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_track_golden",
+                                                  root / "benchmarks" / "make_track_golden.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "tests" / "golden" / "track_golden.json").read_text() == module.text()

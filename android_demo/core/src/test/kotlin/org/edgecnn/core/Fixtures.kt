@@ -19,6 +19,7 @@ object Fixtures {
     val golden: Map<String, Any?> by lazy { obj(Json.parse(file("edgecnn.golden").readText())) }
     val tinyModel: ByteArray by lazy { file("edgecnn.tinyModel").readBytes() }
     val tinyExpect: Map<String, Any?> by lazy { obj(Json.parse(file("edgecnn.tinyJson").readText())) }
+    val trackGolden: Map<String, Any?> by lazy { obj(Json.parse(file("edgecnn.trackGolden").readText())) }
 
     @Suppress("UNCHECKED_CAST")
     fun obj(v: Any?): Map<String, Any?> = v as Map<String, Any?>

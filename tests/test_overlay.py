@@ -58,3 +58,26 @@ def test_rejects_non_bgr_images():
         draw_detections(np.zeros((10, 10), np.uint8), [])
     with pytest.raises(UsageError):
         draw_stats(np.zeros((10, 10, 3), np.float32), 1.0, {})
+
+
+def test_tracking_overlay_draws_trails_lines_zones_and_ids():
+    import numpy as np
+
+    from edgecnn.camera import overlay_tracks
+    from edgecnn.camera.overlay import draw_detections
+    from edgecnn.runtime.types import Category, Detection, Rect
+
+    img = np.zeros((240, 320, 3), np.uint8)
+    overlay_tracks.draw_trails(img, {3: [(10, 200), (60, 200), (110, 200)]})
+    assert img[200, 60].any() and not img[150, 60].any()
+    overlay_tracks.draw_line(img, np.array([[160, 0], [160, 240]]),
+                             {"name": "door", "in": {"a": 2}, "out": {}})
+    assert tuple(img[100, 160]) == overlay_tracks.LINE_COLOR
+    zone = np.array([[200, 20], [300, 20], [300, 120], [200, 120]])
+    overlay_tracks.draw_zone(img, zone, {"name": "dock", "occupancy": {"a": 1}})
+    assert tuple(img[70, 300]) == overlay_tracks.ZONE_COLOR
+    plain, tagged = img.copy(), img.copy()
+    box = Rect(20, 40, 80, 100)
+    draw_detections(plain, [Detection(box, Category(0, "a", 0.9))])
+    draw_detections(tagged, [Detection(box, Category(0, "a", 0.9), track_id=7)])
+    assert (plain != tagged).any()  # the "#7" tag widens the label

@@ -44,10 +44,12 @@ def draw_line(image: np.ndarray, points: np.ndarray, counts: Mapping) -> np.ndar
 
 
 def draw_zone(image: np.ndarray, polygon: np.ndarray, counts: Mapping) -> np.ndarray:
-    """A zone outline with ``name N inside`` at its first corner."""
+    """A zone outline with ``name N inside`` in its bottom-left corner (detection tags sit
+    above boxes, so the bottom keeps the two apart)."""
     pts = np.round(polygon).astype(np.int32).reshape(-1, 1, 2)
     cv2.polylines(image, [pts], True, ZONE_COLOR, 2, cv2.LINE_AA)
-    x, y = pts[0, 0].tolist()
+    x = int(pts[:, 0, 0].min())
+    y = int(pts[:, 0, 1].max())
     text = f"{counts['name']} {_total(counts['occupancy'])} inside"
-    _label_box(image, text, x + 2, y + 18, ZONE_COLOR, 0.5, 1)
+    _label_box(image, text, x + 2, y - 2, ZONE_COLOR, 0.5, 1)
     return image

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -166,49 +164,58 @@ def tracker_cost(objects: int = 50, frames: int = 600) -> dict:
     return res
 
 
-def _reader(port: int, stop: threading.Event, read: bool) -> None:
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096 if not read else 1 << 20)
-    s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
-    s.settimeout(0.5)
-    while not stop.is_set():
-        if read:
-            try:
-                if not s.recv(1 << 16):
-                    break
-            except OSError:
-                pass
-        else:
-            stop.wait(0.1)
-    s.close()
+# A stream client in its own process (as a browser elsewhere would be): reads the MJPEG
+# stream as fast as it comes, or connects with a 4 KB window and never reads.
+_READER = """
+import socket, sys, time
+port, read = int(sys.argv[1]), sys.argv[2] == "read"
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20 if read else 4096)
+s.connect(("127.0.0.1", port))
+s.sendall(b"GET /stream.mjpg HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+while True:
+    if read:
+        if not s.recv(1 << 16):
+            break
+    else:
+        time.sleep(1)
+"""
+
+
+def _readers(port: int, count: int, read: bool) -> list:
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", _READER, str(port), "read" if read else "stall"])
+            for _ in range(count)]
 
 
 def loop_fps(model_path: str, frames: int, rounds: int) -> dict:
+    """Loop FPS on 640x480 synthetic scenes from memory: no server, a server with 3 stream
+    readers, a server with one client that never reads; modes interleaved in every round."""
     model = load(model_path, threads=1)
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 255, (480, 640, 3), np.uint8) for _ in range(8)]
+    scene = VideoScene(frames=8, size=(640, 480), seed=3, objects=6)
+    images = [image for image, _ in simulate_video(scene)]
     results = {"plain": [], "serve_3_readers": [], "serve_1_stalled": []}
     for _ in range(rounds):
         for mode in results:
             hub = server = None
-            stop = threading.Event()
-            threads = []
+            procs = []
             if mode != "plain":
                 hub = FrameHub()
-                server = HttpServer(hub, ServeOptions(port=0, send_timeout=30.0)).start()
-                n, read = (3, True) if mode == "serve_3_readers" else (1, False)
-                threads = [threading.Thread(target=_reader, args=(server.port, stop, read),
-                                            daemon=True) for _ in range(n)]
-                for t in threads:
-                    t.start()
-                time.sleep(0.3)
+                server = HttpServer(hub, ServeOptions(port=0, send_timeout=60.0)).start()
+                count, read = (3, True) if mode == "serve_3_readers" else (1, False)
+                procs = _readers(server.port, count, read)
+                time.sleep(1.0)  # let them connect
             src = MemorySource(images, count=frames)
             summary = run(model, src, LoopOptions(publisher=hub, handle_signals=False))
-            stop.set()
-            for t in threads:
-                t.join(2)
+            for p in procs:
+                p.kill()
+                p.wait()
             if server is not None:
+                served = hub.summary()
                 server.close()
+                if mode == "serve_3_readers" and served["jpeg_encoded"] == 0:
+                    raise RuntimeError("the readers got no frame")
             results[mode].append(summary.fps_mean)
     med = {k: float(np.median(v)) for k, v in results.items()}
     res = {"fps": results, "median": med,

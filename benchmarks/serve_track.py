@@ -196,8 +196,9 @@ def loop_fps(model_path: str, frames: int, rounds: int) -> dict:
     scene = VideoScene(frames=8, size=(640, 480), seed=3, objects=6)
     images = [image for image, _ in simulate_video(scene)]
     results = {"plain": [], "serve_3_readers": [], "serve_1_stalled": []}
-    for _ in range(rounds):
-        for mode in results:
+    modes = list(results)
+    for r in range(rounds):
+        for mode in modes[r % 3:] + modes[:r % 3]:  # rotate so no mode always runs first
             hub = server = None
             procs = []
             if mode != "plain":
@@ -227,11 +228,19 @@ def loop_fps(model_path: str, frames: int, rounds: int) -> dict:
 
 
 def detector_tracking(detector: str, frames: int) -> dict:
-    model = load(detector, threads=2)
-    out = {}
+    """Detector + tracker on rendered clips, set up as ``edgecnn camera --track`` does
+    (:func:`edgecnn.camera.deploy.detector_threshold`)."""
+    from edgecnn.camera.deploy import DeployOptions, detector_threshold
+    from edgecnn.runtime.tracking import TrackerOptions
+
+    probe = load(detector, threads=2)
+    det_score, high = detector_threshold(DeployOptions(track=True), None,
+                                         float(probe.score_threshold))
+    model = load(detector, threads=2, score_threshold=det_score)
+    out = {"model": Path(detector).name, "high_score": high}
     for name, kw in CLIPS.items():
         scene = VideoScene(frames=frames, size=(640, 480), speed=4.0, **kw)
-        trk = ByteTracker()
+        trk = ByteTracker(TrackerOptions(high_score=high, low_score=det_score))
         truth, outs = [], []
         for image, ft in simulate_video(scene):
             dets = model.detect(image)

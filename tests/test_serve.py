@@ -78,7 +78,7 @@ def test_routes(live):
 
 
 def test_metrics_parse_as_prometheus_text(live):
-    parser = pytest.importorskip("prometheus_client.parser")
+    from prometheus_client import parser  # the [dev] extra: a real parser of the format
     with live.get("/stream.mjpg") as stream:
         _read_mjpeg(stream, 2)
     text = live.get("/metrics").read().decode()

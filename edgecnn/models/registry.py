@@ -14,29 +14,45 @@ from edgecnn.errors import UsageError
 
 
 @dataclass(frozen=True)
+class Normalization:
+    """The input contract ``x = (pixel - mean) / std`` a model's pretrained weights expect.
+
+    One value applies to every channel; three are per RGB channel.
+    """
+
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (255.0,)
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     task: str  # "classify" or "detect"
     builder: Callable
     description: str = ""
     default_imgsz: int | None = None
+    # Set for architectures with pretrained weights: their inputs must be normalized this way
+    # (run.json and the .tflite metadata record it). None: edgecnn's default, pixel / 255.
+    normalization: Normalization | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 # Modules that register builders when imported; imported lazily so listing needs no TF
 # until a model is built.
-_BUILDER_MODULES = ("edgecnn.models.classify", "edgecnn.models.detect")
+_BUILDER_MODULES = ("edgecnn.models.classify", "edgecnn.models.detect",
+                    "edgecnn.models.backbones.classifiers")
 
 
 def register_model(name: str, task: str, description: str = "",
-                   default_imgsz: int | None = None) -> Callable:
+                   default_imgsz: int | None = None,
+                   normalization: Normalization | None = None) -> Callable:
     """Decorator: register ``fn`` under ``name`` for ``task``."""
 
     def wrap(fn: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, task, fn, description or (fn.__doc__ or "").strip()
-                                     .split("\n")[0], default_imgsz)
+                                     .split("\n")[0], default_imgsz, normalization)
         return fn
 
     return wrap

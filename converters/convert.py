@@ -117,8 +117,7 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
         images = _images_for_bare_model(kmodel, calib, calib_size, held_out, data_dir,
                                         recipe, notes)
         info = default_run_info(kmodel, images.labels if images else None, calib or "")
-        notes.append("no run.json beside the model: assumed pixel/255 inputs"
-                     + ("" if images and images.labels else " and numeric labels"))
+        notes.append(_bare_model_note(info, kmodel, images))
     _check_model_matches_run(kmodel, info)
     path = resolve_output(output, source, name, recipe)
     _check_writable(path)
@@ -235,12 +234,33 @@ def default_run_info(kmodel, labels: tuple[str, ...] | None, data: str = "") -> 
                          f"{[tuple(o.shape) for o in kmodel.outputs]}",
                          "convert the run directory 'edgecnn train' wrote")
     classes = int(shape[1])
+    arch = str(getattr(kmodel, "name", "") or "")
+    # A pretrained architecture built by edgecnn carries its name: its weights fix the input
+    # normalization, and a 1000-class head means ImageNet's labels, whatever the --calib data.
+    from edgecnn.models.backbones import pretrained_defaults
+
+    norm, known_labels = pretrained_defaults(arch, classes)
+    if known_labels is not None:
+        labels = known_labels
     if labels is not None and len(labels) != classes:
         raise UsageError(f"the --calib dataset has {len(labels)} classes but the model has "
                          f"{classes} outputs", "pass the dataset the model was trained on")
-    return RunInfo(task="classify", arch=str(getattr(kmodel, "name", "") or ""),
+    mean, std = (list(norm.mean), list(norm.std)) if norm is not None else ([0.0], [255.0])
+    return RunInfo(task="classify", arch=arch,
                    labels=list(labels or [str(i) for i in range(classes)]), imgsz=(h, w),
-                   channels=c, color="GRAY" if c == 1 else "RGB", data=data)
+                   channels=c, color="GRAY" if c == 1 else "RGB", data=data, mean=mean, std=std)
+
+
+def _bare_model_note(info: RunInfo, kmodel, images) -> str:
+    from edgecnn.models.backbones import pretrained_defaults
+
+    norm, known_labels = pretrained_defaults(info.arch, len(info.labels))
+    if norm is None:
+        return ("no run.json beside the model: assumed pixel/255 inputs"
+                + ("" if images and images.labels else " and numeric labels"))
+    return (f"no run.json beside the model: {info.arch} inputs normalized as "
+            f"(pixel - {norm.mean[0]:g}) / {norm.std[0]:g}, as its pretrained weights expect"
+            + (", ImageNet labels" if known_labels else ""))
 
 
 def resolve_output(output, source: Path, name: str, recipe: Recipe) -> Path:

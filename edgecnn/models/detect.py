@@ -94,13 +94,8 @@ def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: flo
                    name: str = "detector"):
     """Functional Keras model with outputs ``boxes`` and ``scores`` (see module docstring)."""
     k = keras()
-    L = k.layers
     h, w, c = (int(v) for v in input_shape)
-    top = max(spec.strides)
-    if h % top or w % top:
-        raise ValueError(f"input size {h}x{w} must be a multiple of the largest stride {top}")
-    if num_classes < 1:
-        raise ValueError("num_classes must be >= 1")
+    _check_detector_input(h, w, num_classes, spec.strides)
     b = _Builder()
     inputs = k.Input((h, w, c), name="image")
     x = b.conv_bn(inputs, _ch(spec.stem, width), 3, 2, "stem")
@@ -111,9 +106,52 @@ def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: flo
         for j in range(blocks):
             x = b.dw_sep(x, _ch(channels, width), 2 if j == 0 else 1, f"stage{i + 1}_block{j}")
         features[stride] = x
+    return detection_head(inputs, features, num_classes, _ch(spec.neck, width), spec.strides,
+                          spec.head_blocks, name)
 
-    neck = _ch(spec.neck, width)
-    levels = sorted(spec.strides)
+
+def build_detector_on_backbone(input_shape, num_classes: int, backbone: str,
+                               weights: str | None = None, neck: int = 64,
+                               head_blocks: int = 1, name: str | None = None):
+    """The same pyramid and head on a pretrained backbone (``edgecnn.models.backbones``).
+
+    The backbone's stride-8/16/32 features feed the top-down pyramid exactly where the
+    compact backbone's stages do in :func:`build_detector`; outputs follow docs/FORMAT.md.
+
+    Example:
+        model = build_detector_on_backbone((256, 256, 3), 1, "efficientnet_lite0", "imagenet")
+    """
+    from edgecnn.models.backbones import FEATURE_STRIDES, backbone_features
+
+    k = keras()
+    h, w, c = (int(v) for v in input_shape)
+    _check_detector_input(h, w, num_classes, FEATURE_STRIDES)
+    inputs = k.Input((h, w, c), name="image")
+    features = backbone_features(backbone, inputs, weights)
+    return detection_head(inputs, features, num_classes, neck, FEATURE_STRIDES, head_blocks,
+                          name or f"det_{backbone}")
+
+
+def _check_detector_input(h: int, w: int, num_classes: int, strides) -> None:
+    top = max(strides)
+    if h % top or w % top:
+        raise ValueError(f"input size {h}x{w} must be a multiple of the largest stride {top}")
+    if num_classes < 1:
+        raise ValueError("num_classes must be >= 1")
+
+
+def detection_head(inputs, features: dict[int, object], num_classes: int, neck: int,
+                   strides=(8, 16, 32), head_blocks: int = 1, name: str = "detector"):
+    """Top-down pyramid + per-level box/class branches on ``features`` ({stride: tensor}).
+
+    Any backbone that yields feature maps at ``strides`` can sit under it; ``inputs`` is the
+    image tensor the features were computed from.
+    """
+    k = keras()
+    L = k.layers
+    b = _Builder()
+    h, w = int(inputs.shape[1]), int(inputs.shape[2])
+    levels = sorted(strides)
     # Top-down pyramid: coarse semantics flow into finer levels by nearest upsampling + Add.
     pyramid: dict[int, object] = {}
     prev = None
@@ -131,7 +169,7 @@ def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: flo
         feat = pyramid[s]
         n = (h // s) * (w // s)
         xb, xc = feat, feat
-        for j in range(spec.head_blocks):
+        for j in range(head_blocks):
             xb = b.dw_sep(xb, neck, 1, f"head{s}_box{j}")
             xc = b.dw_sep(xc, neck, 1, f"head{s}_cls{j}")
         box = L.Conv2D(4, 1, name=f"head{s}_box_pred",

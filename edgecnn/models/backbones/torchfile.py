@@ -49,39 +49,37 @@ class _Refused(Exception):
     """Raised inside unpickling; turned into a UsageError naming the file."""
 
 
+class _Inert:
+    """Base of the stand-ins the unpickler hands out: a pickle's BUILD cannot set their state."""
+
+    def __setstate__(self, state):
+        raise _Refused(f"it sets state on a {type(self).__name__.strip('_')}")
+
+
 @dataclass(frozen=True)
-class _StorageType:
+class _StorageType(_Inert):
     name: str
 
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(_STORAGE_DTYPES[self.name])
 
-    def __setstate__(self, state):
-        raise _Refused("a storage type carries no state")
-
 
 @dataclass(frozen=True)
-class _Storage:
+class _Storage(_Inert):
     key: str
     kind: _StorageType
     numel: int
 
-    def __setstate__(self, state):
-        raise _Refused("a storage carries no state")
-
 
 @dataclass(frozen=True)
-class _TensorRef:
+class _TensorRef(_Inert):
     """A tensor as torch would rebuild it: a strided view into a storage."""
 
     storage: _Storage
     offset: int
     size: tuple
     stride: tuple
-
-    def __setstate__(self, state):
-        raise _Refused("a tensor carries no state")
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False,

@@ -21,8 +21,8 @@ interleaved in one process, with the explicit-padding variant of the port beside
 
 Usage (parity needs ``pip install torch==2.13.0 efficientnet-lite-pytorch``, not edgecnn deps):
     python benchmarks/transfer.py parity --images DATA/coco128/images \\
-        --calib DATA/kangaroo/images --work /tmp/transfer --json results.json
-    python benchmarks/transfer.py latency --calib DATA/kangaroo/images --work /tmp/transfer
+        --calib DATA/kangaroo/images --work W --json results.json
+    python benchmarks/transfer.py latency --calib DATA/kangaroo/images --work W
 """
 
 from __future__ import annotations

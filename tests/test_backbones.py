@@ -77,24 +77,25 @@ def test_first_use_converts_into_the_cache_then_reuses_it(cache, monkeypatch):
     assert path.parent == cache / "weights" and path.name.endswith(".weights.h5")
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]   # no temp file left
     stamp = path.stat().st_mtime_ns
+    from edgecnn.models.backbones import torchfile as wt_reader
+
+    real_load = wt_reader.load_state_dict
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the .pth was read again although the cache holds it")
 
-    monkeypatch.setattr("edgecnn.models.backbones.torchfile.load_state_dict", no_reading)
+    monkeypatch.setattr(wt_reader, "load_state_dict", no_reading)
     model = wt.load_efficientnet_lite0_reference()
     assert wt.cached_efficientnet_lite0() == path and path.stat().st_mtime_ns == stamp
     kernel = model.get_layer("stem_conv").get_weights()[0]
     assert kernel.shape == (3, 3, 3, 32) and np.abs(kernel).sum() > 1
 
-
-@needs_weights
-def test_a_damaged_cache_file_is_converted_again(cache):
-    path = wt.cached_efficientnet_lite0()
+    # A damaged cache file is converted again rather than failing.
+    monkeypatch.setattr(wt_reader, "load_state_dict", real_load)
     path.write_bytes(b"damaged")
-    model = wt.load_efficientnet_lite0_reference()
+    again = wt.load_efficientnet_lite0_reference()
     assert path.stat().st_size > 10_000_000
-    assert np.abs(model.get_layer("classifier").get_weights()[0]).sum() > 1
+    np.testing.assert_array_equal(again.get_layer("stem_conv").get_weights()[0], kernel)
 
 
 def test_an_unwritable_cache_is_a_one_line_error(tmp_path, monkeypatch):

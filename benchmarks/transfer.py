@@ -160,7 +160,8 @@ def explicit_padding_variant():
 
     def pad(x, k, stride):
         # TF 'same' for stride 2 on even sizes: (k - 2) // 2 before, k // 2 after.
-        return L.ZeroPadding2D(((k - 2) // 2, k // 2))(x) if stride == 2 else x
+        side = ((k - 2) // 2, k // 2)
+        return L.ZeroPadding2D((side, side))(x) if stride == 2 else x
 
     def bn_relu(x, relu=True):
         x = L.BatchNormalization(epsilon=1e-3)(x)

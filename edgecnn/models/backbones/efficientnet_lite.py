@@ -8,9 +8,9 @@ without the 1000-class head, 224x224 input, ``x = (pixel - 127) / 128``.
 Every PyTorch module maps to one Keras layer (:func:`torch_to_keras_name`), so ported weights
 are checked one tensor at a time. Padding: the PyTorch definition pads each convolution with
 TF's asymmetric 'same' rule (``Conv2dStaticSamePadding``: total ``max((out - 1) * s + k - in,
-0)``, the extra pixel at the bottom/right), which is exactly Keras' ``padding="same"``; plain
-'same' also lets the TFLite converter keep the padding inside the convolution instead of adding
-PAD ops (see docs/DECISIONS.md). BatchNorm: epsilon 1e-3 and momentum 0.99 (torch's 0.01).
+0)``, the extra pixel at the bottom/right), which is exactly Keras' ``padding="same"`` (an
+explicit ``ZeroPadding2D`` + 'valid' variant gives bit-identical outputs and the same int8 file:
+docs/DECISIONS.md). BatchNorm: epsilon 1e-3 and momentum 0.99 (torch's 0.01).
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ def cached_efficientnet_lite0(source: str | os.PathLike | None = None) -> Path:
     """The Keras weights file of the 1000-class EfficientNet-Lite0, converted on first use.
 
     Args:
-        source: a ``.pth`` state_dict to port instead of the packaged one (its converted file
-            is not cached: it goes to a temporary folder next to the cache).
+        source: a ``.pth`` state_dict to port instead of the packaged one; it is converted
+            on every call and written beside the packaged one's, named after the source file.
 
     Returns:
         Path of a ``.weights.h5`` file that :func:`efficientnet_lite0_reference` loads.
@@ -126,9 +126,11 @@ def load_efficientnet_lite0_reference(source: str | os.PathLike | None = None):
     path = cached_efficientnet_lite0(source)
     try:
         model.load_weights(path)
-    except Exception:  # noqa: BLE001 - h5py and Keras raise many types for a damaged file
+    except Exception as err:  # noqa: BLE001 - h5py and Keras raise many types for a bad file
         if source is not None:
-            raise
+            raise UsageError(f"the weights converted from {source} do not load: "
+                             f"{str(err).splitlines()[0][:120]}",
+                             "pass an EfficientNet-Lite0 state_dict") from None
         path.unlink(missing_ok=True)
         model.load_weights(cached_efficientnet_lite0())
     return model

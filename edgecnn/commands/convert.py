@@ -10,7 +10,8 @@ import click
 @click.command(short_help="Convert a model to .tflite with post-training quantization.")
 @click.argument("model", type=click.Path())
 @click.option("--quant", default="int8", show_default=True,
-              help="Recipe: float32, dynamic, float16 or int8 (full integer).")
+              help="Recipe: float32, dynamic, float16 or int8 (full integer); keep: a .tflite "
+                   "source as it is, with metadata attached.")
 @click.option("--io", "io_type", default=None,
               help="int8 recipe only: int8 (default) or float input/output tensors.")
 @click.option("--calib", default=None,
@@ -26,21 +27,45 @@ import click
               help="Also write the per-layer quantization error report (.quant_debug.csv/.md).")
 @click.option("--keep-names", is_flag=True,
               help="Keep the converter's long tensor names (default: shortened, smaller file).")
+@click.option("--task", type=click.Choice(["classify", "detect"]), default=None,
+              help="Foreign models: the task, when the file does not say.")
+@click.option("--labels", default=None,
+              help="Foreign models: class names, a file (one per line) or a,b,c.")
+@click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False),
+              default=None, help="Foreign models: the input layout, when the shape is ambiguous.")
+@click.option("--mean", default=None,
+              help="Foreign models: input mean, pixel units, one value or r,g,b (default 0).")
+@click.option("--std", default=None,
+              help="Foreign models: input std, pixel units, one value or r,g,b (default 255).")
+@click.option("--resize", type=click.Choice(["letterbox", "stretch"]), default=None,
+              help="Foreign models: how frames are fitted (default: letterbox for detect).")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output .tflite (or a folder). Default: <run>/<name>_<recipe>.tflite.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, debug_quant,
-            keep_names, output, as_json) -> None:
-    """Convert MODEL (a run directory or .keras file) to a .tflite with edgecnn metadata.
+            keep_names, task, labels, layout, mean, std, resize, output, as_json) -> None:
+    """Convert MODEL to a .tflite with edgecnn metadata.
+
+    MODEL is an edgecnn run directory or .keras file, or a model from elsewhere: ONNX (.onnx),
+    a PyTorch ExportedProgram (.pt2), a Keras 3 .keras file, a SavedModel folder, or a
+    .tflite. Pickled PyTorch checkpoints (.pt/.pth) are refused: loading them runs code.
 
     \b
     Example:
       edgecnn convert runs/fm --quant int8 -o fm_int8.tflite
+      edgecnn convert yolo11n.onnx --calib data.yaml -o yolo11n_int8.tflite
     """
-    from converters import convert_model
+    from converters import formats
 
     verbose = bool((ctx.find_root().obj or {}).get("verbose"))
+    fmt = formats.detect(model)
+    if fmt.name not in ("edgecnn", "keras"):   # any .keras: convert_model handles bare ones
+        _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, task,
+                         labels, layout, mean, std, resize, verbose, as_json)
+        return
+    from converters import convert_model
+
     result = convert_model(model, output, quant, io=io_type, calib=calib, calib_size=calib_size,
                            held_out=held_out, data_dir=data_dir, debug_quant=debug_quant,
                            keep_names=keep_names, verbose=verbose)
@@ -61,6 +86,38 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
         click.echo(f"  note: {note}")
     if result.debug_markdown is not None:
         click.echo(f"  per-layer error report: {result.debug_markdown} (+ .csv)")
+
+
+def _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, task, labels,
+                     layout, mean, std, resize, verbose, as_json) -> None:
+    from converters.foreign import ForeignOptions, convert_foreign, parse_labels, parse_floats
+
+    options = ForeignOptions(task=task, labels=parse_labels(labels), layout=layout,
+                             mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
+                             resize=resize)
+    result = convert_foreign(model, output, None if quant == "keep" else quant, io=io_type,
+                             options=options, calib=calib, calib_size=calib_size,
+                             held_out=held_out, verbose=verbose)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"wrote {result.path} ({result.source_format} -> {result.recipe}, "
+               f"{result.size_bytes / 1024:.1f} KB) in {result.seconds:.1f} s")
+    for inp in result.inputs:
+        click.echo(f"  input  {inp['dtype']} {inp['shape']} ({result.layout})" + _quant_text(inp))
+    for o in result.outputs:
+        click.echo(f"  output {o['dtype']} {o['shape']}" + _quant_text(o))
+    meta = result.metadata
+    decoder = (meta.get("decoder") or {}).get("type")
+    click.echo(f"  metadata: task {meta['task']}, {len(meta['labels'])} labels"
+               + (f", decoder {decoder}" if decoder else ""))
+    if result.calib_samples:
+        click.echo(f"  calibrated on {result.calib_samples} images")
+    if result.agreement is not None:
+        click.echo(f"  vs {result.source_format}: {result.agreement.summary()} "
+                   f"({result.agreement_source})")
+    for note in result.notes:
+        click.echo(f"  note: {note}")
 
 
 def _quant_text(t: dict) -> str:

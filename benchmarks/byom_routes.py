@@ -17,6 +17,9 @@ repository); ``evaluate`` reads them all back. Steps:
 * ``litert_torch``: litert-torch on every ``.pt2``, and on every ONNX through onnx2torch.
 * ``aeq``: ai-edge-quantizer (int8 weights+activations, dynamic, float16) on every float
   ``.tflite`` the other steps wrote.
+* ``product``: ``edgecnn convert`` (the product's routes) on the trained YOLO11n's ``.onnx``
+  and ``.pt2`` (float32, int8) and on EfficientNet-Lite0's, plus Ultralytics' own ``.tflite``
+  exports: mAP / top-1 agreement and latency of each file, the convert command's parity report.
 * ``evaluate``: every ``.tflite``: output parity against onnxruntime on held-out inputs, int8
   accuracy (YOLO mAP@0.5 and mAP@0.5:0.95 with pycocotools; classifier top-1 agreement),
   latency with the ai-edge-litert interpreter (1 and 2 threads, interleaved), size.
@@ -478,6 +481,69 @@ def step_evaluate(args) -> None:
     (work / "routes" / "evaluate.json").write_text(json.dumps(report, indent=2))
 
 
+def step_product(args) -> None:
+    """The product's routes end to end: ``edgecnn convert`` then the same evaluation."""
+    out = args.work / "product"
+    out.mkdir(exist_ok=True)
+    gt = json.loads((args.work / "data" / "yolo_gt.json").read_text())
+    data = {"yolo": np.load(args.work / "data" / "yolo_eval.npy"),
+            "eff": np.load(args.work / "data" / "eff_eval.npy")}
+    rows = []
+    jobs = []
+    for src in args.sources:
+        src = Path(src)
+        kind = "yolo" if src.stem.startswith("yolo") else "eff"
+        calib = args.yolo_data if kind == "yolo" else args.eff_calib
+        for quant in ("float32", "int8"):
+            jobs.append((src, kind, quant, calib))
+    for src, kind, quant, calib in jobs:
+        target = out / f"{src.stem}_{src.suffix[1:]}_{quant}.tflite"
+        cmd = [sys.executable, "-m", "edgecnn", "convert", str(src), "--quant", quant,
+               "--calib", calib, "--held-out", "32", "-o", str(target), "--json"]
+        if kind == "eff":   # the ImageNet normalization EfficientNet-Lite0's weights expect
+            cmd += ["--mean", ",".join(map(str, IMAGENET_MEAN)),
+                    "--std", ",".join(map(str, IMAGENET_STD))]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        row = {"file": target.name, "command": " ".join(cmd[1:]),
+               "convert_seconds": round(time.perf_counter() - t0, 1)}
+        if proc.returncode != 0:
+            row["error"] = (proc.stderr.strip().splitlines() or ["?"])[-1][:300]
+        else:
+            doc = json.loads(proc.stdout)
+            row.update(agreement=doc["agreement"], size=doc["size_bytes"], layout=doc["layout"],
+                       decoder=(doc["metadata"].get("decoder") or {}).get("type"))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    files = [(out / r["file"], "yolo" if r["file"].startswith("yolo") else "eff", r)
+             for r in rows if "error" not in r]
+    files += [(Path(p), "yolo", {"file": p}) for p in args.extra_tflite]
+    ref_eff = None
+    if any(k == "eff" for _, k, _ in files):
+        ref_eff = reference_outputs(args.work, "effnet_lite0", data["eff"])
+    for path, kind, row in files:
+        runner = Runner(path, 1)
+        x = data[kind]
+        got = [runner(xi[None])[0] for xi in x]
+        if kind == "yolo":
+            got = [g.transpose(0, 2, 1) if g.shape[1] > g.shape[2] else g for g in got]
+            if max(float(np.abs(g[:, :4]).max()) for g in got) <= 2.0:   # normalized boxes
+                got = [np.concatenate([g[:, :4] * YOLO_SIZE, g[:, 4:]], 1) for g in got]
+            row["map50"], row["map"] = coco_map(gt, got)
+        else:
+            logits = np.concatenate(got)
+            row["top1_agree_torch"] = float(np.mean(logits.argmax(1) == ref_eff.argmax(1)))
+            row["samples_top1"] = [int(v) for v in logits[:2].argmax(1)]
+            row["ref_samples_top1"] = [int(v) for v in ref_eff[:2].argmax(1)]
+        row["ms_1t"] = latency_pair(path, x, 1, args.runs)
+        row["ms_2t"] = latency_pair(path, x, 2, args.runs)
+        print(json.dumps(row), flush=True)
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "load_avg": os.getloadavg(), "rows": [r for _, _, r in files]
+              + [r for r in rows if "error" in r]}
+    (out / "product.json").write_text(json.dumps(report, indent=2))
+
+
 def pick_output(outs: list[np.ndarray], ref_shape: tuple) -> np.ndarray:
     """The output matching the reference (transposed back if the route transposed it)."""
     for y in outs:
@@ -491,7 +557,11 @@ def pick_output(outs: list[np.ndarray], ref_shape: tuple) -> np.ndarray:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("step", choices=("data", "effnet", "yolo_pt2", "onnx2tf", "litert_torch",
-                                     "aeq", "evaluate"))
+                                     "aeq", "evaluate", "product"))
+    ap.add_argument("--sources", nargs="*", default=[], help="product: .onnx/.pt2 to convert")
+    ap.add_argument("--eff-calib", help="product: calibration images for EfficientNet-Lite0")
+    ap.add_argument("--extra-tflite", nargs="*", default=[],
+                    help="product: other YOLO .tflite files to evaluate (Ultralytics' exports)")
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--kangaroo", help="data: the kangaroo folder")
     ap.add_argument("--coco128", help="data: the COCO128 folder")

@@ -110,15 +110,12 @@ def detect(path: str | os.PathLike) -> SourceFormat:
         detect("yolo11n.pt")            # UsageError: a pickled PyTorch checkpoint ...
     """
     p = Path(path)
-    if p.is_dir():
-        if (p / "run.json").is_file() or (p / "model.keras").is_file():
-            return BY_NAME["edgecnn"]
-        if (p / "saved_model.pb").is_file():
-            return BY_NAME["savedmodel"]
-        raise UsageError(f"{p} is neither an edgecnn run directory nor a SavedModel folder",
-                         "pass a run directory, a SavedModel folder or a model file")
+    if p.is_dir():   # a folder that is no SavedModel is read (and judged) as a run directory
+        return BY_NAME["savedmodel" if (p / "saved_model.pb").is_file() else "edgecnn"]
     if not p.is_file():
         raise UsageError(f"model not found: {p}", "check the path")
+    if p.suffix.lower() == ".keras":   # Keras' own loader says what is wrong with a bad one
+        return BY_NAME["edgecnn" if (p.parent / "run.json").is_file() else "keras"]
     with open(p, "rb") as fh:
         head = fh.read(16)
     if head[4:8] == b"TFL3":
@@ -148,9 +145,7 @@ def _detect_zip(p: Path) -> SourceFormat:
         raise UsageError(f"{p} is a damaged zip archive: {err}", "re-export the model") from None
     base = {n.rsplit("/", 1)[-1] for n in names}
     if "config.json" in base and ("model.weights.h5" in base or "metadata.json" in base):
-        from edgecnn.rundir import RUN_FILE  # a .keras beside a run.json is edgecnn's own
-
-        return BY_NAME["edgecnn"] if (p.parent / RUN_FILE).is_file() else BY_NAME["keras"]
+        return BY_NAME["edgecnn" if (p.parent / "run.json").is_file() else "keras"]
     if base & {"data.pkl", "constants.pkl"}:
         raise _pickle_error(p)
     raise UsageError(f"{p} is a zip archive of no model format edgecnn knows",

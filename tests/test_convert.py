@@ -237,7 +237,7 @@ def test_non_model_files(run_cli, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a model")
     assert_one_line_error(run_cli("convert", text, "-o", tmp_path / "a.tflite"),
-                          "is not a .keras model or a run directory")
+                          "cannot tell the format of", "SavedModel folders")
     fake = tmp_path / "fake.keras"
     fake.write_bytes(b"PK\x03\x04 this is no keras archive")
     assert_one_line_error(run_cli("convert", fake, "-o", tmp_path / "b.tflite"),

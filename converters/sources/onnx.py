@@ -110,8 +110,12 @@ def float_tflite(path: Path, verbose: bool = False) -> bytes:
         out = Path(work) / "out"
         cmd = [exe, "-i", str(path.resolve()), "-o", str(out), "-tb", "flatbuffer_direct",
                "-coion"] + ([] if verbose else ["-n"])
+        # onnx2tf runs the ``onnxsim`` command of its own environment; without it on PATH it
+        # skips simplification, and EfficientNet-Lite0 then fails to run under XNNPACK.
+        env = dict(os.environ, PATH=os.pathsep.join([str(Path(exe).parent),
+                                                     os.environ.get("PATH", "")]))
         proc = subprocess.run(cmd, cwd=work, text=True, capture_output=not verbose,
-                              check=False)
+                              check=False, env=env)
         produced = sorted(out.glob("*_float32.tflite"))
         if proc.returncode != 0 or not produced:
             raise UsageError(f"onnx2tf could not convert {path.name}: "

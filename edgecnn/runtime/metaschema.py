@@ -101,7 +101,8 @@ def input_fields(doc: dict) -> dict:
     channels = out["channels"] = integer(raw.get("channels", 3), "input.channels", 1, 3)
     if channels == 2:
         raise fail("'input.channels' must be 1 or 3, got 2")
-    out["layout"] = text(raw.get("layout", "NHWC"), "input.layout", choices=("NHWC",))
+    # NCHW: a foreign model kept as it is (edgecnn's own routes always give NHWC inputs)
+    out["layout"] = text(raw.get("layout", "NHWC"), "input.layout", choices=("NHWC", "NCHW"))
     color = out["color"] = text(raw.get("color", "RGB" if channels == 3 else "GRAY"),
                                 "input.color", choices=COLORS)
     if (color == "GRAY") != (channels == 1):

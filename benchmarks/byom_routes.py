@@ -527,8 +527,9 @@ def step_product(args) -> None:
         got = [runner(xi[None])[0] for xi in x]
         if kind == "yolo":
             got = [g.transpose(0, 2, 1) if g.shape[1] > g.shape[2] else g for g in got]
-            if max(float(np.abs(g[:, :4]).max()) for g in got) <= 2.0:   # normalized boxes
-                got = [np.concatenate([g[:, :4] * YOLO_SIZE, g[:, 4:]], 1) for g in got]
+            # edgecnn's ultralytics_yolo decoder and Ultralytics' own LiteRT exports both give
+            # boxes divided by the input size
+            got = [np.concatenate([g[:, :4] * YOLO_SIZE, g[:, 4:]], 1) for g in got]
             row["map50"], row["map"] = coco_map(gt, got)
         else:
             logits = np.concatenate(got)

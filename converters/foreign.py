@@ -340,14 +340,9 @@ def _decoder(model: SourceModel, converted: TFLiteModel, task: str, labels) -> m
     if len(shapes) == 1 and len(shapes[0]) == 3:
         n_ch = 4 + len(labels)
         if shapes[0][2] == 6 and model.metadata.end2end is not False:
-            return md.DecoderSpec(type=YOLO_END2END_DECODER,
-                                  strides=(model.metadata.stride or 32,), box_output=0,
-                                  score_output=0)
+            return md.DecoderSpec(type=YOLO_END2END_DECODER, output=0)
         if n_ch in shapes[0][1:]:
-            stride = model.metadata.stride or 32
-            strides = tuple(s for s in (8, 16, 32, 64) if s <= stride)
-            return md.DecoderSpec(type=YOLO_DECODER, strides=strides, box_output=0,
-                                  score_output=0)
+            return md.DecoderSpec(type=YOLO_DECODER, output=0)
     raise UsageError(f"no known detection layout for outputs {[list(s) for s in shapes]}: "
                      f"expected [1, 4+{len(labels)}, N] (Ultralytics YOLO) or [1, N, 6] "
                      "(end-to-end YOLO)", "convert with --task classify, or a YOLO export")

@@ -16,9 +16,11 @@ from typing import Iterable
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn import safeio
 from edgecnn.images import list_images
 from edgecnn.runtime.task import Task
 
+MAX_FILE_BYTES = 512 << 20
 MAX_PIXELS = 120_000_000   # a 108 MP phone photo decodes; a forged 40000x40000 header does not
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -74,19 +76,21 @@ def expand_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def read_bgr(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode an image file to BGR uint8; ValueError with the reason when it cannot.
+def read_bgr(path: Path, max_pixels: int = MAX_PIXELS, gray: bool = False) -> np.ndarray:
+    """Decode an image file to BGR uint8 (or 8-bit gray with ``gray``); ValueError with the
+    reason when it cannot.
 
     The size in the header is checked before decoding (PNG, JPEG, BMP, WebP), so a small
     file that declares 40000x40000 pixels is refused instead of allocating gigabytes; other
     formats rely on OpenCV's own pixel limit. Gray, BGRA and 16-bit files decode to 8-bit BGR.
+    A FIFO or device is never opened, and at most MAX_FILE_BYTES are read.
     """
     import cv2
 
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)   # works for non-ASCII paths too
+    try:   # never blocks on a FIFO, never reads a device without end
+        data = np.frombuffer(safeio.read_bytes(path, MAX_FILE_BYTES), np.uint8)
     except OSError as err:
-        raise ValueError(err.strerror or "cannot read the file") from None
+        raise ValueError(safeio.reason(err)) from None
     if data.size == 0:
         raise ValueError("empty file")
     size = header_size(data[:65536].tobytes())
@@ -98,7 +102,7 @@ def read_bgr(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise ValueError(f"the header says {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the "
                              f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     except cv2.error as err:
         raise ValueError(f"not decodable: {(str(err).strip().splitlines() or ['?'])[-1][:120]}"
                          ) from None

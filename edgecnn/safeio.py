@@ -21,6 +21,9 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXE
     getattr(os, "O_BINARY", 0)
 
 MiB = 1 << 20
+# stat() errors that mean "there is no such file" for a reader (a name too long to exist, a
+# file used as a folder, a symlink loop).
+_NO_SUCH_FILE = {errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
 
 
 class NotRegularFileError(OSError):
@@ -89,6 +92,10 @@ def open_regular(path: str | os.PathLike, limit: int | None = None) -> BinaryIO:
         st = os.stat(path)
     except ValueError:  # an embedded NUL byte: no such file can exist
         raise FileNotFoundError(errno.ENOENT, "invalid file name", str(path)) from None
+    except OSError as err:
+        if err.errno in _NO_SUCH_FILE:
+            raise FileNotFoundError(err.errno, err.strerror, str(path)) from None
+        raise
     kind = _kind(st.st_mode)
     if kind is not None:      # refuse before open(): opening a FIFO or a tty has effects
         raise NotRegularFileError(path, kind)

@@ -225,7 +225,7 @@ def _to_sample(image_path: Path, image_id: int, entry: dict, anns: list[dict],
         boxes.append((x, y, x + w, y + h))
         category = _int(ann.get("category_id"))
         classes.append(index.get(category, -1) if category is not None else -1)
-    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float32), np.asarray(classes),
+    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float64), np.asarray(classes),
                                     size[0], size[1], len(index), report, name)
     if len(classes) == 0:
         report.add(Problem.BACKGROUND, name)

@@ -178,6 +178,12 @@ def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int =
 
 
 def _detect_format(path: Path) -> tuple[str, Path | list[Path]]:
+    if not path.is_dir() and not safeio.is_regular_file(path):
+        try:
+            safeio.open_regular(path).close()   # raises with what it is instead
+        except OSError as err:
+            raise UsageError(f"dataset {path}: {safeio.reason(err)}",
+                             "give a YOLO data.yaml, a VOC folder or a COCO json") from None
     if path.is_file():
         if path.suffix.lower() in (".yaml", ".yml"):
             return "yolo", path
@@ -319,13 +325,13 @@ def sanitize_boxes(boxes: np.ndarray, classes: np.ndarray, width: int, height: i
         classes: (K,) integer class ids (may be out of range).
         name: file name used in the report.
     """
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)   # float32 after clipping
     classes = np.asarray(classes, dtype=np.int64).reshape(-1)
     known = (classes >= 0) & (classes < num_classes)
     if not known.all():
         report.add(Problem.UNKNOWN_CLASS, name, int((~known).sum()))
         boxes, classes = boxes[known], classes[known]
-    limits = np.array([width, height, width, height], dtype=np.float32)
+    limits = np.array([width, height, width, height], dtype=np.float64)
     outside = ((boxes[:, :2] < -OUTSIDE_TOLERANCE_PX).any(axis=1)
                | (boxes[:, 2:] > limits[2:] + OUTSIDE_TOLERANCE_PX).any(axis=1))
     if outside.any():

@@ -205,7 +205,7 @@ def _to_sample(ann: _Annotation, root: Path, index: dict[str, int], report: Labe
             continue
         boxes.append((x1 - 1, y1 - 1, x2, y2))
         classes.append(index.get(label, -1))  # -1 is counted as an unknown class below
-    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float32), np.asarray(classes),
+    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float64), np.asarray(classes),
                                     size[0], size[1], len(index), report, xml_name)
     if len(classes) == 0:
         report.add(Problem.BACKGROUND, image_name)

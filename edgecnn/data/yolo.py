@@ -108,7 +108,7 @@ def parse_label_text(text: str, width: int, height: int, report: LabelReport, na
             continue
         boxes.append((box[0] * width, box[1] * height, box[2] * width, box[3] * height))
         classes.append(int(cls))
-    return (np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+    return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
             np.asarray(classes, dtype=np.int64))
 
 

@@ -161,6 +161,13 @@ def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
     assert time.perf_counter() - start < 10
 
 
+def test_yaml_with_control_characters_is_one_line_error(tmp_path):
+    with pytest.raises(UsageError, match="data.yaml holds control characters"):
+        load_detection_dataset(_yolo(tmp_path, yaml="train: images/train\nnames: [a\x04]\n"))
+    with pytest.raises(UsageError, match="Exceeds the limit"):
+        load_detection_dataset(_yolo(tmp_path, yaml=f"train: images/train\nnc: {'9' * 5000}\n"))
+
+
 def test_yaml_names_must_be_plain_values(tmp_path):
     yaml = "x: &x [1, 2]\ntrain: images/train\nnames: [a, *x]\n"
     with pytest.raises(UsageError, match="a class name is a list"):

@@ -27,16 +27,22 @@ def load(text: str, name: str):
         UsageError: not valid YAML (with the line), too deep, or too many nodes.
     """
     yaml = require("yaml", package="pyyaml", purpose="reading YAML files")
-    loader = _loader_class()(text)
-    loader.edgecnn_name = name
+    loader = None
     try:
+        loader = _loader_class()(text)   # the reader refuses control characters right here
+        loader.edgecnn_name = name
         return loader.get_single_data()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"{name} is not valid YAML{where}", "fix the YAML syntax") from None
+        what = "holds control characters" if isinstance(err, yaml.reader.ReaderError) \
+            else "is not valid YAML"
+        raise UsageError(f"{name} {what}{where}", "fix the YAML syntax") from None
+    except ValueError as err:    # a number over Python's 4,300 digits
+        raise UsageError(f"{name}: {str(err).split(';')[0]}", "fix the YAML value") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 @lru_cache(maxsize=1)

@@ -54,7 +54,8 @@ def build(kind: str, root: Path, rng: random.Random) -> Path:
     """A small valid dataset of ``kind`` under ``root``; returns the SPEC to read."""
     n = rng.randint(2, 4)
     if kind in ("yolo", "loose"):
-        images, labels = ("images/train", "labels/train") if kind == "yolo" else ("images", "labels")
+        images, labels = (("images/train", "labels/train") if kind == "yolo"
+                          else ("images", "labels"))
         for i in range(n):
             _image(root / images / f"{i}.jpg", rng)
             _write(root / labels / f"{i}.txt", f"{i % 2} 0.5 0.5 0.3 0.4\n1 0.2 0.3 0.1 0.1\n")
@@ -77,8 +78,9 @@ def build(kind: str, root: Path, rng: random.Random) -> Path:
             _image(root / f"{i}.jpg", rng)
             doc["images"].append({"id": i + 1, "file_name": f"{i}.jpg", "width": 32,
                                   "height": 24})
-            doc["annotations"].append({"id": i + 1, "image_id": i + 1, "category_id": 1 + 2 * (i % 2),
-                                       "bbox": [2, 3, 10, 8], "iscrowd": 0, "area": 80})
+            doc["annotations"].append({"id": i + 1, "image_id": i + 1,
+                                       "category_id": 1 + 2 * (i % 2), "bbox": [2, 3, 10, 8],
+                                       "iscrowd": 0, "area": 80})
         return _write(root / "instances_x.json", json.dumps(doc))
     if kind == "folder":
         for cls in ("cat", "dog"):

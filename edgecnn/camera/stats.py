@@ -28,7 +28,7 @@ class Histogram:
     and it is bounded.
     """
 
-    __slots__ = ("low", "ratio", "_log_low", "_log_ratio", "counts", "count", "total", "min",
+    __slots__ = ("low", "ratio", "_log_low", "_log_ratio", "counts", "_binned", "total", "min",
                  "max", "_pending")
     FLUSH = 512
 
@@ -37,7 +37,7 @@ class Histogram:
         self._log_low, self._log_ratio = math.log(low), math.log(ratio)
         self.counts = np.zeros(int(math.ceil(math.log(high / low) / self._log_ratio)) + 1,
                                np.int64)
-        self.count = 0
+        self._binned = 0
         self.total = 0.0
         self.min = math.inf
         self.max = -math.inf
@@ -61,7 +61,7 @@ class Histogram:
             index = (np.log(np.maximum(values, self.low)) - self._log_low) / self._log_ratio
         index = np.clip(index.astype(np.int64), 0, len(self.counts) - 1)
         self.counts += np.bincount(index, minlength=len(self.counts))
-        self.count += int(values.size)
+        self._binned += int(values.size)
         self.total += float(values.sum())
         self.min = min(self.min, float(values.min()))
         self.max = max(self.max, float(values.max()))
@@ -88,12 +88,17 @@ class Histogram:
         return float(lo + (rank - math.floor(rank)) * (hi - lo))
 
     @property
+    def count(self) -> int:
+        """Values added so far (NaN excluded once binned)."""
+        return self._binned + len(self._pending)
+
+    @property
     def mean(self) -> float:
         self._flush()
         return self.total / self.count if self.count else 0.0
 
     def summary(self, qs=(50, 90)) -> dict[str, float]:
-        """``{"p50": .., "p90": .., "mean": ..}`` like :func:`edgecnn.camera.summary.percentiles`."""
+        """``{"p50": .., "p90": .., "mean": ..}`` in the summary's form."""
         out = {f"p{q}": round(self.quantile(q / 100.0), 3) for q in qs}
         out["mean"] = round(self.mean, 3)
         return out

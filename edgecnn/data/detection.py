@@ -285,7 +285,7 @@ def names_from_file(root: Path, candidates: tuple[str, ...], report: LabelReport
     """Class names, one a line, from the first of ``candidates`` in ``root`` that lists any."""
     for fname in candidates:
         path = root / fname
-        if safeio.is_regular_file(path):
+        if safeio.exists(path):     # a FIFO or folder by that name is refused, not passed over
             text = read_text_file(path, NAMES_FILE_LIMIT, "the class names file", report, fname)
             listed = [ln.strip() for ln in text.splitlines() if ln.strip()]
             if listed:

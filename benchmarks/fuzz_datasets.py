@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from fuzz_targets import target
 
 KINDS = ("yolo", "voc", "coco", "loose", "folder", "idx")

@@ -15,8 +15,8 @@ from typing import Iterable
 
 import numpy as np
 
-from edgecnn.errors import UsageError
 from edgecnn import safeio
+from edgecnn.errors import UsageError
 from edgecnn.images import list_images
 from edgecnn.runtime.task import Task
 

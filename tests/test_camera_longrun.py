@@ -95,7 +95,7 @@ class _FreezingMJPEG(http.server.BaseHTTPRequestHandler):
     """multipart/x-mixed-replace JPEG frames; the first connection stops sending after
     ``freeze_at`` frames and holds the connection open for ``hold`` seconds."""
 
-    frames: list[bytes] = []
+    frames: tuple[bytes, ...] = ()
     freeze_at = 15
     hold = 25.0
 
@@ -108,7 +108,7 @@ class _FreezingMJPEG(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         first = not self.server.froze
         self.server.froze = True
-        for n, jpg in enumerate(self.frames * 20):
+        for n, jpg in enumerate(self.frames * 20):   # a tuple, repeated
             if first and n == self.freeze_at:
                 time.sleep(self.hold)    # stalled, not closed: no data, no error
                 return
@@ -128,8 +128,8 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 @pytest.fixture
 def freezing_stream():
-    _FreezingMJPEG.frames = [cv2.imencode(".jpg", _frame(i, (120, 160)))[1].tobytes()
-                             for i in range(8)]
+    _FreezingMJPEG.frames = tuple(cv2.imencode(".jpg", _frame(i, (120, 160)))[1].tobytes()
+                                  for i in range(8))
     server = _Server(("127.0.0.1", 0), _FreezingMJPEG)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"

@@ -28,15 +28,14 @@ class Histogram:
     and it is bounded.
     """
 
-    __slots__ = ("low", "ratio", "_log_low", "_log_ratio", "counts", "_binned", "total", "min",
-                 "max", "_pending")
+    __slots__ = ("_binned", "_log_low", "_log_ratio", "_pending", "counts", "low", "max", "min",
+                 "ratio", "total")
     FLUSH = 512
 
     def __init__(self, low: float = 1e-3, high: float = 1e6, ratio: float = 1.02):
         self.low, self.ratio = low, ratio
         self._log_low, self._log_ratio = math.log(low), math.log(ratio)
-        self.counts = np.zeros(int(math.ceil(math.log(high / low) / self._log_ratio)) + 1,
-                               np.int64)
+        self.counts = np.zeros(math.ceil(math.log(high / low) / self._log_ratio) + 1, np.int64)
         self._binned = 0
         self.total = 0.0
         self.min = math.inf

@@ -267,8 +267,8 @@ def _skip_warnings(skipped: list[str]) -> list[str]:
     if not skipped:
         return []
     shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-    return [f"skipped {len(skipped)} image(s) that failed to decode ({shown}); "
-            "'edgecnn data check --decode' lists them all"]
+    return [(f"skipped {len(skipped)} image(s) that failed to decode ({shown}); "
+             "'edgecnn data check --decode' lists them all")]
 
 
 def _split(ds, split: str, max_images: int | None):

@@ -15,7 +15,7 @@ forked by the model check are bounded by their own address-space limit (see
 
 Usage:
     python benchmarks/fuzz.py [--models 10000] [--metadata 2000] [--images 2000]
-                              [--workers 2] [--seed 1] [--json]
+                              [--datasets 600] [--workers 2] [--seed 1] [--json]
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=10000)
     parser.add_argument("--metadata", type=int, default=2000)
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--datasets", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hang", type=float, default=10.0)
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(run_case(args.target, args.seed, args.case or 0, Path(tmp))))
         return 0
-    counts = {"models": args.models, "metadata": args.metadata, "images": args.images}
+    counts = {"models": args.models, "metadata": args.metadata, "images": args.images,
+              "datasets": args.datasets}
     rows = [fuzz(name, n, args.seed, args.workers, args.hang) for name, n in counts.items() if n]
     machine = {"machine": f"{platform.machine()} {os.cpu_count()} cores",
                "python": platform.python_version(), "load_avg": os.getloadavg()[0],

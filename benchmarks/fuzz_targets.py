@@ -317,3 +317,6 @@ def images(rng: random.Random, work: Path) -> str:
     for runner in (det, clf):
         run_image(runner, image, rng.choice(("BGR", "RGB", "GRAY", "bgr", "XYZ")))
     return "loaded"
+
+
+import fuzz_datasets  # noqa: E402,F401 - registers the "datasets" target (its own module)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from edgecnn.errors import UsageError
-from edgecnn.images import IMAGE_SUFFIXES
+from edgecnn.images import list_images
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime.metadata import InputSpec
 from edgecnn.runtime.model import TensorInfo
@@ -157,11 +157,11 @@ def _looks_like_detection(path: Path) -> bool:
 
 
 def _has_loose_images(folder: Path) -> bool:
-    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
+    return bool(list_images(folder))
 
 
 def _loose_images(folder: Path, info: RunInfo, size: int, held_out: int) -> CalibrationImages:
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(folder)
     rng = np.random.default_rng(int(info.seed))
     files = [files[i] for i in rng.permutation(len(files))]
     images = _read_images(files[:size + held_out], info.color)

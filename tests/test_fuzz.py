@@ -1,6 +1,7 @@
 """Bounded fuzzing in the normal test run (seconds): hypothesis over metadata documents and
-image arrays in this process, and a short ``benchmarks/fuzz.py`` run for mutated models, whose
-loads go through worker processes so a native crash is counted, not fatal.
+image arrays in this process, and a short ``benchmarks/fuzz.py`` run for mutated models,
+metadata, images and malformed datasets of every reader, whose loads go through worker
+processes so a native crash is counted, not fatal.
 ``python benchmarks/fuzz.py`` runs the long version (docs/BENCHMARKS.md, "Robustness")."""
 
 from __future__ import annotations
@@ -101,9 +102,10 @@ def test_any_array_preprocesses_or_is_a_usage_error(pre, image, color, flip):
 
 def test_short_fuzz_run_has_no_crash_or_hang():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fuzz.py"), "--models",
-                           "200", "--metadata", "80", "--images", "150", "--seed", "7",
-                           "--json"], capture_output=True, text=True, timeout=600)
+                           "200", "--metadata", "80", "--images", "150", "--datasets", "60",
+                           "--seed", "7", "--json"], capture_output=True, text=True, timeout=600)
     doc = json.loads(proc.stdout)
+    assert [r["target"] for r in doc["rows"]] == ["models", "metadata", "images", "datasets"]
     for row in doc["rows"]:
         assert row["tried"] > 0 and row["crashed"] == 0 and row["hangs"] == 0, row
         assert row["peak_rss_mb"] < 500, row

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgecnn.camera.sources import FrameSource
+from edgecnn.camera.sources import FrameSource, to_bgr
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class Capture:
             self.stats.last_error = f"{type(err).__name__}: {err}"
             image = None
         self.stats.decode_s += time.perf_counter() - start
-        return image
+        return _as_bgr(image)
 
     def _reconnect(self) -> bool:
         """Reopen a dropped live source with bounded exponential back-off."""
@@ -204,7 +204,7 @@ class Capture:
                 image = self._read()
                 if image is None:
                     if not self.source.live or self.source.ended:
-                        self.stats.end_reason = "end of input"
+                        self.stats.end_reason = self.source.end_reason(self.stats.read)
                         break
                     if not self._reconnect():
                         if not self._stop.is_set():
@@ -224,6 +224,14 @@ class Capture:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+
+
+def _as_bgr(image: np.ndarray | None) -> np.ndarray | None:
+    """Any source's gray or BGRA frame (also from a user's own FrameSource) as 3-channel,
+    converted once here so that preprocessing and drawing see the same image."""
+    if image is None or (image.ndim == 3 and image.shape[2] == 3):
+        return image
+    return to_bgr(image)
 
 
 def _make_frame(index: int, t: float, image: np.ndarray,
@@ -271,9 +279,10 @@ class InlineCapture:
             self.stats.last_error = f"{type(err).__name__}: {err}"
             image = None
         self.stats.decode_s += time.perf_counter() - start
+        image = _as_bgr(image)
         if image is None:
             self._done = True
-            self.stats.end_reason = "end of input"
+            self.stats.end_reason = self.source.end_reason(self.stats.read)
             return None
         frame = _make_frame(self.stats.read, time.perf_counter() - self._t0, image, self.prepare)
         self.stats.read += 1

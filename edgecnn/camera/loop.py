@@ -37,7 +37,8 @@ from edgecnn.camera import overlay
 from edgecnn.camera.capture import Capture, CaptureOptions, Frame, InlineCapture
 from edgecnn.camera.sources import FrameSource
 from edgecnn.camera.stages import FrameContext, FrameStage, Publisher
-from edgecnn.camera.summary import Summary, percentiles
+from edgecnn.camera.stats import Histogram
+from edgecnn.camera.summary import Summary
 from edgecnn.camera.writer import JsonLinesSink, VideoSink
 from edgecnn.runtime.runner import Runner
 
@@ -135,9 +136,11 @@ class _Loop:
         self.stopped_by = ""
         self.errors = _ErrorLog()
         self.stage_names = (*STAGES, *(st.name for st in options.stages))
-        self.stage_ms: dict[str, list[float]] = {s: [] for s in (*self.stage_names, "total",
-                                                                  "latency")}
-        self.out_times: list[float] = []
+        # Fixed memory for runs of any length: per-stage histograms, not per-frame lists.
+        self.stage_ms: dict[str, Histogram] = {s: Histogram() for s in (*self.stage_names,
+                                                                          "total", "latency")}
+        self.intervals_ms = Histogram()
+        self.last_out: float | None = None
         self.frames = 0
         self.consecutive_errors = 0
         self.video: VideoSink | None = None
@@ -191,12 +194,13 @@ class _Loop:
         item.timings["total"] = sum(item.timings.get(s, 0.0) for s in self.stage_names)
         item.timings["latency"] = (now - self.t0 - item.frame.t) * 1000.0
         for name, ms in item.timings.items():
-            self.stage_ms[name].append(ms)
-        if self.out_times:
-            dt = now - self.out_times[-1]
+            self.stage_ms[name].add(ms)
+        if self.last_out is not None:
+            dt = now - self.last_out
+            self.intervals_ms.add(dt * 1000.0)
             inst = 1.0 / dt if dt > 0 else 0.0
             self.fps_ema = inst if self.fps_ema is None else 0.9 * self.fps_ema + 0.1 * inst
-        self.out_times.append(now)
+        self.last_out = now
         self.last_stage_ms = {"pre": item.timings.get("preprocess", 0.0),
                               "infer": item.timings.get("inference", 0.0),
                               "post": item.timings.get("postprocess", 0.0)}
@@ -366,10 +370,9 @@ def run(model: Runner, source: FrameSource, options: LoopOptions = LoopOptions()
 
 
 def _summarize(loop: _Loop, source: FrameSource) -> Summary:
-    duration = max(1e-9, (loop.out_times[-1] if loop.out_times else time.perf_counter())
-                   - loop.t0)
-    intervals = np.diff(loop.out_times) if len(loop.out_times) > 1 else np.array([])
-    med = float(np.median(intervals)) if intervals.size else 0.0
+    duration = max(1e-9, (loop.last_out if loop.last_out is not None
+                          else time.perf_counter()) - loop.t0)
+    med = loop.intervals_ms.quantile(0.5) / 1000.0
     stats = loop.capture.stats
     tfl = loop.runner.model
     return Summary(
@@ -378,7 +381,7 @@ def _summarize(loop: _Loop, source: FrameSource) -> Summary:
         errors=loop.errors.count, duration_s=round(duration, 4),
         fps_mean=round(loop.frames / duration, 3) if loop.frames else 0.0,
         fps_p50=round(1.0 / med, 3) if med > 0 else 0.0,
-        stages_ms={k: percentiles(v) for k, v in loop.stage_ms.items() if v},
+        stages_ms={k: v.summary() for k, v in loop.stage_ms.items() if v.count},
         decode_share=round(min(1.0, stats.decode_s / duration), 4),
         stopped_by=loop.stopped_by or stats.end_reason or "stopped",
         source=source.describe(),

@@ -46,11 +46,15 @@ class SourceRequest:
     Attributes:
         width, height: requested capture resolution (cameras and pipelines that accept it).
         fps: requested capture rate.
+        read_timeout: seconds a stream may deliver nothing before a read fails (and the capture
+            reconnects); without it a server that stops sending but keeps the connection
+            open freezes the run (FFmpeg's own limit, when it has one, is far longer).
     """
 
     width: int | None = None
     height: int | None = None
     fps: float | None = None
+    read_timeout: float = 10.0
 
 
 def opencv_video_backends() -> dict[str, bool]:
@@ -113,6 +117,15 @@ class FrameSource:
         """Try to open the source again after a drop; True when it is readable again."""
         return False
 
+    def end_reason(self, frames_read: int) -> str:
+        """Why reading stopped, once ``read()`` returned None for good after ``frames_read``
+        frames: a file that declares more frames than it delivered ended early."""
+        expected = self.frame_count
+        if expected and frames_read + max(2, expected // 100) < expected:
+            return (f"input ended early: {frames_read} of {expected} frames read "
+                    "(damaged or truncated file?)")
+        return "end of input"
+
     def release(self) -> None:
         """Free the device or file. Safe to call more than once."""
 
@@ -144,7 +157,12 @@ class OpenCVSource(FrameSource):
 
     def _open(self) -> bool:
         self.release()
-        cap = cv2.VideoCapture(self.target, self.api)
+        if self.kind == "stream" and self.request.read_timeout:
+            ms = int(self.request.read_timeout * 1000)
+            cap = cv2.VideoCapture(self.target, self.api, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                                                            cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(self.target, self.api)
         if not cap.isOpened():
             cap.release()
             return False
@@ -173,9 +191,7 @@ class OpenCVSource(FrameSource):
         ok, frame = self.cap.read()
         if not ok or frame is None:
             return None
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        return frame
+        return to_bgr(frame)
 
     def reopen(self) -> bool:
         return self._open()
@@ -266,7 +282,9 @@ class MemorySource(FrameSource):
         super().__init__(name)
         if isinstance(frames, np.ndarray) and frames.ndim in (2, 3):
             frames = [frames]
-        self.frames = [np.ascontiguousarray(f) for f in frames]
+        # Converted once here, not per frame: a gray or BGRA frame would pass preprocessing and
+        # then fail in drawing.
+        self.frames = [np.ascontiguousarray(to_bgr(np.asarray(f))) for f in frames]
         if not self.frames:
             raise UsageError("MemorySource needs at least one frame")
         self.count = count
@@ -291,6 +309,20 @@ class MemorySource(FrameSource):
         frame = self.frames[self.position % len(self.frames)]
         self.position += 1
         return frame.copy() if self.copy else frame
+
+
+def to_bgr(frame: np.ndarray) -> np.ndarray:
+    """A gray (HxW, HxWx1) or 4-channel uint8 frame as 3-channel, channel order kept (gray
+    replicated, alpha dropped); anything else is returned as it is, for the loop's stages to
+    accept or count as a failed frame.
+    """
+    if frame.dtype != np.uint8 or 0 in frame.shape[:2]:
+        return frame
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
 
 
 @contextlib.contextmanager
@@ -321,20 +353,22 @@ def _try_opencv(attempts: list[str], name: str, target, api: int, api_name: str,
 
 
 def open_source(spec: str | int | FrameSource, width: int | None = None,
-                height: int | None = None, fps: float | None = None) -> FrameSource:
+                height: int | None = None, fps: float | None = None,
+                read_timeout: float = 10.0) -> FrameSource:
     """Open ``spec`` as the right kind of source (see the module docstring).
 
     Args:
         spec: camera index (``0`` or ``"0"``), ``/dev/videoN``, a file path, a URL, a GStreamer
             pipeline (contains ``!``), ``picamera2``, or an already open :class:`FrameSource`.
         width, height, fps: capture requests, used where the source accepts them.
+        read_timeout: seconds a stream may stay silent before the capture reconnects.
 
     Raises:
         SourceError: nothing could be opened; the message lists every attempt and a fix.
     """
     if isinstance(spec, FrameSource):
         return spec
-    request = SourceRequest(width, height, fps)
+    request = SourceRequest(width, height, fps, read_timeout)
     text = str(spec).strip()
     if not text:
         raise SourceError("empty --source", "pass a camera index, /dev/videoN, file, URL or "

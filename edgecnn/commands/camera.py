@@ -35,6 +35,9 @@ from edgecnn.commands import options as shared
 @click.option("--reconnect", type=int, default=10, show_default=True,
               help="Reopen attempts (back-off 0.1 s doubling to 5 s) before a dropped stream "
                    "counts as lost; 0: never reopen.")
+@click.option("--read-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds a stream may send nothing before it is reopened (a server that "
+                   "stalls without closing the connection).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the summary.")
 @shared.no_verify
 @click.option("--track", is_flag=True,
@@ -66,8 +69,9 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
            threads: int | None, display: bool, headless: bool, save: str | None,
            json_out: str | None, max_frames: int | None, duration: float | None,
            realtime: bool, score: float | None, no_draw: bool, sequential: bool,
-           reconnect: int, quiet: bool, track: bool, lines: tuple[str, ...],
-           zones: tuple[str, ...], on_event: str | None, webhook: str | None,
+           reconnect: int, read_timeout: float, quiet: bool, track: bool,
+           lines: tuple[str, ...], zones: tuple[str, ...], on_event: str | None,
+           webhook: str | None,
            hooks: tuple[str, ...], event_rate: float, serve: str | None,
            auth_token: str | None, stream_fps: float, no_verify: bool) -> None:
     """Run MODEL (.tflite with edgecnn metadata) on frames from --source until it ends,
@@ -89,7 +93,8 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
     if threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}", "use --threads 1 or more")
     for name, value in (("--width", width), ("--height", height), ("--fps", fps),
-                        ("--max-frames", max_frames), ("--duration", duration)):
+                        ("--max-frames", max_frames), ("--duration", duration),
+                        ("--read-timeout", read_timeout)):
         if value is not None and value <= 0:
             raise UsageError(f"{name} must be > 0, got {value}")
     if reconnect < 0:
@@ -118,7 +123,8 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
         options = {} if score is None else {"score_threshold": score}
         runner_model = load(model, threads=threads, verify=not no_verify, **options)
         deployment.attach(runner_model, high if high is not None else 0.25)
-        src = open_source(source, width=width, height=height, fps=fps)
+        src = open_source(source, width=width, height=height, fps=fps,
+                          read_timeout=read_timeout)
         loop_options = LoopOptions(max_frames=max_frames, duration=duration,
                                    draw=not no_draw, save=save, json=json_out,
                                    display=display, realtime=realtime, pipeline=not sequential,

@@ -30,10 +30,17 @@ class Problem(str, Enum):
     DIFFICULT = "difficult_skipped"  # VOC difficult=1 object; skipped like VOC evaluation does
     CROWD = "crowd_skipped"  # COCO iscrowd=1 annotation; skipped like COCO evaluation does
     POLYGON = "polygon_converted"  # YOLO segment line; converted to its bounding box
+    NOT_REGULAR = "not_a_regular_file"  # a FIFO, device or socket named as image/label; unread
+    TOO_LARGE = "file_too_large"  # a label/annotation file over its size limit; skipped
+    NOT_UTF8 = "not_utf8"  # text that is not UTF-8; read as Latin-1, names may differ
+    DUPLICATE = "duplicate_entry"  # COCO image id used twice (all skipped), image listed twice
+    NOT_IMAGE = "not_an_image"  # a file of another format in an image folder (.gif); skipped
+    HIDDEN = "hidden_skipped"  # hidden files and folders (.DS_Store, ._x.jpg, .git); skipped
 
 
 # Expected in healthy datasets: reported, never an error under ``strict``.
-INFO_KINDS = frozenset({Problem.BACKGROUND, Problem.DIFFICULT, Problem.CROWD, Problem.POLYGON})
+INFO_KINDS = frozenset({Problem.BACKGROUND, Problem.DIFFICULT, Problem.CROWD, Problem.POLYGON,
+                        Problem.HIDDEN})
 
 DESCRIPTIONS = {
     Problem.BOX_OUTSIDE: "boxes outside the image (clipped)",
@@ -49,6 +56,12 @@ DESCRIPTIONS = {
     Problem.DIFFICULT: "VOC 'difficult' objects (skipped)",
     Problem.CROWD: "COCO crowd annotations (skipped)",
     Problem.POLYGON: "segment polygons (converted to boxes)",
+    Problem.NOT_REGULAR: "FIFOs, devices or sockets where a file should be (not read)",
+    Problem.TOO_LARGE: "files over the size limit of their kind (skipped)",
+    Problem.NOT_UTF8: "text files that are not UTF-8 (read as Latin-1)",
+    Problem.DUPLICATE: "duplicate image ids or list entries (skipped)",
+    Problem.NOT_IMAGE: "files of other formats in image folders (skipped)",
+    Problem.HIDDEN: "hidden files and folders (skipped)",
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecnn import safeio
 from edgecnn.errors import UsageError
 
 SYSTEM_DATASETS = Path("/usr/share/datasets")
@@ -28,6 +29,7 @@ BUILTINS = {
 }
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
 DEFAULT_FOLDER_IMGSZ = 64
+LABELS_FILE_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ClassificationData:
 
     ``x_test`` is the dataset's own test split when it has one, else the validation split
     (``has_test`` tells which). ``warnings`` holds counted problems (skipped files, ...) that
-    did not stop loading.
+    did not stop loading; ``skipped_images`` counts the image files that failed to decode.
     """
 
     x_train: np.ndarray
@@ -51,6 +53,7 @@ class ClassificationData:
     warnings: tuple[str, ...] = ()
     has_test: bool = True
     hflip: bool = True      # whether a horizontal flip keeps the label (not for digits)
+    skipped_images: int = 0
 
     @property
     def imgsz(self) -> int:
@@ -101,6 +104,7 @@ def load_classification(spec: str, data_dir: str | os.PathLike | None = None,
         raise UsageError(f"image size {imgsz} is too small", "use --imgsz 8 or more")
     name = _ALIASES.get(str(spec).lower(), str(spec).lower())
     warnings: list[str] = []
+    skipped = 0
     hflip = True
     if name in BUILTINS:
         labels, hflip = BUILTINS[name]
@@ -112,7 +116,7 @@ def load_classification(spec: str, data_dir: str | os.PathLike | None = None,
             splits = _load_named_idx(name, data_dir)
         native = "GRAY"
     else:
-        path = Path(spec).expanduser()
+        path = safeio.user_path(str(spec))
         if not path.exists():
             raise UsageError(f"unknown dataset {spec!r}: not a built-in name and no such path",
                              "use digits, fashion-mnist, mnist, an idx folder or an image folder "
@@ -121,16 +125,16 @@ def load_classification(spec: str, data_dir: str | os.PathLike | None = None,
 
         if idx.has_idx(path):
             splits = idx.load_idx_folder(path)
-            labels = _labels_file(path) or tuple(
+            labels = _labels_file(path, warnings) or tuple(
                 str(i) for i in range(int(splits["train"][1].max()) + 1))
             native = "GRAY" if splits["train"][0].shape[-1] == 1 else "RGB"
         elif path.is_dir():
             from edgecnn.data.folder import load_image_folder
 
             native = color or "RGB"
-            x, y, labels, warnings = load_image_folder(path, int(imgsz or DEFAULT_FOLDER_IMGSZ),
-                                                       native)
-            splits = {"train": (x, y)}
+            folder = load_image_folder(path, int(imgsz or DEFAULT_FOLDER_IMGSZ), native)
+            labels, warnings, skipped = folder.labels, list(folder.warnings), folder.skipped
+            splits = {"train": (folder.x, folder.y)}
         else:
             raise UsageError(f"{spec} is not a classification dataset",
                              "pass an idx folder or an image folder with one sub-folder per "
@@ -144,7 +148,8 @@ def load_classification(spec: str, data_dir: str | os.PathLike | None = None,
     has_test = "test" in splits
     x_test, y_test = splits["test"] if has_test else (x_val, y_val)
     return ClassificationData(x_train, y_train, x_val, y_val, x_test, y_test, tuple(labels),
-                              target_color, str(spec), tuple(warnings), has_test, hflip)
+                              target_color, str(spec), tuple(warnings), has_test, hflip,
+                              skipped)
 
 
 def _load_named_idx(name: str, data_dir) -> dict:
@@ -185,11 +190,18 @@ def _keras_download(name: str) -> dict | None:
             "test": (xte[..., None], yte.astype(np.int64))}
 
 
-def _labels_file(folder: Path) -> tuple[str, ...] | None:
+def _labels_file(folder: Path, warnings: list[str]) -> tuple[str, ...] | None:
     f = folder / "labels.txt"
-    if not f.is_file():
+    if not safeio.exists(f):
         return None
-    names = [ln.strip() for ln in f.read_text().splitlines() if ln.strip()]
+    try:
+        text, encoding = safeio.read_text(f, LABELS_FILE_LIMIT)
+    except OSError as err:
+        raise UsageError(f"cannot read {f}: {safeio.reason(err)}",
+                         "labels.txt is a text file with one class name a line") from None
+    if encoding == "latin-1":
+        warnings.append(f"{f} is not UTF-8; read as Latin-1 (check the class names)")
+    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return tuple(names) or None
 
 

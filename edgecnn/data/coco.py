@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn import safeio
 from edgecnn.data.checks import LabelReport, Problem
 from edgecnn.data.detection import (
+    JSON_FILE_LIMIT,
     DetectionDataset,
     DetectionSample,
     finish_report,
@@ -72,11 +75,15 @@ def _pick_train_val(jsons: list[Path]) -> tuple[Path, Path | None]:
 
 def _load_json(path: Path) -> dict:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path} is not valid JSON ({err})", "fix or re-export the file") from None
+        doc = json.loads(safeio.read_bytes(path, JSON_FILE_LIMIT))
+    except RecursionError:
+        raise UsageError(f"{path} nests too deeply to be a COCO json",
+                         "fix or re-export the file") from None
+    except (ValueError, UnicodeDecodeError) as err:   # JSONDecodeError, 5,000-digit numbers
+        raise UsageError(f"{path} is not valid JSON ({str(err)[:120]})",
+                         "fix or re-export the file") from None
     except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+        raise UsageError(f"cannot read {path}: {safeio.reason(err)}") from None
     if not isinstance(doc, dict) or not all(
             isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")):
         raise UsageError(f"{path} is not a COCO detection json",
@@ -84,18 +91,47 @@ def _load_json(path: Path) -> dict:
     return doc
 
 
+def _int(value) -> int | None:
+    """A COCO id: an integer (or an integral float), never a bool, a string or inf/NaN."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _numbers(value, count: int) -> list[float] | None:
+    """Exactly ``count`` finite numbers (a string such as "1234" is not a list of digits)."""
+    if not isinstance(value, (list, tuple)) or len(value) != count:
+        return None
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        try:
+            v = float(v)
+        except OverflowError:     # an integer with hundreds of digits
+            return None
+        if not math.isfinite(v):
+            return None
+        out.append(v)
+    return out
+
+
 def _categories(docs: dict[Path, dict]) -> dict[int, str]:
     categories: dict[int, str] = {}
     for path, doc in docs.items():
         for cat in doc["categories"]:
-            try:
-                cid, name = int(cat["id"]), str(cat["name"])
-            except (KeyError, TypeError, ValueError):
+            cid = _int(cat.get("id")) if isinstance(cat, dict) else None
+            name = cat.get("name") if isinstance(cat, dict) else None
+            if cid is None or not isinstance(name, str):
                 raise UsageError(f"{path}: a category lacks an integer 'id' or a 'name'",
-                                 "fix the categories list") from None
+                                 "fix the categories list")
             if categories.setdefault(cid, name) != name:
-                raise UsageError(f"category id {cid} is {categories[cid]!r} in one json and "
-                                 f"{name!r} in another", "use the same categories in both")
+                raise UsageError(f"category id {cid} is {categories[cid]!r} and {name!r}",
+                                 "give each category id one name (in both jsons)")
     if not categories:
         raise UsageError(f"{next(iter(docs))} has no categories")
     return categories
@@ -103,7 +139,7 @@ def _categories(docs: dict[Path, dict]) -> dict[int, str]:
 
 def _image_dir(json_path: Path, entries: list[dict], override) -> Path:
     if override is not None:
-        folder = Path(override).expanduser().absolute()
+        folder = safeio.user_path(str(override)).absolute()
         if not folder.is_dir():
             raise UsageError(f"--images {override} is not a folder")
         return folder
@@ -111,46 +147,57 @@ def _image_dir(json_path: Path, entries: list[dict], override) -> Path:
     split = json_path.stem.split("_", 1)[-1]  # instances_val2017 -> val2017
     candidates = [parent, parent / split, parent.parent / split, parent.parent / "images" / split,
                   parent / "images", parent.parent / "images"]
-    probe = [str(e.get("file_name", "")) for e in entries[:5] if e.get("file_name")]
+    probe = [e["file_name"] for e in entries[:5] if isinstance(e.get("file_name"), str)
+             and e["file_name"]]
     for folder in candidates:
-        if probe and any((folder / name).is_file() for name in probe):
+        if probe and any(safeio.is_regular_file(folder / name) for name in probe):
             return folder
     if not entries:
         return parent
-    raise UsageError(f"cannot find the images of {json_path} (looked for {probe[0] if probe else '?'}"
+    raise UsageError(f"cannot find the images of {json_path} (looked for "
+                     f"{safeio.describe(probe[0])[:80] if probe else '?'}"
                      f" next to it, in {split}/ and images/)", "pass --images DIR")
 
 
 def _read_json(path: Path, doc: dict, images, index: dict[int, int], root: Path,
                report: LabelReport) -> list[DetectionSample]:
+    """Samples of one json. Image entries without an integer id or a file name are counted
+    as malformed; an id used by two entries is ambiguous (whose boxes are they?), so every
+    entry with it is skipped and counted as a duplicate."""
     entries = [e for e in doc["images"] if isinstance(e, dict)]
+    for _ in range(len(doc["images"]) - len(entries)):
+        report.add(Problem.MALFORMED, f"{path.name}: image entry")
     folder = _image_dir(path, entries, images)
+    ids = [_int(e.get("id")) for e in entries]
+    uses = Counter(ids)
     by_image: dict[int, list[dict]] = {}
-    known_ids = set()
-    for entry in entries:
-        try:
-            known_ids.add(int(entry["id"]))
-        except (KeyError, TypeError, ValueError):
-            report.add(Problem.MALFORMED, f"{path.name}: image entry {entry.get('file_name')}")
     for ann in doc["annotations"]:
-        image_id = ann.get("image_id") if isinstance(ann, dict) else None
-        if not isinstance(image_id, int) or image_id not in known_ids:
-            report.add(Problem.MALFORMED, f"{path.name}: annotation {ann.get('id', '?')}"
-                       if isinstance(ann, dict) else f"{path.name}: annotation")
+        image_id = _int(ann.get("image_id")) if isinstance(ann, dict) else None
+        if image_id is None or image_id not in uses:
+            report.add(Problem.MALFORMED, f"{path.name}: annotation {_short(ann)}")
             continue
         by_image.setdefault(image_id, []).append(ann)
     samples = []
-    for entry in entries:
-        try:
-            image_id = int(entry["id"])
-            file_name = str(entry["file_name"])
-        except (KeyError, TypeError, ValueError):
-            continue  # counted above
+    for entry, image_id in zip(entries, ids):
+        file_name = entry.get("file_name")
+        if image_id is None or not isinstance(file_name, str) or not file_name.strip() \
+                or "\x00" in file_name:
+            report.add(Problem.MALFORMED, f"{path.name}: image id {_short(entry.get('id'))} "
+                                          f"file_name {_short(file_name)}")
+            continue
+        if uses[image_id] > 1:
+            report.add(Problem.DUPLICATE, f"{path.name}: image id {image_id} ({file_name})")
+            continue
         sample = _to_sample(folder / file_name, image_id, entry, by_image.get(image_id, []),
                             index, root, report)
         if sample is not None:
             samples.append(sample)
     return samples
+
+
+def _short(value) -> str:
+    text = repr(value.get("id", "?")) if isinstance(value, dict) else repr(value)
+    return safeio.describe(text if len(text) <= 40 else text[:37] + "...")
 
 
 def _to_sample(image_path: Path, image_id: int, entry: dict, anns: list[dict],
@@ -159,28 +206,26 @@ def _to_sample(image_path: Path, image_id: int, entry: dict, anns: list[dict],
     size = probe_image(image_path, report, name)
     if size is None:
         return None
-    if (entry.get("width"), entry.get("height")) != size:
+    if (_int(entry.get("width")), _int(entry.get("height"))) != size:
         report.add(Problem.SIZE_MISMATCH, name)
     boxes, classes = [], []
     for ann in anns:
-        if ann.get("iscrowd", 0):
+        crowd = ann.get("iscrowd", 0)
+        if crowd not in (0, 1):           # True/False compare equal to 1/0 and are accepted
+            report.add(Problem.MALFORMED, name)
+            continue
+        if crowd:
             report.add(Problem.CROWD, name)
             continue
-        bbox = ann.get("bbox")
-        try:
-            x, y, w, h = (float(v) for v in bbox)
-        except (TypeError, ValueError):
+        bbox = _numbers(ann.get("bbox"), 4)
+        if bbox is None or bbox[2] < 0 or bbox[3] < 0:
             report.add(Problem.MALFORMED, name)
             continue
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
-            report.add(Problem.MALFORMED, name)
-            continue
+        x, y, w, h = bbox
         boxes.append((x, y, x + w, y + h))
-        try:
-            classes.append(index.get(int(ann.get("category_id")), -1))
-        except (TypeError, ValueError):
-            classes.append(-1)
-    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float32), np.asarray(classes),
+        category = _int(ann.get("category_id"))
+        classes.append(index.get(category, -1) if category is not None else -1)
+    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float64), np.asarray(classes),
                                     size[0], size[1], len(index), report, name)
     if len(classes) == 0:
         report.add(Problem.BACKGROUND, name)

@@ -20,9 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn import safeio
 from edgecnn.data.checks import LabelReport, Problem
 from edgecnn.data.imagesize import ImageHeaderError, image_size
 from edgecnn.errors import UsageError
+from edgecnn.images import FolderScan
+
+# Size limits of the files a dataset names: far above any real file of the kind, far below
+# what would exhaust memory. A COCO json for all of COCO train2017 is 448 MB.
+LABEL_FILE_LIMIT = 4 << 20       # one YOLO .txt or VOC .xml per image
+LIST_FILE_LIMIT = 64 << 20       # train.txt / ImageSets lists of image paths
+NAMES_FILE_LIMIT = 1 << 20       # classes.txt / labels.txt, data.yaml
+JSON_FILE_LIMIT = 2 << 30        # COCO instances_*.json
 
 # Boxes that leave the image by less than this many pixels are clipped without a report:
 # that is rounding in the label file (e.g. normalized coordinates with 6 decimals), not an error.
@@ -104,26 +113,20 @@ class ImageDecodeError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image to BGR uint8 (H, W, 3), applying EXIF orientation like cv2.imread.
+def read_image(path: str | Path, gray: bool = False) -> np.ndarray:
+    """Decode an image to BGR uint8 (H, W, 3), or (H, W) with ``gray``, applying EXIF
+    orientation like cv2.imread.
 
-    Never crashes on a bad file: any failure becomes :class:`ImageDecodeError`.
+    Never crashes, hangs or exhausts memory on a bad file (:func:`edgecnn.predict.read_bgr`:
+    a FIFO or device is not opened, a header over the pixel limit is not decoded); any
+    failure becomes :class:`ImageDecodeError`.
     """
-    import cv2
+    from edgecnn.predict import read_bgr
 
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)  # also works for non-ASCII paths
-    except OSError as err:
-        raise ImageDecodeError(path, err.strerror or "cannot read file") from None
-    if data.size == 0:
-        raise ImageDecodeError(path, "empty file")
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error as err:
-        raise ImageDecodeError(path, f"OpenCV cannot decode it ({err.msg})") from None
-    if image is None:
-        raise ImageDecodeError(path, "not a decodable image")
-    return image
+        return read_bgr(Path(path), gray=gray)
+    except ValueError as err:
+        raise ImageDecodeError(path, str(err)) from None
 
 
 def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int = 0,
@@ -148,7 +151,7 @@ def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int =
     Raises:
         UsageError: the spec points nowhere, has no images, or (strict) has label problems.
     """
-    path = Path(spec).expanduser()
+    path = safeio.user_path(str(spec))
     if not path.exists():
         raise UsageError(f"dataset {spec} not found",
                          "give a YOLO data.yaml, a VOC folder or a COCO json")
@@ -175,6 +178,12 @@ def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int =
 
 
 def _detect_format(path: Path) -> tuple[str, Path | list[Path]]:
+    if not path.is_dir() and not safeio.is_regular_file(path):
+        try:
+            safeio.open_regular(path).close()   # raises with what it is instead
+        except OSError as err:
+            raise UsageError(f"dataset {path}: {safeio.reason(err)}",
+                             "give a YOLO data.yaml, a VOC folder or a COCO json") from None
     if path.is_file():
         if path.suffix.lower() in (".yaml", ".yml"):
             return "yolo", path
@@ -215,8 +224,8 @@ def relative_name(path: Path, root: Path) -> str:
     if text.startswith(prefix):  # the common case, without a syscall per file
         return text[len(prefix):]
     try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except (ValueError, OSError):
+        return str(safeio.resolved(path).relative_to(safeio.resolved(root)))
+    except ValueError:
         return text
 
 
@@ -226,9 +235,84 @@ def probe_image(path: Path, report: LabelReport, name: str) -> tuple[int, int] |
         return image_size(path)
     except FileNotFoundError:
         report.add(Problem.MISSING_IMAGE, name)
+    except safeio.NotRegularFileError:
+        report.add(Problem.NOT_REGULAR, name)
     except (ImageHeaderError, OSError):
         report.add(Problem.UNREADABLE_IMAGE, name)
     return None
+
+
+def read_label_text(path: Path, report: LabelReport, name: str) -> str:
+    """The text of a per-image label file; "" when there is none (a background image).
+
+    What cannot be read is counted (FIFO or device, over :data:`LABEL_FILE_LIMIT`, unreadable)
+    and read as empty; text that is not UTF-8 is read as Latin-1 and counted.
+    """
+    try:
+        text, encoding = safeio.read_text(path, LABEL_FILE_LIMIT)
+    except FileNotFoundError:
+        return ""
+    except safeio.NotRegularFileError:
+        report.add(Problem.NOT_REGULAR, name)
+        return ""
+    except safeio.FileTooLargeError:
+        report.add(Problem.TOO_LARGE, name)
+        return ""
+    except OSError:
+        report.add(Problem.MALFORMED, name)
+        return ""
+    if encoding == "latin-1":
+        report.add(Problem.NOT_UTF8, name)
+    return text
+
+
+def read_text_file(path: Path, limit: int, what: str, report: LabelReport | None = None,
+                   name: str = "") -> str:
+    """A file the whole dataset depends on (data.yaml, a split list, a names file): any
+    failure to read it is one UsageError naming it; Latin-1 text is counted in ``report``."""
+    try:
+        text, encoding = safeio.read_text(path, limit)
+    except OSError as err:
+        raise UsageError(f"cannot read {what} {safeio.describe(path)}: {safeio.reason(err)}",
+                         "give a regular text file") from None
+    if encoding == "latin-1" and report is not None:
+        report.add(Problem.NOT_UTF8, name or str(path))
+    return text
+
+
+def names_from_file(root: Path, candidates: tuple[str, ...], report: LabelReport
+                    ) -> list[str] | None:
+    """Class names, one a line, from the first of ``candidates`` in ``root`` that lists any."""
+    for fname in candidates:
+        path = root / fname
+        if safeio.exists(path):     # a FIFO or folder by that name is refused, not passed over
+            text = read_text_file(path, NAMES_FILE_LIMIT, "the class names file", report, fname)
+            listed = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            if listed:
+                return listed
+    return None
+
+
+def count_scan(scan: FolderScan, root: Path, report: LabelReport) -> None:
+    """Count what an image-folder scan passed over, by file: hidden entries, files of other
+    formats, FIFOs/devices/dangling links."""
+    for kind, paths in ((Problem.HIDDEN, scan.hidden), (Problem.NOT_IMAGE, scan.other),
+                        (Problem.NOT_REGULAR, scan.special)):
+        for path in paths:
+            report.add(kind, relative_name(path, root))
+
+
+def clean_lines(text: str, report: LabelReport, name: str) -> list[str]:
+    """Non-empty stripped lines of a list file; lines with a NUL byte (no such path can exist)
+    are counted as malformed."""
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        if "\x00" in line:
+            report.add(Problem.MALFORMED, name)
+        elif line:
+            lines.append(line)
+    return lines
 
 
 def sanitize_boxes(boxes: np.ndarray, classes: np.ndarray, width: int, height: int,
@@ -241,13 +325,13 @@ def sanitize_boxes(boxes: np.ndarray, classes: np.ndarray, width: int, height: i
         classes: (K,) integer class ids (may be out of range).
         name: file name used in the report.
     """
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)   # float32 after clipping
     classes = np.asarray(classes, dtype=np.int64).reshape(-1)
     known = (classes >= 0) & (classes < num_classes)
     if not known.all():
         report.add(Problem.UNKNOWN_CLASS, name, int((~known).sum()))
         boxes, classes = boxes[known], classes[known]
-    limits = np.array([width, height, width, height], dtype=np.float32)
+    limits = np.array([width, height, width, height], dtype=np.float64)
     outside = ((boxes[:, :2] < -OUTSIDE_TOLERANCE_PX).any(axis=1)
                | (boxes[:, 2:] > limits[2:] + OUTSIDE_TOLERANCE_PX).any(axis=1))
     if outside.any():

@@ -8,13 +8,23 @@ datasets we read, so other type codes are rejected with a clear message.
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn import safeio
 from edgecnn.errors import UsageError
+
+# The Fashion-MNIST training images are 47 MB (26 MB gzipped); a gzip may inflate to at most
+# INFLATE_RATIO times its size (or INFLATE_MIN), so a small bomb stays small.
+FILE_LIMIT = 2 << 30
+INFLATE_RATIO = 50
+INFLATE_MIN = 256 << 20
 
 # Debian's dataset-fashion-mnist and the original distribution use these names.
 SPLIT_FILES = {
@@ -27,12 +37,17 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one idx file (``.gz`` or raw) into a uint8 array of its declared shape."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = safeio.read_bytes(path, FILE_LIMIT)
         if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError) as err:
-        raise UsageError(f"cannot read idx file {path}: {err}",
+            limit = max(INFLATE_MIN, INFLATE_RATIO * len(raw))
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+                raw = gz.read(limit + 1)
+            if len(raw) > limit:
+                raise UsageError(f"{path} inflates to more than {limit >> 20} MB, "
+                                 f"{INFLATE_RATIO} times its size: not an idx dataset",
+                                 "re-download the dataset files")
+    except (OSError, EOFError, zlib.error) as err:
+        raise UsageError(f"cannot read idx file {path}: {safeio.reason(err)}",
                          "re-download the dataset files") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise UsageError(f"{path} is not an idx file (bad magic number)",
@@ -41,10 +56,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if dtype_code != 0x08:
         raise UsageError(f"{path}: idx type 0x{dtype_code:02x} is not supported (only uint8)")
     header = 4 + 4 * ndim
+    if ndim == 0:
+        raise UsageError(f"{path} declares 0 dimensions", "pass MNIST-style idx files")
     if len(raw) < header:
         raise UsageError(f"{path} is truncated (header)", "re-download the dataset files")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    count = int(np.prod(shape)) if shape else 0
+    count = math.prod(shape)   # exact: numpy's product of uint32s can wrap around
     if len(raw) - header < count:
         raise UsageError(f"{path} is truncated: {len(raw) - header} of {count} bytes",
                          "re-download the dataset files")
@@ -58,7 +75,7 @@ def find_split(folder: Path, split: str) -> tuple[Path, Path] | None:
         for candidate in (folder / stem, folder / f"{stem}.gz",
                           folder / stem.replace("-idx", ".idx"),
                           folder / f"{stem.replace('-idx', '.idx')}.gz"):
-            if candidate.is_file():
+            if safeio.exists(candidate):     # a FIFO here is refused when read, not skipped
                 found.append(candidate)
                 break
         else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from edgecnn import safeio
+
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -23,13 +25,14 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
     Raises:
         FileNotFoundError: the file does not exist.
+        safeio.NotRegularFileError: a FIFO, device or socket (never opened).
         ImageHeaderError: the file cannot be read as an image.
     """
     path = Path(path)
-    with open(path, "rb") as fh:
+    with safeio.open_regular(path) as fh:
         head = fh.read(32)
         if head[:2] == b"\xff\xd8":
-            return _jpeg_size(fh)
+            return _jpeg_size(fh, path)
         if head[:8] == b"\x89PNG\r\n\x1a\n":
             if len(head) < 24 or head[12:16] != b"IHDR":
                 raise ImageHeaderError(f"{path.name}: truncated PNG header")
@@ -44,7 +47,7 @@ def _checked(path: Path, width: int, height: int) -> tuple[int, int]:
     return width, height
 
 
-def _jpeg_size(fh) -> tuple[int, int]:
+def _jpeg_size(fh, path: Path) -> tuple[int, int]:
     fh.seek(2)
     orientation = 1
     while True:
@@ -54,26 +57,26 @@ def _jpeg_size(fh) -> tuple[int, int]:
         while byte == b"\xff":
             byte = fh.read(1)
         if not byte:
-            raise ImageHeaderError(f"{Path(fh.name).name}: JPEG ends before its frame header")
+            raise ImageHeaderError(f"{path.name}: JPEG ends before its frame header")
         marker = byte[0]
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             continue  # markers without a length field
         if marker == 0xD9:
-            raise ImageHeaderError(f"{Path(fh.name).name}: JPEG without a frame header")
+            raise ImageHeaderError(f"{path.name}: JPEG without a frame header")
         raw = fh.read(2)
         if len(raw) < 2:
-            raise ImageHeaderError(f"{Path(fh.name).name}: truncated JPEG segment")
+            raise ImageHeaderError(f"{path.name}: truncated JPEG segment")
         length = struct.unpack(">H", raw)[0]
         if length < 2:
-            raise ImageHeaderError(f"{Path(fh.name).name}: corrupt JPEG segment length")
+            raise ImageHeaderError(f"{path.name}: corrupt JPEG segment length")
         if marker in _SOF_MARKERS:
             data = fh.read(5)
             if len(data) < 5:
-                raise ImageHeaderError(f"{Path(fh.name).name}: truncated JPEG frame header")
+                raise ImageHeaderError(f"{path.name}: truncated JPEG frame header")
             height, width = struct.unpack(">HH", data[1:5])
             if orientation in (5, 6, 7, 8):  # rotated by 90 degrees on decode
                 width, height = height, width
-            return _checked(Path(fh.name), width, height)
+            return _checked(path, width, height)
         if marker == 0xE1:
             body = fh.read(length - 2)
             orientation = _exif_orientation(body) or orientation
@@ -102,11 +105,12 @@ def _exif_orientation(body: bytes) -> int | None:
 
 
 def _decode_size(path: Path) -> tuple[int, int]:
-    import cv2
-    import numpy as np
+    """Other formats: the header when predict's parser knows it (BMP, WebP), else a decode
+    of a file that was checked to be regular and of bounded size."""
+    from edgecnn.data.detection import ImageDecodeError, read_image
 
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageHeaderError(f"{path.name}: not a readable image")
+    try:
+        image = read_image(path)
+    except ImageDecodeError as err:
+        raise ImageHeaderError(f"{path.name}: {err.reason}") from None
     return _checked(path, image.shape[1], image.shape[0])

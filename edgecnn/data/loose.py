@@ -17,18 +17,24 @@ from edgecnn.data.checks import LabelReport, Problem
 from edgecnn.data.detection import (
     DetectionDataset,
     DetectionSample,
+    count_scan,
     finish_report,
+    names_from_file,
     probe_image,
+    read_label_text,
     relative_name,
     sanitize_boxes,
     split_train_val,
 )
 from edgecnn.errors import UsageError
-from edgecnn.images import is_image_file
+from edgecnn.images import scan_images
 
 IMAGE_DIRS = ("images", "JPEGImages", "Images")
 LABEL_DIRS = ("annots", "annotations", "Annotations", "annotation", "labels")
 NAME_FILES = ("classes.txt", "labels.txt", "names.txt")
+# Without a names file the classes are the ids found; an id above this is a typo or an attack
+# (range(2**31) names), so a names file is asked for instead.
+MAX_IMPLICIT_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,10 @@ def find_loose_layout(root: Path) -> LooseLayout | None:
         folder = root / labels
         if not folder.is_dir() or labels == images:
             continue
-        if any(p.suffix == ".xml" for p in folder.iterdir()):
+        names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+        if any(n.endswith(".xml") for n in names):
             return LooseLayout(root, images, labels, "xml")
-        if any(p.suffix == ".txt" and p.name not in NAME_FILES for p in folder.iterdir()):
+        if any(n.endswith(".txt") and n not in NAME_FILES for n in names):
             return LooseLayout(root, images, labels, "txt")
     return None
 
@@ -81,21 +88,28 @@ def _read_txt(layout: LooseLayout, spec: str, split_val: float, seed: int,
     root = layout.root.resolve()
     report = LabelReport()
     image_dir, label_dir = root / layout.images, root / layout.labels
-    images = sorted(p for p in image_dir.iterdir() if is_image_file(p))
+    scan = scan_images(image_dir)
+    count_scan(scan, root, report)
+    images = scan.images
     if not images:
         raise UsageError(f"{image_dir} has no images", "put the images into it")
     samples: dict[str, DetectionSample] = {}
     parsed = []
+    stems: set[str] = set()
     for image in images:
+        if image.stem in stems:       # a.jpg and a.png would share a.txt
+            report.add(Problem.DUPLICATE, relative_name(image, root))
+            continue
+        stems.add(image.stem)
         label = label_dir / f"{image.stem}.txt"
         size = probe_image(image, report, relative_name(image, root))
         if size is None:
             continue
-        text = _read_label(label, report, relative_name(label, root))
+        text = read_label_text(label, report, relative_name(label, root))
         boxes, classes = parse_label_text(text, size[0], size[1], report,
                                           relative_name(label, root))
         parsed.append((image, label, size, boxes, classes))
-    class_names = _txt_names(root, names, parsed)
+    class_names = _txt_names(root, names, parsed, report)
     for image, label, size, boxes, classes in parsed:
         boxes, classes = sanitize_boxes(boxes, classes, size[0], size[1], len(class_names),
                                         report, relative_name(label, root))
@@ -115,28 +129,17 @@ def _read_txt(layout: LooseLayout, spec: str, split_val: float, seed: int,
                             layout=layout.describe())
 
 
-def _read_label(path: Path, report: LabelReport, name: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig", errors="replace")
-    except FileNotFoundError:
-        return ""
-    except OSError:
-        report.add(Problem.MALFORMED, name)
-        return ""
-
-
-def _txt_names(root: Path, names, parsed) -> list[str]:
+def _txt_names(root: Path, names, parsed, report: LabelReport) -> list[str]:
     if names:
         return [str(n) for n in names]
-    for fname in NAME_FILES:
-        if (root / fname).is_file():
-            listed = [ln.strip() for ln in (root / fname).read_text(encoding="utf-8",
-                                                                     errors="replace")
-                      .splitlines() if ln.strip()]
-            if listed:
-                return listed
+    listed = names_from_file(root, NAME_FILES, report)
+    if listed:
+        return listed
     top = max((int(c.max()) for *_, c in parsed if len(c)), default=-1)
     if top < 0:
         raise UsageError(f"no labelled objects in {root}",
                          "label some objects, or give class names in classes.txt")
+    if top >= MAX_IMPLICIT_CLASSES:
+        raise UsageError(f"class id {top} in the labels of {root}, and no classes.txt",
+                         "list the class names in classes.txt, one a line")
     return [str(i) for i in range(top + 1)]

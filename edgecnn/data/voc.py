@@ -8,25 +8,33 @@ skipped (and counted), the same way the VOC and COCO evaluations ignore them.
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn import safeio
 from edgecnn.data.checks import LabelReport, Problem
 from edgecnn.data.detection import (
+    LABEL_FILE_LIMIT,
+    LIST_FILE_LIMIT,
     DetectionDataset,
     DetectionSample,
+    clean_lines,
     finish_report,
+    names_from_file,
     probe_image,
+    read_text_file,
     relative_name,
     sanitize_boxes,
     split_train_val,
 )
 from edgecnn.errors import UsageError
-from edgecnn.images import IMAGE_SUFFIXES
+from edgecnn.images import IMAGE_SUFFIXES, scan_images
 
 NAME_FILES = ("labels.txt", "classes.txt")
+MAX_SIDE = 1 << 20   # an annotated image side above this is not a size; counted as malformed
 
 
 class _Annotation:
@@ -51,13 +59,13 @@ def read_voc(root: Path, spec: str, split_val: float = 0.1, seed: int = 0,
     root = root.resolve()
     report = LabelReport()
     xml_dir, image_dir = root / annotations_dir, root / images_dir
-    xmls = sorted(p for p in xml_dir.glob("*.xml") if not p.name.startswith("."))
+    xmls = _xml_files(xml_dir, root, report)
     if not xmls:
         raise UsageError(f"{xml_dir} has no .xml files",
                          f"a VOC dataset needs one {annotations_dir}/<id>.xml per image")
     annotations = [a for a in (_parse_xml(x, root, image_dir, report) for x in xmls)
                    if a is not None]
-    names = _class_names(root, names, annotations, xml_dir)
+    names = _class_names(root, names, annotations, xml_dir, report)
     index = {n: i for i, n in enumerate(names)}
     samples: dict[str, DetectionSample] = {}
     for ann in annotations:
@@ -73,58 +81,107 @@ def read_voc(root: Path, spec: str, split_val: float = 0.1, seed: int = 0,
                             layout=layout or "Pascal VOC (Annotations/ + JPEGImages/)")
 
 
+def _xml_files(xml_dir: Path, root: Path, report: LabelReport) -> list[Path]:
+    """The .xml files of the annotation folder; hidden ones and FIFOs/devices are counted."""
+    scan = scan_images(xml_dir)
+    for path in scan.hidden:
+        report.add(Problem.HIDDEN, relative_name(path, root))
+    for path in scan.special:
+        if path.suffix.lower() == ".xml":
+            report.add(Problem.NOT_REGULAR, relative_name(path, root))
+    return [p for p in scan.other if p.suffix.lower() == ".xml"]
+
+
 def _parse_xml(xml: Path, root: Path, image_dir: Path, report: LabelReport
                ) -> _Annotation | None:
     name = relative_name(xml, root)
-    try:
-        tree = ET.parse(xml).getroot()
-    except (ET.ParseError, OSError):
-        report.add(Problem.MALFORMED, name)
+    tree = _read_xml(xml, report, name)
+    if tree is None:
         return None
     filename = (tree.findtext("filename") or "").strip()
     image = _find_image(image_dir, Path(filename).name, xml.stem)
-    size = None
-    try:
-        width = int(float(tree.findtext("size/width") or 0))
-        height = int(float(tree.findtext("size/height") or 0))
-        size = (width, height) if width > 0 and height > 0 else None
-    except ValueError:
+    width, height = _side(tree.findtext("size/width")), _side(tree.findtext("size/height"))
+    if width is None or height is None:
         report.add(Problem.MALFORMED, name)
+    size = (width, height) if width and height else None
     objects = []
     for obj in tree.iter("object"):
-        try:
-            label = (obj.findtext("name") or "").strip()
-            difficult = int(float(obj.findtext("difficult") or 0)) == 1
-            box = [float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
-        except (TypeError, ValueError):
+        label = (obj.findtext("name") or "").strip()
+        difficult = _number(obj.findtext("difficult") or "0")
+        box = [_number(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
+        if not label or difficult is None or None in box:
             report.add(Problem.MALFORMED, name)
             continue
-        if not label or not np.isfinite(box).all():
-            report.add(Problem.MALFORMED, name)
-            continue
-        objects.append((label, difficult, box))
+        objects.append((label, difficult == 1, box))
     return _Annotation(xml, image, size, objects)
 
 
+def _read_xml(xml: Path, report: LabelReport, name: str) -> ET.Element | None:
+    """The parsed file, or None after counting why not. An xml without an encoding
+    declaration that is not UTF-8 (Latin-1 from old tools) is read as Latin-1 and counted."""
+    try:
+        data = safeio.read_bytes(xml, LABEL_FILE_LIMIT)
+    except safeio.NotRegularFileError:
+        report.add(Problem.NOT_REGULAR, name)
+        return None
+    except safeio.FileTooLargeError:
+        report.add(Problem.TOO_LARGE, name)
+        return None
+    except OSError:
+        report.add(Problem.MALFORMED, name)
+        return None
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError:
+        text, encoding = safeio.decode_text(data)
+        if encoding != "latin-1":
+            report.add(Problem.MALFORMED, name)
+            return None
+    try:
+        tree = ET.fromstring(text)
+    except ET.ParseError:
+        report.add(Problem.MALFORMED, name)
+        return None
+    report.add(Problem.NOT_UTF8, name)
+    return tree
+
+
+def _number(text: str | None) -> float | None:
+    """A finite number from an xml field, else None (missing, text, NaN, inf)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _side(text: str | None) -> int | None:
+    """An annotated image side: 0 when absent (no size given), None when it is not a size."""
+    if text is None or not text.strip():
+        return 0
+    value = _number(text)
+    if value is None or not 0 <= value <= MAX_SIDE:
+        return None
+    return int(value)
+
+
 def _find_image(folder: Path, filename: str, stem: str) -> Path:
-    if filename and (folder / filename).exists():
+    if filename and safeio.exists(folder / filename):
         return folder / filename
     for suffix in IMAGE_SUFFIXES:
         candidate = folder / f"{stem}{suffix}"
-        if candidate.exists():
+        if safeio.exists(candidate):
             return candidate
     return folder / (filename or f"{stem}.jpg")
 
 
-def _class_names(root: Path, names, annotations: list[_Annotation], xml_dir: Path) -> list[str]:
+def _class_names(root: Path, names, annotations: list[_Annotation], xml_dir: Path,
+                 report: LabelReport) -> list[str]:
     if names:
         return [str(n) for n in names]
-    for fname in NAME_FILES:
-        if (root / fname).is_file():
-            listed = [ln.strip() for ln in (root / fname).read_text(encoding="utf-8").splitlines()
-                      if ln.strip()]
-            if listed:
-                return listed
+    listed = names_from_file(root, NAME_FILES, report)
+    if listed:
+        return listed
     found = sorted({label for ann in annotations for label, _, _ in ann.objects})
     if not found:
         raise UsageError(f"no objects in {xml_dir}",
@@ -148,7 +205,7 @@ def _to_sample(ann: _Annotation, root: Path, index: dict[str, int], report: Labe
             continue
         boxes.append((x1 - 1, y1 - 1, x2, y2))
         classes.append(index.get(label, -1))  # -1 is counted as an unknown class below
-    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float32), np.asarray(classes),
+    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float64), np.asarray(classes),
                                     size[0], size[1], len(index), report, xml_name)
     if len(classes) == 0:
         report.add(Problem.BACKGROUND, image_name)
@@ -161,20 +218,29 @@ def split_lists(root: Path, report: LabelReport, label_dir: Path,
     """The dataset's own split as image ids, from ``ImageSets/Main/{train,val}.txt`` or
     ``{train,val}.txt`` at the root (ids or file names, one a line); None when it has none.
 
-    Listed ids without a label file are counted, not silently dropped.
+    Listed ids without a label file are counted, not silently dropped; an id listed twice
+    (in one list, or in both) is counted and kept only where it first appears, train first,
+    so no image is both trained and validated on.
     """
     for folder in (root / "ImageSets" / "Main", root):
         paths = {split: folder / f"{split}.txt" for split in ("train", "val")}
-        if not all(p.is_file() for p in paths.values()):
+        if not all(safeio.is_regular_file(p) for p in paths.values()):
             continue
-        lists = {split: [Path(ln.split()[0]).stem for ln in
-                         p.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-                 for split, p in paths.items()}
-        for split, ids in lists.items():
-            for image_id in ids:
-                if not (label_dir / f"{image_id}{label_suffix}").exists():
-                    report.add(Problem.MISSING_IMAGE,
-                               f"{relative_name(paths[split], root)}:{image_id}")
+        lists: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for split, path in paths.items():
+            name = relative_name(path, root)
+            text = read_text_file(path, LIST_FILE_LIMIT, "the split list", report, name)
+            lists[split] = []
+            for line in clean_lines(text, report, name):
+                image_id = Path(line.split()[0]).stem
+                if image_id in seen:
+                    report.add(Problem.DUPLICATE, f"{name}:{image_id}")
+                    continue
+                seen.add(image_id)
+                lists[split].append(image_id)
+                if not safeio.exists(label_dir / f"{image_id}{label_suffix}"):
+                    report.add(Problem.MISSING_IMAGE, f"{name}:{image_id}")
         return lists
     return None
 

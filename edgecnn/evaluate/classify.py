@@ -36,13 +36,14 @@ class ClassificationReport:
     split: str
     seconds: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    skipped_images: int = 0   # image files of the dataset that failed to decode
 
     def to_dict(self) -> dict:
         return {"accuracy": round(self.accuracy, 6), "samples": self.samples,
                 "per_class": self.per_class, "confusion": [list(r) for r in self.confusion],
                 "labels": list(self.labels), "model": self.model, "backend": self.backend,
                 "data": self.data, "split": self.split, "seconds": round(self.seconds, 3),
-                "warnings": list(self.warnings)}
+                "skipped_images": self.skipped_images, "warnings": list(self.warnings)}
 
 
 def accuracy_report(predictions: np.ndarray, targets: np.ndarray, labels: tuple[str, ...],
@@ -108,7 +109,8 @@ def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, st
         predictions[i] = clf(image, dataset.color)[0].index
     return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="tflite",
                            data=str(data), split=split, seconds=time.perf_counter() - start,
-                           warnings=tuple(dataset.warnings))
+                           warnings=tuple(dataset.warnings),
+                           skipped_images=dataset.skipped_images)
 
 
 def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
@@ -145,7 +147,8 @@ def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
     predictions = np.concatenate(predictions)
     return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="keras",
                            data=str(data), split=split, seconds=time.perf_counter() - start,
-                           warnings=tuple(dataset.warnings))
+                           warnings=tuple(dataset.warnings),
+                           skipped_images=dataset.skipped_images)
 
 
 def _load_dataset(data: str, spec, data_dir, seed: int):

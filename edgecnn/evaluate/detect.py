@@ -152,20 +152,30 @@ def _compiled_forward(model):
     return cached
 
 
-def tflite_predict(detector, samples) -> list[ImageDetections]:
-    """Run a runtime detector (the runner protocol) over ``samples``' images."""
-    from edgecnn.data.detection import read_image
+def tflite_predict(detector, samples) -> tuple[list[ImageDetections], list[str]]:
+    """Run a runtime detector (the runner protocol) over ``samples``' images.
 
-    out = []
+    Returns:
+        ``(detections, skipped)``: detections of the images that decoded, in order, and the
+        paths of those that did not (a header can be intact while the pixels are not, which
+        ``data check`` without ``--decode`` does not see).
+    """
+    from edgecnn.data.detection import ImageDecodeError, read_image
+
+    out, skipped = [], []
     for s in samples:
-        image = read_image(s.image_path)
+        try:
+            image = read_image(s.image_path)
+        except ImageDecodeError:
+            skipped.append(str(s.image_path))
+            continue
         found = detector(image, "BGR" if image.ndim == 3 else "GRAY")
         boxes = np.array([[d.box.left, d.box.top, d.box.right, d.box.bottom] for d in found],
                          np.float64).reshape(-1, 4)
         out.append(ImageDetections(boxes, np.array([d.category.score for d in found],
                                                    np.float32),
                                    np.array([d.category.index for d in found], np.int32)))
-    return out
+    return out, skipped
 
 
 def require_coco_eval() -> None:
@@ -215,7 +225,10 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         split = split or ("val" if ds.own_val else "all")
         samples = _split(ds, split, max_images)
         _check_names(ds.names, names)
-        detections = tflite_predict(detector, samples)
+        detections, skipped = tflite_predict(detector, samples)
+        if not detections:
+            raise UsageError(f"none of the {len(samples)} {split} images could be decoded, "
+                             f"e.g. {skipped[0]}", "run 'edgecnn data check --decode' on it")
     else:
         from edgecnn.data.detect_pipeline import load_arrays
         from edgecnn.rundir import load_keras_model
@@ -238,14 +251,24 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         strides = tuple(info.decoder.strides) if info and info.decoder else (8, 16, 32)
         imgsz = int(model.inputs[0].shape[1])
         arrays = load_arrays(samples, imgsz)
-        if arrays.skipped:
-            raise UsageError(f"{len(arrays.skipped)} images failed to decode, e.g. "
-                             f"{arrays.skipped[0]}", "run 'edgecnn data check' on the dataset")
+        skipped = list(arrays.skipped)
         detections = keras_predict(model, arrays, strides)
-    result = coco_map(ground_truth_of(samples), detections, names)
+    # Ground truth of the images that were scored: a skipped image is neither hit nor missed.
+    failed = set(skipped)
+    scored = [s for s in samples if str(s.image_path) not in failed]
+    result = coco_map(ground_truth_of(scored), detections, names)
     result.update({"model": str(path), "data": str(data_spec or spec), "split": split,
-                   "seconds": round(time.perf_counter() - t0, 3)})
+                   "seconds": round(time.perf_counter() - t0, 3),
+                   "skipped_images": len(skipped), "warnings": _skip_warnings(skipped)})
     return result
+
+
+def _skip_warnings(skipped: list[str]) -> list[str]:
+    if not skipped:
+        return []
+    shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    return [(f"skipped {len(skipped)} image(s) that failed to decode ({shown}); "
+             "'edgecnn data check --decode' lists them all")]
 
 
 def _split(ds, split: str, max_images: int | None):

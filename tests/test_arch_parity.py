@@ -81,6 +81,34 @@ def test_the_check_runs_without_tensorflow(record_dir):
     assert problems == "0" and int(images) > 0
 
 
+def _edgecnn(*args, cwd: Path) -> dict:
+    """``edgecnn ARGS... --json`` in a fresh interpreter (the installed package, as a user runs
+    it on the device), parsed."""
+    out = subprocess.run([sys.executable, "-m", "edgecnn", *args, "--json"], cwd=cwd,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+def test_the_cli_gives_the_recorded_results(record_dir, reference):
+    """``edgecnn predict``, ``eval`` and ``inspect`` on the recorded files, as on a Pi."""
+    doc = reference[0]
+    case = next(c for c in doc["cases"] if c["model"].endswith("digits_int8.tflite"))
+    images = [item["image"] for item in case["images"]]
+    report = _edgecnn("predict", case["model"], *images, cwd=record_dir)
+    assert [Path(r["image"]).name for r in report["results"]] == [Path(i).name for i in images]
+    for item, got in zip(case["images"], report["results"]):
+        # the CLI rounds scores to 6 decimals
+        assert parity.compare_categories(item["result"]["categories"], got["categories"],
+                                         2e-6) == [], item["image"]
+    ev = next(e for e in doc["evals"] if e["model"] == case["model"])
+    got = _edgecnn("eval", ev["model"], "--data", ev["data"], "--split", ev["split"],
+                   cwd=record_dir)
+    assert parity.compare_eval(ev["result"], got, doc["tolerances"]) == []
+    info = _edgecnn("inspect", "models/tiny_detect.tflite", cwd=record_dir)
+    assert info["metadata"]["task"] == "detect" and info["outputs"][0]["dtype"] == "int8"
+
+
 def _first(doc: dict, task: str, dtype: str | None, arrays: dict, model: str = ""):
     """(case, image item): the first image with results of a ``task`` case with ``dtype``
     outputs (None: any) and ``model`` in its file name."""

@@ -128,12 +128,13 @@ def _detector_run(folder: Path) -> Path:
     return run
 
 
-def build(out: Path, detector: bool = True) -> dict:
+def build(out: Path, detector: bool = True, config=None) -> dict:
     """Write models, images and datasets into ``out`` and record this machine's results.
 
     Args:
         out: a new folder.
         detector: also build and convert the ``det_test`` detector (~30 s more).
+        config: a pytest config, whose cache then keeps the camera models between runs.
     """
     import model_factory as mf
 
@@ -141,7 +142,7 @@ def build(out: Path, detector: bool = True) -> dict:
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     for name in camera_models.MODEL_NAMES:
-        shutil.copy(camera_models.model_path(None, name), models / name)
+        shutil.copy(camera_models.model_path(config, name), models / name)
     shutil.copy(TESTS / "golden" / "tiny_detect.tflite", models / "tiny_detect.tflite")
     for quant in ("int8", "float32"):
         shutil.copy(mf.converted(quant).path, models / f"digits_{quant}.tflite")

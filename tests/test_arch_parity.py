@@ -29,7 +29,7 @@ SUMMARY = "check-summary.json"
 
 
 @pytest.fixture(scope="module")
-def record_dir(tmp_path_factory) -> Path:
+def record_dir(tmp_path_factory, request) -> Path:
     given = os.environ.get(PARITY_ENV)
     if given:
         folder = Path(given)
@@ -40,7 +40,7 @@ def record_dir(tmp_path_factory) -> Path:
     import parity_models
 
     folder = tmp_path_factory.mktemp("parity") / "record"
-    parity_models.build(folder, detector=False)
+    parity_models.build(folder, detector=False, config=request.config)
     return folder
 
 

@@ -77,20 +77,28 @@ def _raw_outputs(runner, tensor: np.ndarray) -> list[np.ndarray]:
     return [model.get_output(i, dequantize=False).copy() for i in range(len(model.outputs))]
 
 
+def _task(runner) -> str:
+    return str(getattr(runner.task, "value", runner.task))
+
+
+def _record(result) -> dict:
+    """A typed result at full precision (``to_dict`` rounds boxes and detection scores)."""
+    if hasattr(result, "category"):
+        b, c = result.box, result.category
+        return {"index": c.index, "label": c.label, "score": c.score,
+                "box": [b.left, b.top, b.right, b.bottom]}
+    return {"index": result.index, "label": result.label, "score": result.score}
+
+
 def _results(model_path: Path, images: list[Path], score_threshold=None) -> list[dict]:
-    """Labels, scores and boxes exactly as ``edgecnn predict`` computes them (full precision)."""
+    """Labels, scores and boxes exactly as ``edgecnn predict`` computes them (full precision),
+    as ``{"categories" | "detections": [...]}`` per image."""
     from edgecnn.predict import predict_images
 
     report = predict_images(model_path, images, threads=1, score_threshold=score_threshold)
     if len(report.results) != len(images):
         raise RuntimeError(f"{model_path}: could not read {report.skipped}")
-    if report.task == "detect":
-        return [{"detections": [{"index": d.category.index, "label": d.category.label,
-                                 "score": d.category.score,
-                                 "box": [d.box.left, d.box.top, d.box.right, d.box.bottom]}
-                                for d in res.detections]} for res in report.results]
-    return [{"categories": [{"index": c.index, "label": c.label, "score": c.score}
-                            for c in res.categories]} for res in report.results]
+    return [{report.result_key: [_record(r) for r in res.results]} for res in report.results]
 
 
 def _evaluate(model: Path, data: Path, split: str) -> dict:
@@ -120,7 +128,7 @@ def record(folder: Path, cases: list[dict], evals: list[dict]) -> dict:
     for case in cases:
         runner = _runner(folder / case["model"])
         entry = {"model": case["model"], "sha256": _sha256(folder / case["model"]),
-                 "task": runner.metadata.task, "images": [],
+                 "task": _task(runner), "images": [],
                  "score_threshold": case.get("score_threshold")}
         results = _results(folder / case["model"], [folder / i for i in case["images"]],
                            case.get("score_threshold"))
@@ -236,13 +244,18 @@ def compare_eval(want: dict, got: dict, tol: dict) -> list[str]:
 def _e2e_tolerances(runner, gaps: list[float], image_shape) -> tuple[float, float]:
     """Score and box-edge (image pixels) tolerances that output differences ``gaps`` explain;
     ``gaps`` are the largest dequantized differences of each output."""
-    if runner.metadata.task == "classify":
+    if _task(runner) == "classify":
         # a softmax over logits moves each probability by at most ~2x the largest logit change
         return 2.0 * gaps[0] + SCORE_FLOOR, 0.0
-    dec = runner.decoder
-    scale = min(runner.imgsz[1] / image_shape[1], runner.imgsz[0] / image_shape[0])
-    box_tol = gaps[dec.box_output] * max(runner.strides) / scale
-    return gaps[dec.score_output] + SCORE_FLOOR, box_tol + BOX_FLOOR_PX
+    spec, size = runner.metadata.decoder, runner.metadata.input
+    scale = min(size.width / image_shape[1], size.height / image_shape[0])
+    if spec.type == "anchor_free_ltrb":  # ltrb distances in units of the anchor's stride
+        roles = spec.outputs
+        box_gap, score_gap, reach = gaps[roles["box"]], gaps[roles["score"]], max(spec.strides)
+    else:  # another layout: any output may move boxes (at most by the input size) and scores
+        box_gap = score_gap = max(gaps)
+        reach = max(size.width, size.height)
+    return score_gap + SCORE_FLOOR, box_gap * reach / scale + BOX_FLOOR_PX
 
 
 def _input_step(runner) -> float:
@@ -296,10 +309,11 @@ def check_case(folder: Path, case: dict, arrays: dict, tol: dict) -> tuple[list[
         if "categories" in item["result"]:
             diffs = compare_categories(item["result"]["categories"], got["categories"], score_tol)
         else:
+            spec = runner.metadata.decoder
             diffs = compare_detections(item["result"]["detections"], got["detections"],
                                        score_tol, box_tol,
-                                       runner.score_threshold if threshold is None else threshold,
-                                       runner.max_detections)
+                                       spec.score_threshold if threshold is None else threshold,
+                                       spec.max_detections)
         problems += [f"{where}: {d}" for d in diffs]
     return problems, worst
 

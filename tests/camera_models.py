@@ -146,22 +146,36 @@ _BUILDERS = {
     "brightness_classifier.tflite": brightness_classifier_bytes,
     "blob_detector.tflite": lambda: bright_detector_bytes(False, reach=1.0),
 }
+MODEL_NAMES = tuple(_BUILDERS)
+
+# A folder of these models built elsewhere: ``.ci/arm64`` builds them on x86_64 (TensorFlow)
+# and runs the camera and bench tests on aarch64 (no TensorFlow, as on a Raspberry Pi) with them.
+PREBUILT_ENV = "EDGECNN_TEST_MODELS"
 
 
 def model_path(config, name: str) -> Path:
     """Build ``name`` once and keep it in pytest's cache (keyed by this file's content).
 
+    With ``$EDGECNN_TEST_MODELS`` set, the models live in that folder instead: built there
+    when TensorFlow is installed, required to be there when it is not. Without TensorFlow and
+    without that folder, the calling test is skipped (as on a Raspberry Pi).
+
     Args:
-        config: ``request.config`` of the calling fixture.
-        name: one of ``bright_detector.tflite``, ``bright_detector_int8.tflite``,
-            ``brightness_classifier.tflite``, ``blob_detector.tflite``.
+        config: ``request.config`` of the calling fixture (may be None).
+        name: one of :data:`MODEL_NAMES`.
     """
     import hashlib
+    import importlib.util
+
+    import pytest
 
     key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
     name_dir = f"edgecnn-camera-models-{key}"
     cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
-    if cache is not None:
+    if os.environ.get(PREBUILT_ENV):
+        folder = Path(os.environ[PREBUILT_ENV])
+        folder.mkdir(parents=True, exist_ok=True)
+    elif cache is not None:
         folder = Path(cache.mkdir(name_dir))
     else:
         import tempfile
@@ -169,6 +183,10 @@ def model_path(config, name: str) -> Path:
         folder = Path(tempfile.gettempdir()) / name_dir
         folder.mkdir(exist_ok=True)
     path = folder / name
+    if not path.exists() and importlib.util.find_spec("tensorflow") is None:
+        if os.environ.get(PREBUILT_ENV):
+            raise FileNotFoundError(f"{path} is missing and TensorFlow is not here to build it")
+        pytest.skip("needs tensorflow to build the fixture model (or $EDGECNN_TEST_MODELS)")
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.part")  # parallel test workers never collide
         tmp.write_bytes(_BUILDERS[name]())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import platform
 import zipfile
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def _assert_same(got, want, case: str) -> None:
 
 
 # ---------------------------------------------------------------- golden vectors
+@pytest.mark.skipif(platform.machine() != "x86_64",
+                    reason="the file is written on x86_64; elsewhere numpy's float32 exp may "
+                    "differ in the last bits (test_golden_tolerances.py checks it there)")
 def test_golden_file_matches_generator():
     text = (GOLDEN / "detect_golden.json").read_text()
     mg = _load_make_golden()

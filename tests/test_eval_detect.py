@@ -111,6 +111,7 @@ def test_tflite_map_runs_without_tensorflow(tmp_path):
     import subprocess
     import sys
 
+    pytest.importorskip("tensorflow")   # the fixture detector is converted here
     from tests.model_factory import converted_detector
 
     tflite = converted_detector("int8").path

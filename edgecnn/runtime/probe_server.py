@@ -13,14 +13,21 @@ detail and invokes once on zeros, and reports how much its resident memory grew.
 The server exits when its stdin closes.
 """
 
-import importlib
-import json
-import os
-import resource
-import select
-import signal
 import sys
-import time
+
+if __name__ == "__main__":
+    # Run as a script, this folder is sys.path[0], and its types.py would stand in for the
+    # standard library's ``types`` (json -> re -> enum import it): the server died at start-up
+    # wherever site-packages had not imported ``types`` before, as in a plain venv on a Pi.
+    del sys.path[0]
+
+import importlib  # noqa: E402 - after the path fix above
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
 
 
 def _run_child(module, flatbuffer: bytes, threads: int, memory: int) -> dict:

@@ -31,6 +31,7 @@ def _train(**kw):
     (dict(distribute="ring"), "distribute"),
     (dict(label_smoothing=1.5), "--label-smoothing"),
     (dict(task="segment"), "unknown task"),
+    (dict(threads=0), "--threads"),
 ])
 def test_train_config_refuses_what_cannot_apply(kw, needle):
     with pytest.raises(UsageError) as err:

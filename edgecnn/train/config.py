@@ -14,6 +14,7 @@ from edgecnn.runtime.task import Task
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
+KEEP = ("best", "last")
 
 # Options only one task uses: name -> (task, the value that means "not set", CLI flag).
 TASK_ONLY: dict[str, tuple[Task, object, str]] = {
@@ -48,7 +49,9 @@ class TrainConfig:
     schedule: str = "cosine"        # "cosine" (with warm-up) | "constant"
     label_smoothing: float = 0.0    # classify: cross-entropy label smoothing
     weight_decay: float = 0.0       # decoupled weight decay (optimizer "adamw")
-    deterministic: bool = True      # op determinism: a fixed seed gives identical weights
+    deterministic: bool = False     # op determinism: identical weights from a fixed seed, slower
+    threads: int | None = None      # CPU cores to train on (None: all this process may use)
+    keep: str = "best"              # weights saved: "best" val epoch, or the "last" epoch's
     overwrite: bool = False         # replace same-named entries in a folder edgecnn did not write
 
     def __post_init__(self) -> None:
@@ -80,10 +83,14 @@ class TrainConfig:
                              "use e.g. --label-smoothing 0.1")
         if self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {self.threads}",
+                             "leave it out to use every core")
 
     def _check_choices(self) -> None:
         for name, value, choices in (("optimizer", self.optimizer.lower(), OPTIMIZERS),
-                                     ("learning-rate schedule", self.schedule, SCHEDULES)):
+                                     ("learning-rate schedule", self.schedule, SCHEDULES),
+                                     ("--keep choice", self.keep, KEEP)):
             if value not in choices:
                 raise UsageError(f"unknown {name} {value!r}",
                                  f"choose one of: {', '.join(choices)}")

@@ -69,6 +69,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
          f"{len(data.names)} classes, decoded to {imgsz}x{imgsz} in "
          f"{time.perf_counter() - t0:.1f}s")
 
+    common.configure_threads(config.threads)
     common.seed_everything(config.seed, config.deterministic)
     model = entry.builder(input_shape=(imgsz, imgsz, 3), num_classes=len(data.names),
                           **arch_kwargs(entry.builder, config))
@@ -79,8 +80,9 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
          f"{engine.steps} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}")
     fit = engine.fit(lambda line: say(config, out, line))
     _write_run(run_dir, config, model, data, fit)
-    say(config, out, f"done  best epoch {fit.best_epoch}: val mAP50 {fit.best_map50:.4f} "
-         f"mAP {fit.best_map:.4f}; {fit.seconds:.1f}s training -> {run_dir}")
+    say(config, out, f"done  kept epoch {fit.kept_epoch} ({config.keep}): val mAP50 "
+         f"{fit.kept_map50:.4f} mAP {fit.kept_map:.4f}; {fit.seconds:.1f}s training "
+         f"({fit.usage.summary()}) -> {run_dir}")
     return run_dir
 
 
@@ -95,7 +97,8 @@ def scratch_recipe(config: TrainConfig):
         optimizer=optimizer, weight_decay=config.weight_decay or DEFAULT_WEIGHT_DECAY,
         schedule=config.schedule, warmup_epochs=WARMUP_EPOCHS, ema=SCRATCH_EMA,
         static_epochs=STATIC_EPOCHS, augment=config.augment, seed=config.seed,
-        eval_every=max(1, config.epochs // 10), keep_best=True, patience=config.patience,
+        eval_every=max(1, config.epochs // 10), keep_best=config.keep == "best",
+        patience=config.patience,
         purpose="training")
 
 
@@ -112,10 +115,14 @@ def _input_geometry(config: TrainConfig, entry) -> tuple[int, tuple[int, ...]]:
 
 def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
     """model.keras (the kept weights), run.json, labels.txt, history.csv, curves.png."""
-    metrics = {"val_map50": round(fit.best_map50, 6), "val_map": round(fit.best_map, 6),
-               "best_epoch": fit.best_epoch, "epochs_run": len(fit.history["loss"]),
+    from edgecnn.train.engine.detector import USAGE_KEYS
+
+    metrics = {"val_map50": round(fit.kept_map50, 6), "val_map": round(fit.kept_map, 6),
+               "kept_epoch": fit.kept_epoch, "best_epoch": fit.best_epoch,
+               "best_val_map50": round(fit.best_map50, 6),
+               "epochs_run": len(fit.history["loss"]),
                "train_seconds": round(fit.seconds, 2), "params": int(model.count_params()),
-               "skipped_images": data.skipped}
+               "skipped_images": data.skipped, **fit.metrics()}
     info = RunInfo(task=Task.DETECT, arch=config.arch, labels=list(data.names),
                    imgsz=(data.imgsz, data.imgsz), channels=3, color="RGB", resize="letterbox",
                    mean=list(MEAN), std=list(STD), data=dataset_reference(config.data),
@@ -135,7 +142,7 @@ def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
         try:
             from edgecnn.report.plots import plot_curves
 
-            plot_curves({k: v for k, v in fit.history.items() if k not in ("lr", "seconds")},
+            plot_curves({k: v for k, v in fit.history.items() if k not in USAGE_KEYS},
                         tmp / "curves.png", title=f"{config.arch} on {config.data}")
         except ImportError:
             pass

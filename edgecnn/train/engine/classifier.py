@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.train.engine.usage import Usage, UsageClock
+
 
 @dataclass(frozen=True)
 class ClassifierRecipe:
@@ -27,6 +29,8 @@ class ClassifierRecipe:
         weight_decay: decoupled weight decay (optimizer ``adamw``).
         patience: early stopping on val accuracy (None: never).
         from_logits: the model ends without softmax / sigmoid.
+        fused_bn: train batch norm through TensorFlow's fused kernel
+            (:mod:`~edgecnn.train.engine.fused_bn`).
     """
 
     epochs: int
@@ -41,22 +45,28 @@ class ClassifierRecipe:
     seed: int = 0
     patience: int | None = None
     from_logits: bool = False
+    fused_bn: bool = True
 
 
 @dataclass(frozen=True)
 class ClassifierBatches:
-    """``tf.data`` pipelines of one run: seeded, augmented training batches and val batches
-    that split evenly over ``replicas``."""
+    """``tf.data`` pipelines of one run: seeded, augmented training batches (``steps`` of
+    ``batch`` samples per epoch) and val batches that split evenly over ``replicas``."""
 
     train: object
     steps: int
     val: object
+    batch: int = 0
 
 
 @dataclass(frozen=True)
 class ClassifierFit:
-    history: dict[str, list[float]]     # what Keras logged, per epoch (no learning rate)
+    """What Keras logged per epoch (no learning rate), and the run's wall time and usage
+    (training and the per-epoch validation together)."""
+
+    history: dict[str, list[float]]
     seconds: float
+    usage: Usage = Usage(0.0, 0.0, 0)
 
     @property
     def best_epoch(self) -> int:
@@ -75,12 +85,17 @@ def classifier_batches(data, recipe: ClassifierRecipe, mean, std,
     n_val, val_batch = even_val_split(len(data.x_val), replicas)
     val = eval_dataset(data.x_val[:n_val], data.y_val[:n_val], data.num_classes, val_batch,
                        mean, std)
-    return ClassifierBatches(train, steps, val)
+    return ClassifierBatches(train, steps, val, max(1, min(int(recipe.batch), len(data.x_train))))
 
 
 def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
     """Optimizer, learning-rate schedule and cross-entropy loss (call inside the strategy's
-    scope when training with ``tf.distribute``)."""
+    scope when training with ``tf.distribute``).
+
+    The step runs as a TensorFlow graph, never XLA: Keras' ``jit_compile="auto"`` picks XLA
+    whenever op determinism is off, and on CPU an XLA step of ``dsnet_sf`` (batch 256) took 2.6x
+    the CPU time of the graph step (docs/DECISIONS.md).
+    """
     from edgecnn.lazy import keras
     from edgecnn.train import common
 
@@ -90,7 +105,7 @@ def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
     model.compile(optimizer=common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay),
                   loss=k.losses.CategoricalCrossentropy(from_logits=recipe.from_logits,
                                                         label_smoothing=recipe.label_smoothing),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=False)
 
 
 def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, *,
@@ -117,14 +132,18 @@ def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, 
     if recipe.patience:
         callbacks.append(k.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                                    patience=int(recipe.patience)))
-    start = time.perf_counter()
-    history = model.fit(batches.train, epochs=recipe.epochs, steps_per_epoch=batches.steps,
-                        validation_data=batches.val, callbacks=callbacks, verbose=0,
-                        shuffle=False)
-    seconds = time.perf_counter() - start
+    from edgecnn.train.engine.fused_bn import fused_batch_norm
+
+    clock = UsageClock()
+    with fused_batch_norm(recipe.fused_bn):     # Keras traces the step inside fit
+        history = model.fit(batches.train, epochs=recipe.epochs, steps_per_epoch=batches.steps,
+                            validation_data=batches.val, callbacks=callbacks, verbose=0,
+                            shuffle=False)
     logged = {key: [float(v) for v in values] for key, values in history.history.items()
               if key not in ("learning_rate", "lr")}
-    return ClassifierFit(logged, seconds)
+    epochs_run = len(logged.get("loss", []))
+    usage = clock.lap(epochs_run * batches.steps * batches.batch)
+    return ClassifierFit(logged, usage.seconds, usage)
 
 
 def even_val_split(n: int, replicas: int, cap: int = 256) -> tuple[int, int]:

@@ -66,7 +66,8 @@ class AnchorGrid:
 
 
 def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
-                    static_steps: float = 0.0, average=None, clip_norm: float = CLIP_NORM):
+                    static_steps: float = 0.0, average=None, clip_norm: float = CLIP_NORM,
+                    fused_bn: bool = True):
     """The step as a plain Python function ``(images 0..255, gt_boxes, gt_classes) -> (loss,
     box_loss, cls_loss, l1_loss)``; wrap it in ``tf.function`` (the engine does, without
     autograph: it is plain graph code with no Python control flow on tensors).
@@ -77,9 +78,12 @@ def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
         static_steps: steps of static (prior-box) assignment before task-aligned assignment
             takes over; 0 leaves the static branch out of the graph.
         average: a :class:`~edgecnn.train.engine.ema.WeightAverage` updated after each step.
+        fused_bn: trace training-mode batch norm as TensorFlow's fused kernel
+            (:mod:`~edgecnn.train.engine.fused_bn`); False keeps Keras' unfused ops.
     """
     tf = tensorflow()
     from edgecnn.train.assign import AssignConfig, assign
+    from edgecnn.train.engine.fused_bn import fused_batch_norm
     from edgecnn.train.losses import LossWeights, detection_loss
 
     assign_cfg, weights = AssignConfig(), LossWeights()
@@ -89,7 +93,8 @@ def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
 
     def train_step(images, gt_boxes, gt_classes):
         with tf.GradientTape() as tape:
-            ltrb, logits = heads(images / 255.0, training=True)
+            with fused_batch_norm(fused_bn):
+                ltrb, logits = heads(images / 255.0, training=True)
             d = ltrb * strides[None, :, None]
             boxes = tf.concat([anchors[None] - d[..., :2], anchors[None] + d[..., 2:]], -1)
             static = step_var < static_steps if static_steps > 0 else None

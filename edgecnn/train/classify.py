@@ -56,11 +56,12 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
 
     common.configure_threads(config.threads)
     common.seed_everything(config.seed, config.deterministic)
+    input_shape = (data.imgsz, data.imgsz, data.channels)
+    teacher = common.teacher_for(config, data.labels, input_shape)
     strategy = make_strategy(config.distribute)
     recipe = scratch_recipe(config)
     replicas = replica_count(strategy)
-    batches = engine.classifier_batches(data, recipe, MEAN, STD, replicas)
-    input_shape = (data.imgsz, data.imgsz, data.channels)
+    batches = engine.classifier_batches(data, recipe, MEAN, STD, replicas, teacher)
     with strategy.scope():
         model = entry.builder(input_shape=input_shape, num_classes=data.num_classes,
                               **arch_kwargs(entry.builder, config))
@@ -68,6 +69,9 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{input_shape}, {replicas} replica(s), {batches.steps} steps/epoch, "
          f"{config.optimizer} lr {recipe.lr:g} {config.schedule}")
+    if teacher is not None:
+        say(config, out, f"teacher {teacher.source}: soft targets weight "
+             f"{recipe.distill.weight:g}, temperature {recipe.distill.temperature:g}")
 
     with atomic_dir(run_dir, config.overwrite) as tmp:
         best = config.keep == "best"
@@ -101,7 +105,7 @@ def scratch_recipe(config: TrainConfig):
         optimizer=config.optimizer, weight_decay=config.weight_decay,
         schedule=config.schedule, warmup_epochs=WARMUP_EPOCHS,
         label_smoothing=config.label_smoothing, augment=config.augment, seed=config.seed,
-        patience=config.patience)
+        patience=config.patience, distill=config.distill_options())
 
 
 def _final_metrics(checkpoint: Path, data, fit, params: int) -> dict:

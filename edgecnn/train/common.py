@@ -139,3 +139,14 @@ def say(config, stream, line: str) -> None:
     """One progress line, unless the run is silent."""
     if config.verbose:
         print(line, file=stream, flush=True)
+
+
+def teacher_for(config, labels, input_shape, anchors: int | None = None):
+    """The run's distillation teacher, loaded and checked (None without ``--teacher``)."""
+    if config.teacher is None:
+        return None
+    from edgecnn.train.distill import check_teacher, load_teacher
+
+    teacher = load_teacher(config.teacher)
+    check_teacher(teacher, config.task, list(labels), input_shape, anchors)
+    return teacher

@@ -55,6 +55,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     if config.task is not Task.DETECT:
         raise UsageError(f"train_detector got task {config.task.value!r}", "use --task detect")
     run_dir = common.check_out_dir(config.out, config.overwrite)  # before any slow work
+    from edgecnn.models.detect import anchor_count
     from edgecnn.models.registry import get_entry
     from edgecnn.train.engine.detector import DetectorEngine
     from edgecnn.train.engine.detector_data import decode, read_detection_samples
@@ -63,6 +64,8 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     imgsz, strides = _input_geometry(config, entry)
     samples = read_detection_samples(config.data, config.val_split, config.seed,
                                      config.max_train)
+    teacher = common.teacher_for(config, samples.names, (imgsz, imgsz, 3),
+                                 anchors=anchor_count(imgsz, strides))
     t0 = time.perf_counter()
     data = decode(samples, imgsz, strides)
     say(config, out, f"data  {len(data.train)} train / {len(data.val)} val images, "
@@ -74,10 +77,15 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     model = entry.builder(input_shape=(imgsz, imgsz, 3), num_classes=len(data.names),
                           **arch_kwargs(entry.builder, config))
     recipe = scratch_recipe(config)
-    engine = DetectorEngine(model, data, recipe)
+    distill = config.distill_options()
+    engine = DetectorEngine(model, data, recipe, teacher=teacher,
+                            distill_weight=distill.weight if distill else 0.0)
     say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{imgsz}x{imgsz}, strides {list(strides)}, {engine.grid.count} anchors, "
          f"{engine.steps} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}")
+    if teacher is not None:
+        say(config, out, f"teacher {teacher.source}: soft scores and boxes, weight "
+             f"{distill.weight:g}")
     fit = engine.fit(lambda line: say(config, out, line))
     _write_run(run_dir, config, model, data, fit)
     say(config, out, f"done  kept epoch {fit.kept_epoch} ({config.keep}): val mAP50 "

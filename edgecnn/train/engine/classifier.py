@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.train.distill import DistillOptions
 from edgecnn.train.engine.usage import Usage, UsageClock
 
 
@@ -31,6 +32,8 @@ class ClassifierRecipe:
         from_logits: the model ends without softmax / sigmoid.
         fused_bn: train batch norm through TensorFlow's fused kernel
             (:mod:`~edgecnn.train.engine.fused_bn`).
+        distill: soft targets from a teacher (:mod:`edgecnn.train.distill`): the batches carry
+            them and the loss weighs them in (None: labels only).
     """
 
     epochs: int
@@ -46,6 +49,7 @@ class ClassifierRecipe:
     patience: int | None = None
     from_logits: bool = False
     fused_bn: bool = True
+    distill: DistillOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,11 @@ class ClassifierFit:
         return int(max(range(len(acc)), key=acc.__getitem__)) + 1 if acc else 0
 
 
-def classifier_batches(data, recipe: ClassifierRecipe, mean, std,
-                       replicas: int = 1) -> ClassifierBatches:
+def classifier_batches(data, recipe: ClassifierRecipe, mean, std, replicas: int = 1,
+                       teacher=None) -> ClassifierBatches:
     """Pipelines for ``data`` (:class:`edgecnn.data.ClassificationData`), normalized as
-    ``(x - mean) / std``."""
+    ``(x - mean) / std``; with a ``teacher`` (:class:`edgecnn.train.distill.Teacher`) every
+    batch's targets also carry its predictions on that (augmented) batch."""
     from edgecnn.data.classify_pipeline import eval_dataset, train_dataset
 
     train, steps = train_dataset(data.x_train, data.y_train, data.num_classes, recipe.batch,
@@ -85,6 +90,11 @@ def classifier_batches(data, recipe: ClassifierRecipe, mean, std,
     n_val, val_batch = even_val_split(len(data.x_val), replicas)
     val = eval_dataset(data.x_val[:n_val], data.y_val[:n_val], data.num_classes, val_batch,
                        mean, std)
+    if teacher is not None:
+        from edgecnn.train.distill import with_teacher_targets
+
+        train = with_teacher_targets(train, teacher, mean, std)
+        val = with_teacher_targets(val, teacher, mean, std)
     return ClassifierBatches(train, steps, val, max(1, min(int(recipe.batch), len(data.x_train))))
 
 
@@ -102,10 +112,19 @@ def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
     k = keras()
     lr = common.learning_rate(recipe.schedule, recipe.lr, steps * recipe.epochs,
                               common.warmup_steps(recipe.warmup_epochs, steps, recipe.epochs))
+    if recipe.distill is not None:
+        from edgecnn.train.distill import classifier_loss, packed_accuracy
+
+        classes = int(model.outputs[-1].shape[-1])
+        loss = classifier_loss(classes, recipe.distill, recipe.label_smoothing,
+                               recipe.from_logits)
+        metrics = [packed_accuracy(classes)]
+    else:
+        loss = k.losses.CategoricalCrossentropy(from_logits=recipe.from_logits,
+                                                label_smoothing=recipe.label_smoothing)
+        metrics = ["accuracy"]
     model.compile(optimizer=common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay),
-                  loss=k.losses.CategoricalCrossentropy(from_logits=recipe.from_logits,
-                                                        label_smoothing=recipe.label_smoothing),
-                  metrics=["accuracy"], jit_compile=False)
+                  loss=loss, metrics=metrics, jit_compile=False)
 
 
 def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, *,

@@ -139,10 +139,12 @@ class DetectorEngine:
             ``qat`` passes the simulated-int8 graph's).
         callbacks: objects with ``on_train_begin()`` and ``on_train_batch_end(step)`` (the
             magnitude pruner's masks), run around the steps.
+        teacher: a detector :class:`edgecnn.train.distill.Teacher` on the same anchor grid,
+            whose predictions on each batch are soft targets (weight ``distill_weight``).
     """
 
     def __init__(self, model, data: DetectionData, recipe: DetectorRecipe, *, heads=None,
-                 callbacks=()):
+                 callbacks=(), teacher=None, distill_weight: float = 1.0):
         from edgecnn.data.detect_pipeline import batches
         from edgecnn.lazy import tensorflow
         from edgecnn.train import common
@@ -172,7 +174,8 @@ class DetectorEngine:
                         if recipe.ema is not None else None)
         step = make_train_step(self.heads, self.optimizer, self.grid, len(data.names),
                                static_steps=recipe.static_steps(self.steps),
-                               average=self.average, fused_bn=recipe.fused_bn)
+                               average=self.average, fused_bn=recipe.fused_bn,
+                               teacher=teacher, distill_weight=distill_weight)
         self.train_step = tf.function(step, reduce_retracing=True, autograph=False)
 
     def fit(self, say: Callable[[str], None] = lambda line: None) -> DetectorFit:

@@ -67,7 +67,7 @@ class AnchorGrid:
 
 def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
                     static_steps: float = 0.0, average=None, clip_norm: float = CLIP_NORM,
-                    fused_bn: bool = True):
+                    fused_bn: bool = True, teacher=None, distill_weight: float = 0.0):
     """The step as a plain Python function ``(images 0..255, gt_boxes, gt_classes) -> (loss,
     box_loss, cls_loss, l1_loss)``; wrap it in ``tf.function`` (the engine does, without
     autograph: it is plain graph code with no Python control flow on tensors).
@@ -80,6 +80,9 @@ def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
         average: a :class:`~edgecnn.train.engine.ema.WeightAverage` updated after each step.
         fused_bn: trace training-mode batch norm as TensorFlow's fused kernel
             (:mod:`~edgecnn.train.engine.fused_bn`); False keeps Keras' unfused ops.
+        teacher: a :class:`edgecnn.train.distill.Teacher` detector whose scores and boxes on
+            the batch are soft targets (:func:`edgecnn.train.distill.detector_soft_loss`),
+            weighted by ``distill_weight``.
     """
     tf = tensorflow()
     from edgecnn.train.assign import AssignConfig, assign
@@ -90,6 +93,7 @@ def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
     anchors, strides = grid.centers, grid.strides
     variables = heads.trainable_variables
     step_var = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+    teach = _teacher_forward(teacher)
 
     def train_step(images, gt_boxes, gt_classes):
         with tf.GradientTape() as tape:
@@ -103,6 +107,11 @@ def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
                              static)
             loss, lbox, lcls, l1 = detection_loss(logits, ltrb, boxes, targets, anchors,
                                                   strides, weights)
+            if teach is not None:
+                from edgecnn.train.distill import detector_soft_loss
+
+                t_ltrb, t_logits = teach(images)
+                loss += distill_weight * detector_soft_loss(logits, ltrb, t_logits, t_ltrb)
         grads = tape.gradient(loss, variables)
         grads, _ = tf.clip_by_global_norm(grads, clip_norm)
         optimizer.apply_gradients(zip(grads, variables))
@@ -112,3 +121,19 @@ def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
         return loss, lbox, lcls, l1
 
     return train_step
+
+
+def _teacher_forward(teacher):
+    """images 0..255 -> the teacher's ``(ltrb, logits)``, or None without a teacher."""
+    if teacher is None:
+        return None
+    tf = tensorflow()
+    heads = detector_heads(teacher.model)
+    mean = tf.constant(teacher.mean, tf.float32)
+    std = tf.constant(teacher.std, tf.float32)
+
+    def forward(images):
+        ltrb, logits = heads((images - mean) / std, training=False)
+        return tf.stop_gradient(ltrb), tf.stop_gradient(logits)
+
+    return forward

@@ -13,6 +13,12 @@ Variants:
     new   today's defaults: no op determinism, fused batch norm, pools sized by
           ``edgecnn.train.common.configure_threads``.
     det   today's path with ``--deterministic`` (what bit-reproducibility costs now).
+    unfused  today's path with Keras' unfused batch norm (what the fused kernel buys).
+    xla   classify: the step XLA-compiled, unfused (what Keras' ``jit_compile="auto"`` chose
+          whenever op determinism was off, e.g. in benchmarks/fashion_mnist.py).
+
+CPU milliseconds per sample (cores / samples per second) are reported too: unlike the wall
+time they change little when other jobs share the machine.
 
 Examples:
     # detector: det_s width 1.5 at 256 px, 1000 synthetic images, 3 epochs, 2 rounds
@@ -43,6 +49,8 @@ VARIANTS = {
     "old": dict(deterministic=True, fused_bn=False, threads=False),
     "new": dict(deterministic=False, fused_bn=True, threads=True),
     "det": dict(deterministic=True, fused_bn=True, threads=True),
+    "unfused": dict(deterministic=False, fused_bn=False, threads=True),
+    "xla": dict(deterministic=False, fused_bn=False, threads=True, jit=True),
 }
 
 
@@ -100,7 +108,8 @@ def _child_classify(args, variant: dict) -> dict:
     recipe = engine.ClassifierRecipe(epochs=args.epochs, batch=args.batch, lr=6e-3,
                                      optimizer="adamw", weight_decay=5e-4, warmup_epochs=1,
                                      label_smoothing=0.1, seed=0,
-                                     fused_bn=variant["fused_bn"])
+                                     fused_bn=variant["fused_bn"],
+                                     jit_compile=variant.get("jit", False))
     batches = engine.classifier_batches(data, recipe, (0.0,), (255.0,))
     model = get_entry(args.arch, task="classify").builder(
         input_shape=(data.imgsz, data.imgsz, data.channels), num_classes=data.num_classes)
@@ -137,8 +146,11 @@ def child(args) -> int:
 def steady(run: dict) -> dict:
     """Means over the epochs after the first (the first traces the step)."""
     rest = run["epochs"][1:] or run["epochs"]
-    return {key: statistics.mean(e[key] for e in rest)
-            for key in ("seconds", "samples_per_second", "cores")}
+    out = {key: statistics.mean(e[key] for e in rest)
+           for key in ("seconds", "samples_per_second", "cores")}
+    out["cpu_ms_per_sample"] = statistics.mean(1e3 * e["cores"] / e["samples_per_second"]
+                                               for e in rest)
+    return out
 
 
 def run_one(args, variant: str, index: int, work: Path) -> dict:
@@ -224,7 +236,7 @@ def main(argv=None) -> int:
             s = run["steady"]
             print(f"{variant:4s} run {run['index']}: first epoch {run['epochs'][0]['seconds']:.1f}s, "
                   f"then {s['seconds']:.1f}s/epoch, {s['samples_per_second']:.1f} samples/s, "
-                  f"{s['cores']:.2f} cores; score {run['score']}; load {run['load_avg_before']}"
+                  f"{s['cores']:.2f} cores, {s['cpu_ms_per_sample']:.1f} CPU ms/sample; score {run['score']}; load {run['load_avg_before']}"
                   f" -> {run['load_avg_after']}", flush=True)
     base = variants[0]
     record["speedup"] = {v: [round(x, 3) for x in ratio_table(record["runs"], base, v)]

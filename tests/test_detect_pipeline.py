@@ -150,3 +150,22 @@ def test_mosaic_batches_have_room_for_four_images_boxes():
     boxes_per_image = [int((c.numpy() >= 0).sum(axis=1).max()) for _, _, c in epoch1 + epoch2]
     assert max(boxes_per_image[:steps]) > 1          # mosaics show several scenes' boxes
     assert max(boxes_per_image[steps:]) == 1         # the last epoch is plain images
+
+
+def test_mixup_blends_pairs_and_keeps_both_images_boxes():
+    from edgecnn.data.detect_pipeline import mixup_batch
+
+    images, gt, classes = _scene([(10, 10, 30, 30), (60, 60, 90, 100)])
+    images[1, :, :, :] = 0
+    images[1, 60:100, 60:90] = 255
+    out, boxes, cls = mixup_batch(images, gt, classes, 1.0, np.random.default_rng(0))
+    assert boxes.shape == (2, 2, 4) and cls.shape == (2, 2)
+    # both images got the other one: its boxes in the second half, pixels near half and half
+    np.testing.assert_allclose(boxes[0, 1], gt[1, 0])
+    np.testing.assert_allclose(boxes[1, 1], gt[0, 0])
+    assert (cls >= 0).all()
+    blend = out[0, 0, 0, 0] / 255.0
+    assert 0.3 < blend / (PAD_VALUE / 255.0) < 0.7
+    none, _, none_cls = mixup_batch(images, gt, classes, 0.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(none, images)
+    assert (none_cls[:, 1] == -1).all()

@@ -216,3 +216,19 @@ def test_fused_batch_norm_leaves_inference_and_frozen_layers_to_keras():
     np.testing.assert_array_equal(after["bn/moving_mean"], before["bn/moving_mean"])
     assert not np.array_equal(after["bn_nocenter/moving_mean"],
                               before["bn_nocenter/moving_mean"])
+
+
+def test_detector_engine_trains_an_integral_box_head(tiny_detection):
+    from edgecnn.lazy import keras
+    from edgecnn.models.registry import create_model
+    from edgecnn.train.engine.detector import DetectorEngine, DetectorRecipe
+
+    keras().utils.set_random_seed(2)
+    model = create_model("det_test", (64, 64, 3), len(tiny_detection.names), task="detect",
+                         integral_boxes=True)
+    engine = DetectorEngine(model, tiny_detection,
+                            DetectorRecipe(epochs=2, batch=8, lr=1e-2, optimizer="adam"))
+    assert len(engine.heads.outputs) == 3          # ltrb, logits and the bin logits
+    fit = engine.fit()
+    assert np.isfinite(fit.history["loss"]).all()
+    assert fit.history["loss"][1] < fit.history["loss"][0]

@@ -139,6 +139,7 @@ class AugmentConfig:
     min_visible: float = 1 / 3    # boxes keeping less of their area are dropped
     mosaic: float = 0.0           # probability that an image is a mosaic of four
     mosaic_off_epochs: int = 0    # the last epochs train without mosaic (plain images)
+    mixup: float = 0.0            # probability that an image is blended with another one
 
 
 def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
@@ -204,6 +205,28 @@ def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
     return out, new_boxes, new_classes
 
 
+def mixup_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
+                probability: float, rng: np.random.Generator):
+    """MixUp (Zhang et al. 2018) within a batch: with ``probability`` an image is blended
+    about half and half (Beta(32, 32), as YOLOv5 does) with another image of the batch, and
+    keeps both images' boxes. Box arrays come back with twice the rows."""
+    n, m = boxes.shape[:2]
+    order = rng.permutation(n)
+    partner = np.empty(n, np.int64)
+    partner[order] = np.roll(order, -1)     # a cycle: nobody is paired with itself (n > 1)
+    mixed = rng.random(n) < probability
+    ratio = rng.beta(32.0, 32.0, n)
+    out = images.copy()
+    out_boxes = np.zeros((n, 2 * m, 4), np.float32)
+    out_classes = np.full((n, 2 * m), -1, np.int32)
+    out_boxes[:, :m], out_classes[:, :m] = boxes, classes
+    for i in np.flatnonzero(mixed & (partner != np.arange(n))):
+        j = partner[i]
+        out[i] = np.rint(images[i] * ratio[i] + images[j] * (1.0 - ratio[i])).astype(np.uint8)
+        out_boxes[i, m:], out_classes[i, m:] = boxes[j], classes[j]
+    return out, out_boxes, out_classes
+
+
 def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConfig | None,
             epochs: int | None = None, run_epochs: int | None = None):
     """A ``tf.data.Dataset`` of ``(images float32 0..255, boxes, classes)`` batches.
@@ -223,6 +246,8 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
     m = arrays.max_boxes
     # a mosaic holds up to four images' boxes; cap them as MAX_BOXES caps one image's
     m_out = max(m, min(4 * m, 100)) if mosaic else m
+    mixup = augment is not None and augment.mixup > 0
+    m_batch = 2 * m_out if mixup else m_out
     mosaic_until = (None if not mosaic or run_epochs is None
                     else run_epochs - augment.mosaic_off_epochs)
 
@@ -231,15 +256,17 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
         if augment is None:
             return images, boxes, classes
         if not mosaic:
-            return augment_batch(images, boxes, classes, augment, rng)
-        from edgecnn.data.mosaic import mosaic_batch
+            batch_ = augment_batch(images, boxes, classes, augment, rng)
+        else:
+            from edgecnn.data.mosaic import mosaic_batch
 
-        on = mosaic_until is None or epoch < mosaic_until
-        canvas, boxes, classes, areas = mosaic_batch(
-            images, boxes, classes, idx, arrays.images, arrays.boxes, arrays.classes,
-            augment.mosaic if on else 0.0, m_out, rng)
-        return augment_batch(canvas, boxes, classes, augment, rng, out_size=images.shape[1],
-                             full_areas=areas)
+            on = mosaic_until is None or epoch < mosaic_until
+            canvas, boxes, classes, areas = mosaic_batch(
+                images, boxes, classes, idx, arrays.images, arrays.boxes, arrays.classes,
+                augment.mosaic if on else 0.0, m_out, rng)
+            batch_ = augment_batch(canvas, boxes, classes, augment, rng,
+                                   out_size=images.shape[1], full_areas=areas)
+        return mixup_batch(*batch_, augment.mixup, rng) if mixup else batch_
 
     def gen():
         rng = np.random.default_rng(seed)
@@ -252,7 +279,7 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
 
     h, w = arrays.images.shape[1:3]
     ds = tf.data.Dataset.from_generator(gen, output_signature=(
-        tf.TensorSpec((batch, h, w, 3), tf.uint8), tf.TensorSpec((batch, m_out, 4), tf.float32),
-        tf.TensorSpec((batch, m_out), tf.int32)))
+        tf.TensorSpec((batch, h, w, 3), tf.uint8), tf.TensorSpec((batch, m_batch, 4), tf.float32),
+        tf.TensorSpec((batch, m_batch), tf.int32)))
     ds = ds.map(lambda i, b, c: (tf.cast(i, tf.float32), b, c))
     return ds.prefetch(2), steps

@@ -59,8 +59,10 @@ def configure_threads(threads: int | None = None) -> tuple[int, int]:
             tf.config.threading.get_inter_op_parallelism_threads() or cores)
 
 
-def learning_rate(schedule: str, peak: float, total_steps: int, warmup_steps: int = 0):
-    """A Keras learning-rate schedule: ``constant`` or ``cosine`` (linear warm-up, then cosine)."""
+def learning_rate(schedule: str, peak: float, total_steps: int, warmup_steps: int = 0,
+                  floor: float = 0.01):
+    """A Keras learning-rate schedule: ``constant`` or ``cosine`` (linear warm-up, then cosine
+    down to ``floor`` times the peak)."""
     k = keras()
     if schedule == "constant":
         return float(peak)
@@ -69,7 +71,7 @@ def learning_rate(schedule: str, peak: float, total_steps: int, warmup_steps: in
     warmup = max(0, min(int(warmup_steps), total_steps - 1))
     return k.optimizers.schedules.CosineDecay(
         initial_learning_rate=float(peak) if warmup == 0 else float(peak) * 0.01,
-        decay_steps=max(1, total_steps - warmup), alpha=0.01,
+        decay_steps=max(1, total_steps - warmup), alpha=float(floor),
         warmup_target=float(peak) if warmup else None, warmup_steps=warmup)
 
 

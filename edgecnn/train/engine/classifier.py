@@ -50,6 +50,7 @@ class ClassifierRecipe:
     from_logits: bool = False
     fused_bn: bool = True
     distill: DistillOptions | None = None
+    jit_compile: bool = False     # XLA: only to measure the decision (benchmarks/train_speed.py)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
                                                 label_smoothing=recipe.label_smoothing)
         metrics = ["accuracy"]
     model.compile(optimizer=common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay),
-                  loss=loss, metrics=metrics, jit_compile=False)
+                  loss=loss, metrics=metrics, jit_compile=recipe.jit_compile)
 
 
 def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, *,

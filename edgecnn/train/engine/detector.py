@@ -52,6 +52,8 @@ class DetectorRecipe:
         patience: stop after this many evaluations without improvement (None: never).
         purpose: "training" or "fine-tuning", for messages.
         augmentation: the augmentation ranges when ``augment`` (None: ``AugmentConfig()``).
+        lr_floor: the cosine schedule ends at this fraction of ``lr``.
+        assign: target assignment settings (None: ``AssignConfig()``).
         fused_bn: train batch norm through TensorFlow's fused kernel (the same function,
             ~25% less CPU per detector step; :mod:`~edgecnn.train.engine.fused_bn`).
     """
@@ -72,6 +74,8 @@ class DetectorRecipe:
     patience: int | None = None
     purpose: str = "training"
     augmentation: AugmentConfig | None = None
+    lr_floor: float = 0.01
+    assign: object = None
     fused_bn: bool = True
 
     def static_steps(self, steps_per_epoch: int) -> float:
@@ -167,7 +171,7 @@ class DetectorEngine:
         total = self.steps * recipe.epochs
         lr = common.learning_rate(recipe.schedule, recipe.lr, total,
                                   common.warmup_steps(recipe.warmup_epochs, self.steps,
-                                                      recipe.epochs))
+                                                      recipe.epochs), recipe.lr_floor)
         self.optimizer = common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay)
         self.optimizer.build(self.heads.trainable_variables)
         self.average = (WeightAverage(averaged_variables(model), recipe.ema)
@@ -175,7 +179,8 @@ class DetectorEngine:
         step = make_train_step(self.heads, self.optimizer, self.grid, len(data.names),
                                static_steps=recipe.static_steps(self.steps),
                                average=self.average, fused_bn=recipe.fused_bn,
-                               teacher=teacher, distill_weight=distill_weight)
+                               teacher=teacher, distill_weight=distill_weight,
+                               assign_config=recipe.assign)
         self.train_step = tf.function(step, reduce_retracing=True, autograph=False)
 
     def fit(self, say: Callable[[str], None] = lambda line: None) -> DetectorFit:

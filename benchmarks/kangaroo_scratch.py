@@ -49,7 +49,7 @@ def train(args, out: Path) -> Path:
     config = TrainConfig(task="detect", data=args.data, arch=args.arch, out=str(out),
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, lr=args.lr,
                          optimizer=args.optimizer, width=args.width, seed=args.seed,
-                         keep="last", overwrite=True)
+                         keep="last", overwrite=True, deterministic=args.deterministic)
     return train_detector(config)
 
 
@@ -120,6 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--deterministic", action="store_true")
     ap.add_argument("--reuse-run", default=None, help="evaluate this trained run instead")
     ap.add_argument("--qat-epochs", type=int, default=0)
     ap.add_argument("--qat-lr", type=float, default=None)

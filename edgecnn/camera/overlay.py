@@ -58,17 +58,31 @@ def _check_image(image: np.ndarray) -> None:
 def _label_box(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int],
                scale: float, thickness: int) -> None:
     """A filled label with its bottom-left corner at (x, y), kept inside the image."""
+    patch = _label_patch(text, color, scale, thickness)
     h_img, w_img = image.shape[:2]
+    ph, pw = patch.shape[:2]
+    x = max(0, min(int(x), w_img - pw))
+    y = int(y)
+    if y - ph < 0:  # no room above the box: put the label inside it
+        y = ph
+    y = min(y, h_img)
+    top = max(0, y - ph)
+    image[top:y, x:x + pw] = patch[ph - (y - top):, :w_img - x]
+
+
+@lru_cache(maxsize=2048)
+def _label_patch(text: str, color: tuple[int, int, int], scale: float,
+                 thickness: int) -> np.ndarray:
+    """The rendered label (coloured box, text): drawn once per distinct string, then pasted,
+    which is a slice copy instead of a rectangle and an anti-aliased text per frame."""
     tw, th, base = _text_size(text, scale, thickness)
     pad = 2
-    x = max(0, min(int(x), w_img - tw - 2 * pad))
-    y = int(y)
-    if y - th - base - 2 * pad < 0:  # no room above the box: put the label inside it
-        y = th + base + 2 * pad
-    y = min(y, h_img)
-    cv2.rectangle(image, (x, y - th - base - 2 * pad), (x + tw + 2 * pad, y), color, cv2.FILLED)
-    cv2.putText(image, text, (x + pad, y - base - pad), FONT, scale, _text_color(color),
-                thickness, cv2.LINE_AA)
+    patch = np.empty((th + base + 2 * pad, tw + 2 * pad, 3), np.uint8)
+    patch[:] = color
+    cv2.putText(patch, text, (pad, th + pad), FONT, scale, _text_color(color), thickness,
+                cv2.LINE_AA)
+    patch.flags.writeable = False
+    return patch
 
 
 def outline(image: np.ndarray, x1: int, y1: int, x2: int, y2: int,
@@ -134,9 +148,12 @@ def draw_results(image: np.ndarray, results: Iterable) -> np.ndarray:
     """Draw a runner's results: boxes for :class:`Detection`, a top-k list for
     :class:`Category`; records of other kinds are left out."""
     _check_image(image)
-    results = list(results)
-    detections = [r for r in results if isinstance(r, Detection)]
-    categories = [r for r in results if isinstance(r, Category)]
+    detections, categories = [], []
+    for r in results:
+        if isinstance(r, Detection):
+            detections.append(r)
+        elif isinstance(r, Category):
+            categories.append(r)
     if detections:
         draw_detections(image, detections)
     if categories:
@@ -192,7 +209,8 @@ class StatsBand:
         mh, mw = min(h, mask.shape[0]), min(w, mask.shape[1])
         band = image[0:mh, w - mw:w]
         band >>= 1
-        np.maximum(band, mask[:mh, mask.shape[1] - mw:, None], out=band)
+        # cv2.max on the row-strided view writes in place: ~3 us, numpy's broadcast ~50 us
+        cv2.max(band, mask[:mh, mask.shape[1] - mw:], dst=band)
         return image
 
     def _render(self, text: str) -> None:
@@ -200,8 +218,9 @@ class StatsBand:
             return
         tw, th, base = _text_size(text, self.font_scale, 1)
         y = th + base + 6
-        mask = np.zeros((y + 2, tw + 10), np.uint8)
-        cv2.putText(mask, text, (5, y - base - 1), FONT, self.font_scale, 255, 1, cv2.LINE_AA)
+        mask = np.zeros((y + 2, tw + 10, 3), np.uint8)
+        cv2.putText(mask, text, (5, y - base - 1), FONT, self.font_scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
         self._text, self._mask = text, mask
 
 

@@ -49,7 +49,8 @@ def train(args, out: Path) -> Path:
     config = TrainConfig(task="detect", data=args.data, arch=args.arch, out=str(out),
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, lr=args.lr,
                          optimizer=args.optimizer, width=args.width, seed=args.seed,
-                         keep="last", overwrite=True, deterministic=args.deterministic)
+                         keep="last", overwrite=True, deterministic=args.deterministic,
+                         teacher=args.teacher, distill_weight=args.distill_weight)
     return train_detector(config)
 
 
@@ -121,6 +122,9 @@ def main(argv=None) -> int:
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--deterministic", action="store_true")
+    ap.add_argument("--teacher", default=None,
+                    help="distil from this detector run (trained on the same split)")
+    ap.add_argument("--distill-weight", type=float, default=None)
     ap.add_argument("--reuse-run", default=None, help="evaluate this trained run instead")
     ap.add_argument("--qat-epochs", type=int, default=0)
     ap.add_argument("--qat-lr", type=float, default=None)
@@ -148,7 +152,8 @@ def main(argv=None) -> int:
 
     info = RunInfo.load(run)
     record["run"] = {"arch": info.arch, "config": {k: info.config.get(k) for k in (
-        "epochs", "batch", "imgsz", "width", "lr", "optimizer", "seed", "keep")},
+        "epochs", "batch", "imgsz", "width", "lr", "optimizer", "seed", "keep", "teacher",
+        "distill_weight")},
         "metrics": info.metrics, "load_avg_after": load_avg()}
     record["keras"] = scores(run, args.data)
     save()

@@ -110,7 +110,8 @@ def make_train_step(heads, optimizer, grid: AnchorGrid, num_classes: int, *,
             boxes = tf.concat([anchors[None] - d[..., :2], anchors[None] + d[..., 2:]], -1)
             static = step_var < static_steps if static_steps > 0 else None
             targets = assign(tf.sigmoid(logits), boxes, anchors, gt_boxes, gt_classes,
-                             num_classes, assign_cfg, strides if static is not None else None,
+                             num_classes, assign_cfg,
+                             strides if static is not None or assign_cfg.max_distance else None,
                              static)
             integral = ({"bin_logits": bin_logits[0], "bins": BOX_BINS} if bin_logits
                         else {})

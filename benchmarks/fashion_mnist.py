@@ -10,6 +10,13 @@ TFLite, measures test-split accuracy of every .tflite with the device runtime, a
 
 Training time is wall-clock on this machine; its load average before and after is recorded
 because a shared machine inflates it.
+
+With ``--teacher-arch`` (and ``--teacher-width`` / ``--teacher-epochs``) a larger model is
+trained first with the compact recipe and the compact model distils from it
+(``edgecnn train --teacher``); ``--teacher RUN`` uses a finished run instead.
+
+    python benchmarks/fashion_mnist.py --work W --teacher-arch dsnet_sf --teacher-width 3 \
+        --compact-epochs 60 --distill-weight 0.7
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ TARGETS = {"compact_int8_acc": 0.930, "compact_int8_kb": 100.0, "int8_vs_float_p
            "compact_int8_speedup_vs_f32": 1.5, "train_minutes": 10.0}
 
 
-def train(name: str, recipe: dict, work: Path, data_dir, reuse: bool) -> Path:
+def train(name: str, recipe: dict, work: Path, data_dir, reuse: bool, **extra) -> Path:
     from edgecnn.train.classify import train_classifier
     from edgecnn.train.config import TrainConfig
 
@@ -44,7 +51,7 @@ def train(name: str, recipe: dict, work: Path, data_dir, reuse: bool) -> Path:
         print(f"[{name}] reusing {out}", flush=True)
         return out
     config = TrainConfig(task="classify", data="fashion-mnist", out=str(out), data_dir=data_dir,
-                         seed=0, deterministic=False, **recipe)
+                         seed=0, deterministic=False, overwrite=True, **recipe, **extra)
     print(f"[{name}] training {recipe['arch']}: {recipe}", flush=True)
     return train_classifier(config)
 
@@ -63,6 +70,14 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse finished training runs")
     ap.add_argument("--compact-arch", default=COMPACT["arch"])
     ap.add_argument("--compact-epochs", type=int, default=COMPACT["epochs"])
+    ap.add_argument("--compact-width", type=float, default=1.0)
+    ap.add_argument("--teacher", default=None, help="distil the compact model from this run")
+    ap.add_argument("--teacher-arch", default=None,
+                    help="train a teacher of this architecture first (compact recipe)")
+    ap.add_argument("--teacher-width", type=float, default=1.0)
+    ap.add_argument("--teacher-epochs", type=int, default=None)
+    ap.add_argument("--distill-weight", type=float, default=None)
+    ap.add_argument("--distill-temperature", type=float, default=None)
     ap.add_argument("--runs", type=int, default=2000, help="timed invokes per model and thread")
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--json", default=None)
@@ -72,9 +87,19 @@ def main(argv=None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     load_before = load_avg()
 
-    compact = dict(COMPACT, arch=args.compact_arch, epochs=args.compact_epochs)
+    compact = dict(COMPACT, arch=args.compact_arch, epochs=args.compact_epochs,
+                   width=args.compact_width)
+    teacher = args.teacher
+    if args.teacher_arch:
+        recipe = dict(COMPACT, arch=args.teacher_arch, width=args.teacher_width,
+                      epochs=args.teacher_epochs or COMPACT["epochs"])
+        teacher = str(train("teacher", recipe, work, args.data_dir, args.reuse))
+    distill = {}
+    if teacher:
+        distill = {"teacher": teacher, "distill_weight": args.distill_weight,
+                   "distill_temperature": args.distill_temperature}
     runs = {"seed": train("seed", SEED, work, args.data_dir, args.reuse),
-            "compact": train("compact", compact, work, args.data_dir, args.reuse)}
+            "compact": train("compact", compact, work, args.data_dir, args.reuse, **distill)}
     load_after_train = load_avg()
 
     from converters import convert_model
@@ -115,6 +140,7 @@ def main(argv=None) -> int:
            "load_avg_before": load_before, "load_avg_after_training": load_after_train,
            "load_avg_after": load_avg(), "command": " ".join(["python", "benchmarks/fashion_mnist.py"] + sys.argv[1:]),
            "recipes": {"seed": SEED, "compact": compact}, "rows": rows,
+           "teacher": _teacher_record(teacher, args.data_dir),
            "checks": checks(rows)}
     table = markdown(doc)
     print(table)
@@ -123,6 +149,20 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2, default=str))
     return 0
+
+
+def _teacher_record(teacher, data_dir) -> dict | None:
+    """The teacher's run, recipe and test accuracy (Keras), when there was one."""
+    if not teacher:
+        return None
+    from edgecnn.rundir import RunInfo
+
+    info = RunInfo.load(teacher)
+    return {"run": Path(teacher).name, "arch": info.arch,
+            "width": info.config.get("width"), "epochs": info.config.get("epochs"),
+            "params": info.metrics.get("params"),
+            "keras_test_accuracy": info.metrics.get("test_accuracy"),
+            "train_seconds": info.metrics.get("train_seconds")}
 
 
 def _row(rows, model, quant):

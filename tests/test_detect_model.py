@@ -70,3 +70,22 @@ def test_only_int8_friendly_layer_types():
                "UpSampling2D", "Concatenate", "Reshape", "Activation"}
     assert {type(layer).__name__ for layer in model.layers} <= allowed
     assert model.count_params() < 400_000   # a few hundred KB as int8
+    integral = create_model("det_s", (256, 256, 3), 4, task="detect", integral_boxes=True)
+    assert {type(layer).__name__ for layer in integral.layers} <= allowed | {"Softmax", "Dense"}
+
+
+def test_integral_boxes_are_the_expectation_over_exact_int8_bins():
+    from edgecnn.models.detect import BOX_BINS, BOX_BINS_LAYER
+
+    model = create_model("det_test", (64, 64, 3), 2, task="detect", integral_boxes=True)
+    assert [o.shape[1:] for o in model.outputs] == [(84, 4), (84, 2)]
+    logits = model.get_layer(BOX_BINS_LAYER).output
+    probe = __import__("keras").Model(model.inputs, [logits, model.outputs[0]])
+    x = np.random.default_rng(0).random((1, 64, 64, 3)).astype(np.float32)
+    raw, boxes = (np.asarray(v) for v in probe(x))
+    raw = raw.reshape(1, 84, 4, len(BOX_BINS))
+    p = np.exp(raw - raw.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    np.testing.assert_allclose(boxes, (p * np.asarray(BOX_BINS)).sum(-1), rtol=1e-5, atol=1e-5)
+    # bins 0..15 and 127/8: with that maximum every bin is a multiple of the int8 scale 1/8
+    assert all(float(v * 8).is_integer() for v in BOX_BINS) and max(BOX_BINS) * 8 == 127

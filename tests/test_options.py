@@ -31,6 +31,13 @@ def _train(**kw):
     (dict(distribute="ring"), "distribute"),
     (dict(label_smoothing=1.5), "--label-smoothing"),
     (dict(task="segment"), "unknown task"),
+    (dict(threads=0), "--threads"),
+    (dict(distill_weight=0.5), "--distill-weight needs --teacher"),
+    (dict(teacher="t", distill_weight=1.5), "in [0, 1]"),
+    (dict(teacher="t", distill_temperature=0.0), "--distill-temperature must be > 0"),
+    (dict(task="detect", teacher="t", distill_temperature=2.0),
+     "--distill-temperature applies to --task classify"),
+    (dict(keep="middle"), "--keep"),
 ])
 def test_train_config_refuses_what_cannot_apply(kw, needle):
     with pytest.raises(UsageError) as err:

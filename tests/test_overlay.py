@@ -81,3 +81,29 @@ def test_tracking_overlay_draws_trails_lines_zones_and_ids():
     draw_detections(plain, [Detection(box, Category(0, "a", 0.9))])
     draw_detections(tagged, [Detection(box, Category(0, "a", 0.9), track_id=7)])
     assert (plain != tagged).any()  # the "#7" tag widens the label
+
+
+def test_stats_band_renders_text_at_most_every_refresh_period():
+    from edgecnn.camera.overlay import StatsBand
+
+    band = StatsBand(refresh_s=0.25)
+    img = np.full((240, 320, 3), 200, np.uint8)
+    band.draw(img, 29.7, {"pre": 1.5}, now=10.0)
+    first = band._text
+    assert img[2, 315].max() < 200 and (img[200:, :100] == 200).all()
+    assert img[:25, 200:].max() == 255            # the white text
+    band.draw(np.full((240, 320, 3), 200, np.uint8), 55.1, {"pre": 0.5}, now=10.1)
+    assert band._text == first                     # within the period: cached text
+    band.draw(np.full((240, 320, 3), 200, np.uint8), 55.1, {"pre": 0.5}, now=10.3)
+    assert band._text != first and "55.1 FPS" in band._text
+
+
+def test_outline_grows_inwards_thickness_pixels():
+    from edgecnn.camera.overlay import outline
+
+    img = _frame()
+    outline(img, 10, 20, 50, 60, (0, 255, 0), 2)
+    for x, y in ((10, 40), (11, 40), (50, 40), (49, 40), (30, 20), (30, 21), (30, 60), (30, 59)):
+        assert tuple(img[y, x]) == (0, 255, 0), (x, y)
+    assert not img[40, 12:49].any() and not img[22:59, 30].any()   # inside
+    assert not img[40, 9].any() and not img[40, 51].any()          # outside

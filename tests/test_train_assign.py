@@ -133,3 +133,28 @@ def test_batch_rows_are_independent():
     # no overlap anywhere: the anchors nearest each centre, all four tied at the same distance
     assert set(np.flatnonzero(fg[0])) == first
     assert set(np.flatnonzero(fg[1])) == second
+
+
+def test_max_distance_keeps_large_boxes_off_fine_levels():
+    from edgecnn.lazy import tensorflow
+    from edgecnn.train.assign import AssignConfig, assign
+
+    tf = tensorflow()
+    # a stride-8 anchor and a stride-32 anchor, both at the centre of a 160-pixel box
+    anchors = np.array([[100.0, 100.0], [101.0, 101.0]], np.float32)
+    strides = np.array([8.0, 32.0], np.float32)
+    gt = np.array([[[20.0, 20.0, 180.0, 180.0]]], np.float32)
+    pred = np.array([[[20.0, 20.0, 180.0, 180.0]] * 2], np.float32)
+    scores = np.full((1, 2, 1), 0.5, np.float32)
+
+    def fg(**cfg):
+        t = assign(tf.constant(scores), tf.constant(pred), tf.constant(anchors),
+                   tf.constant(gt), tf.constant([[0]], tf.int32), 1, AssignConfig(**cfg),
+                   tf.constant(strides))
+        return t.fg.numpy()[0].tolist()
+
+    assert fg() == [1.0, 1.0]
+    # 80 px to each side is 10 strides of 8: too far for a limit of 8; the coarsest level
+    # (2.5 strides of 32) always may take it
+    assert fg(max_distance=8.0) == [0.0, 1.0]
+    assert fg(max_distance=12.0) == [1.0, 1.0]

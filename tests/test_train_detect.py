@@ -32,7 +32,7 @@ def tiny_run(tiny_yaml, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "det"
     code = main(["train", "--task", "detect", "--data", str(tiny_yaml), "--arch", "det_test",
                  "--imgsz", "64", "--epochs", "3", "--batch", "8", "--optimizer", "adamw",
-                 "--out", str(out), "--quiet"])
+                 "--threads", "2", "--out", str(out), "--quiet"])
     assert code == 0
     return out
 
@@ -50,6 +50,9 @@ def test_run_dir_is_complete(tiny_run):
     assert (tiny_run / "labels.txt").read_text().split() == info["labels"]
     metrics = info["metrics"]
     assert 0.0 <= metrics["val_map50"] <= 1.0 and metrics["best_epoch"] >= 1
+    assert metrics["samples_per_second"] > 0 and metrics["cpu_cores"] > 0
+    assert 0.0 <= metrics["input_wait_fraction"] <= 1.0
+    assert info["config"]["deterministic"] is False and info["config"]["threads"] == 2
 
 
 def test_loss_decreases(tiny_run):

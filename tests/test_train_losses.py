@@ -140,3 +140,49 @@ def test_gradients_are_finite_for_degenerate_boxes():
     # background anchors get no box gradient; the positive does
     assert np.abs(g_ltrb.numpy()[0, 1:]).max() == 0.0
     assert np.abs(g_ltrb.numpy()[0, 0]).max() > 0.0
+
+
+def _bin_logits(probabilities_per_side):
+    """(1, 1, 4 * K) logits whose softmax per side is the given distribution."""
+    p = np.asarray(probabilities_per_side, np.float64)
+    return _tf().constant(np.log(np.maximum(p, 1e-12)).reshape(1, 1, -1), _tf().float32)
+
+
+def test_distribution_focal_loss_is_smallest_on_the_two_neighbouring_bins():
+    from edgecnn.models.detect import BOX_BINS
+    from edgecnn.train.losses import distribution_focal_loss
+
+    k = len(BOX_BINS)
+    target = _tf().constant([[[2.25, 0.0, 7.5, 20.0]]])       # the last side is clipped
+    best = np.zeros((4, k))
+    best[0, 2], best[0, 3] = 0.75, 0.25
+    best[1, 0] = 1.0
+    best[2, 7] = best[2, 8] = 0.5
+    best[3, k - 1] = 1.0
+    at_best = float(distribution_focal_loss(_bin_logits(best), target, BOX_BINS)[0, 0])
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) + math.log(2)
+    # the clipped side sits 1e-3 below the last bin: a sliver of weight on the bin before it
+    sliver = 1e-3 / (BOX_BINS[-1] - BOX_BINS[-2]) * -math.log(1e-12)
+    assert at_best == pytest.approx(entropy + sliver, abs=2e-3)
+    # the same mass one bin off costs more; so does a uniform distribution
+    off = np.roll(best, 1, axis=1)
+    assert float(distribution_focal_loss(_bin_logits(off), target, BOX_BINS)[0, 0]) > at_best + 1
+    flat = np.full((4, k), 1.0 / k)
+    assert float(distribution_focal_loss(_bin_logits(flat), target, BOX_BINS)[0, 0]) > at_best + 1
+
+
+def test_integral_head_trains_with_dfl_in_place_of_l1():
+    from edgecnn.models.detect import BOX_BINS
+    from edgecnn.train.losses import LossWeights, detection_loss
+
+    batch = _one_positive_batch([1.0, 0.5, 2.0, 1.0], [4.0, 8.0, 28.0, 20.0],
+                                [[0.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]])
+    k = len(BOX_BINS)
+    flat = _tf().constant(np.zeros((1, 2, 4 * k), np.float32))
+    total, box, cls, l1 = (float(v) for v in detection_loss(*batch, bin_logits=flat,
+                                                             bins=BOX_BINS))
+    w = LossWeights()
+    # uniform bins: the DFL of each side is log(K); L1 (0 here) is reported, not added
+    assert l1 == pytest.approx(0.0, abs=1e-6)
+    assert total == pytest.approx(w.box * box + w.cls * cls + w.dfl * 4 * math.log(k),
+                                  rel=1e-4)

@@ -95,7 +95,9 @@ class Capture:
         # Preprocessing on this thread overlaps it with inference; for a newest-frame source
         # it would be wasted on frames that get dropped, so it is only used for every-frame.
         self.prepare = None if self.latest else prepare
-        self._low_water = max(0, self.options.prefetch // 2 - 1)
+        # Refill when half the read-ahead is left: the consumer still holds a couple of
+        # frames of work while this thread wakes up and decodes the next ones.
+        self._low_water = max(0, self.options.prefetch // 2)
         self.stats = CaptureStats()
         self._frames: collections.deque[Frame] = collections.deque()
         self._cond = threading.Condition()

@@ -147,6 +147,7 @@ class _Loop:
         self.jsonl: JsonLinesSink | None = None
         self.fps_ema: float | None = None
         self.last_stage_ms: dict[str, float] = {}
+        self.stats_band = overlay.StatsBand()
         self.t0 = time.perf_counter()
 
     def request_stop(self, reason: str) -> None:
@@ -216,7 +217,7 @@ class _Loop:
         overlay.draw_results(item.frame.image, results)
         for stage in self.options.stages if frame_ctx is not None else ():
             stage.draw(item.frame.image, frame_ctx)
-        overlay.draw_stats(item.frame.image, self.fps_ema, self.last_stage_ms)
+        self.stats_band.draw(item.frame.image, self.fps_ema, self.last_stage_ms)
 
     def _write(self, item: _Item, results, frame_ctx: FrameContext | None) -> None:
         if self.video is not None:

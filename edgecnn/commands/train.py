@@ -52,10 +52,27 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
 @click.option("--overwrite", is_flag=True,
               help="Write into an existing folder that holds other files (only same-named "
                    "entries are replaced; nothing else is deleted).")
+@click.option("--deterministic", is_flag=True,
+              help="Force deterministic TensorFlow ops: the same seed gives the same weights "
+                   "bit for bit (training is slower).")
+@click.option("--threads", type=int, default=None,
+              help="CPU cores to train on (default: all this process may use).")
+@click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Weights to save: the epoch with the best val score, or the last epoch's "
+                   "(report on val only with 'last': 'best' selects on it).")
+@click.option("--teacher", default=None,
+              help="Distil from this trained model (run directory or .keras, same classes and "
+                   "input): its predictions on each augmented batch become soft targets.")
+@click.option("--distill-weight", type=float, default=None,
+              help="Weight of the teacher's soft targets (classify: their share of the loss, "
+                   "default 0.5; detect: added to the detection loss, default 1.0).")
+@click.option("--distill-temperature", type=float, default=None,
+              help="classify: softmax temperature of the soft targets (default 4).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, label_smoothing,
           weight_decay, no_augment, seed, data_dir, val_split, width, distribute, patience,
-          max_train, overwrite, quiet) -> None:
+          max_train, overwrite, deterministic, threads, keep, teacher, distill_weight,
+          distill_temperature, quiet) -> None:
     """Train a classifier or detector; writes model.keras, run.json, labels.txt,
     history.csv and curves.png into --out (atomically).
 
@@ -72,5 +89,7 @@ def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, 
                          distribute=distribute, patience=patience, max_train=max_train,
                          verbose=0 if quiet else 1, schedule=schedule,
                          label_smoothing=label_smoothing, weight_decay=weight_decay,
-                         overwrite=overwrite)
+                         overwrite=overwrite, deterministic=deterministic, threads=threads, keep=keep,
+                         teacher=teacher, distill_weight=distill_weight,
+                         distill_temperature=distill_temperature)
     train_model(config)

@@ -137,11 +137,20 @@ class AugmentConfig:
     contrast: tuple[float, float] = (0.7, 1.3)
     saturation: tuple[float, float] = (0.5, 1.5)
     min_visible: float = 1 / 3    # boxes keeping less of their area are dropped
+    mosaic: float = 0.0           # probability that an image is a mosaic of four
+    mosaic_off_epochs: int = 0    # the last epochs train without mosaic (plain images)
+    mixup: float = 0.0            # probability that an image is blended with another one
 
 
 def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
-                  cfg: AugmentConfig, rng: np.random.Generator):
+                  cfg: AugmentConfig, rng: np.random.Generator, out_size: int | None = None,
+                  full_areas: np.ndarray | None = None):
     """Augment a uint8 batch with OpenCV. Returns ``(uint8 images, boxes, classes)`` (copies).
+
+    ``images`` may be larger than the output (mosaic canvases, :mod:`edgecnn.data.mosaic`):
+    their centre maps to the centre of the ``out_size`` output. ``full_areas`` are the boxes'
+    areas before any earlier clipping (default: their current areas), which the "mostly
+    visible" rule compares with.
 
     One affine warp per image does scale, translation and flip in a single resampling pass (and
     the colour changes are one lookup table and one blend), so a batch costs a few milliseconds:
@@ -152,7 +161,8 @@ def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
     import cv2
 
     n, size = images.shape[0], images.shape[1]
-    c = size / 2.0
+    out_size = out_size or size
+    c, co = size / 2.0, out_size / 2.0
     s = np.exp(rng.uniform(np.log(cfg.scale[0]), np.log(cfg.scale[1]), n))
     tx = rng.uniform(-cfg.translate, cfg.translate, n) * size
     ty = rng.uniform(-cfg.translate, cfg.translate, n) * size
@@ -160,16 +170,16 @@ def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
     sat = rng.uniform(*cfg.saturation, n)
     con = rng.uniform(*cfg.contrast, n)
     bright = rng.uniform(-cfg.brightness, cfg.brightness, n) * 255.0
-    out = np.empty_like(images)
+    out = np.empty((n, out_size, out_size, images.shape[3]), np.uint8)
     levels = np.arange(256, dtype=np.float32)
     for i in range(n):
         # Boxes live in continuous coordinates (pixel k spans [k, k+1]); cv2 maps pixel
         # centres, hence the half-pixel terms: a flip must send column k to size-1-k.
         ax, ay = fl[i] * s[i], s[i]
-        bx = c - ax * c + tx[i] + 0.5 * ax - 0.5
-        by = c - ay * c + ty[i] + 0.5 * ay - 0.5
+        bx = co - ax * c + tx[i] + 0.5 * ax - 0.5
+        by = co - ay * c + ty[i] + 0.5 * ay - 0.5
         warp = np.array([[ax, 0.0, bx], [0.0, ay, by]], np.float64)
-        img = cv2.warpAffine(images[i], warp, (size, size), flags=cv2.INTER_LINEAR,
+        img = cv2.warpAffine(images[i], warp, (out_size, out_size), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
         gray = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
         img = cv2.addWeighted(img, float(sat[i]), gray, float(1.0 - sat[i]), 0.0)
@@ -179,14 +189,14 @@ def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
 
     x1, y1, x2, y2 = (boxes[..., k] for k in range(4))
     fl_, s_, tx_, ty_ = fl[:, None], s[:, None], tx[:, None], ty[:, None]
-    nx1 = fl_ * s_ * (x1 - c) + c + tx_
-    nx2 = fl_ * s_ * (x2 - c) + c + tx_
+    nx1 = fl_ * s_ * (x1 - c) + co + tx_
+    nx2 = fl_ * s_ * (x2 - c) + co + tx_
     nx1, nx2 = np.minimum(nx1, nx2), np.maximum(nx1, nx2)
-    ny1 = s_ * (y1 - c) + c + ty_
-    ny2 = s_ * (y2 - c) + c + ty_
-    full = (nx2 - nx1) * (ny2 - ny1)
-    cx1, cx2 = np.clip(nx1, 0.0, size), np.clip(nx2, 0.0, size)
-    cy1, cy2 = np.clip(ny1, 0.0, size), np.clip(ny2, 0.0, size)
+    ny1 = s_ * (y1 - c) + co + ty_
+    ny2 = s_ * (y2 - c) + co + ty_
+    full = (nx2 - nx1) * (ny2 - ny1) if full_areas is None else full_areas * s_ * s_
+    cx1, cx2 = np.clip(nx1, 0.0, out_size), np.clip(nx2, 0.0, out_size)
+    cy1, cy2 = np.clip(ny1, 0.0, out_size), np.clip(ny2, 0.0, out_size)
     visible = (cx2 - cx1) * (cy2 - cy1)
     ok = ((classes >= 0) & (visible >= cfg.min_visible * full) & (cx2 - cx1 >= 2.0)
           & (cy2 - cy1 >= 2.0))
@@ -195,12 +205,36 @@ def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
     return out, new_boxes, new_classes
 
 
+def mixup_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
+                probability: float, rng: np.random.Generator):
+    """MixUp (Zhang et al. 2018) within a batch: with ``probability`` an image is blended
+    about half and half (Beta(32, 32), as YOLOv5 does) with another image of the batch, and
+    keeps both images' boxes. Box arrays come back with twice the rows."""
+    n, m = boxes.shape[:2]
+    order = rng.permutation(n)
+    partner = np.empty(n, np.int64)
+    partner[order] = np.roll(order, -1)     # a cycle: nobody is paired with itself (n > 1)
+    mixed = rng.random(n) < probability
+    ratio = rng.beta(32.0, 32.0, n)
+    out = images.copy()
+    out_boxes = np.zeros((n, 2 * m, 4), np.float32)
+    out_classes = np.full((n, 2 * m), -1, np.int32)
+    out_boxes[:, :m], out_classes[:, :m] = boxes, classes
+    for i in np.flatnonzero(mixed & (partner != np.arange(n))):
+        j = partner[i]
+        out[i] = np.rint(images[i] * ratio[i] + images[j] * (1.0 - ratio[i])).astype(np.uint8)
+        out_boxes[i, m:], out_classes[i, m:] = boxes[j], classes[j]
+    return out, out_boxes, out_classes
+
+
 def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConfig | None,
-            epochs: int | None = None):
+            epochs: int | None = None, run_epochs: int | None = None):
     """A ``tf.data.Dataset`` of ``(images float32 0..255, boxes, classes)`` batches.
 
     Batches are drawn from a seeded permutation per epoch (the last partial batch is dropped so
-    every step has the same shape and retraces nothing).
+    every step has the same shape and retraces nothing). ``epochs`` ends the dataset (None:
+    endless); ``run_epochs`` is the length of the run, after which ``augment.mosaic_off_epochs``
+    are counted back.
     """
     from edgecnn.lazy import tensorflow
 
@@ -208,6 +242,31 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
     n = len(arrays)
     batch = max(1, min(batch, n))
     steps = n // batch
+    mosaic = augment is not None and augment.mosaic > 0
+    m = arrays.max_boxes
+    # a mosaic holds up to four images' boxes; cap them as MAX_BOXES caps one image's
+    m_out = max(m, min(4 * m, 100)) if mosaic else m
+    mixup = augment is not None and augment.mixup > 0
+    m_batch = 2 * m_out if mixup else m_out
+    mosaic_until = (None if not mosaic or run_epochs is None
+                    else run_epochs - augment.mosaic_off_epochs)
+
+    def draw(idx, rng, epoch):
+        images, boxes, classes = arrays.images[idx], arrays.boxes[idx], arrays.classes[idx]
+        if augment is None:
+            return images, boxes, classes
+        if not mosaic:
+            batch_ = augment_batch(images, boxes, classes, augment, rng)
+        else:
+            from edgecnn.data.mosaic import mosaic_batch
+
+            on = mosaic_until is None or epoch < mosaic_until
+            canvas, boxes, classes, areas = mosaic_batch(
+                images, boxes, classes, idx, arrays.images, arrays.boxes, arrays.classes,
+                augment.mosaic if on else 0.0, m_out, rng)
+            batch_ = augment_batch(canvas, boxes, classes, augment, rng,
+                                   out_size=images.shape[1], full_areas=areas)
+        return mixup_batch(*batch_, augment.mixup, rng) if mixup else batch_
 
     def gen():
         rng = np.random.default_rng(seed)
@@ -215,18 +274,12 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
         while epochs is None or epoch < epochs:
             order = rng.permutation(n)
             for i in range(steps):
-                idx = np.sort(order[i * batch:(i + 1) * batch])
-                images, boxes, classes = (arrays.images[idx], arrays.boxes[idx],
-                                          arrays.classes[idx])
-                if augment is not None:
-                    images, boxes, classes = augment_batch(images, boxes, classes, augment, rng)
-                yield images, boxes, classes
+                yield draw(np.sort(order[i * batch:(i + 1) * batch]), rng, epoch)
             epoch += 1
 
     h, w = arrays.images.shape[1:3]
-    m = arrays.max_boxes
     ds = tf.data.Dataset.from_generator(gen, output_signature=(
-        tf.TensorSpec((batch, h, w, 3), tf.uint8), tf.TensorSpec((batch, m, 4), tf.float32),
-        tf.TensorSpec((batch, m), tf.int32)))
+        tf.TensorSpec((batch, h, w, 3), tf.uint8), tf.TensorSpec((batch, m_batch, 4), tf.float32),
+        tf.TensorSpec((batch, m_batch), tf.int32)))
     ds = ds.map(lambda i, b, c: (tf.cast(i, tf.float32), b, c))
     return ds.prefetch(2), steps

@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from edgecnn.lazy import keras
 from edgecnn.models.registry import register_model
 
+# Integral box regression: each side is a distribution over these distances (stride units).
+BOX_BINS = tuple(float(v) for v in range(16)) + (127 / 8,)
+BOX_BINS_LAYER = "boxes_dist"      # the pre-softmax bin logits (B, N, 4 * len(BOX_BINS))
+
 
 @dataclass(frozen=True)
 class DetectorSpec:
@@ -91,8 +95,9 @@ class _Builder:
 
 
 def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: float = 1.0,
-                   name: str = "detector"):
-    """Functional Keras model with outputs ``boxes`` and ``scores`` (see module docstring)."""
+                   name: str = "detector", integral_boxes: bool = False):
+    """Functional Keras model with outputs ``boxes`` and ``scores`` (see module docstring);
+    ``integral_boxes`` regresses each side as a distribution (:func:`integral_box_output`)."""
     k = keras()
     h, w, c = (int(v) for v in input_shape)
     _check_detector_input(h, w, num_classes, spec.strides)
@@ -107,7 +112,7 @@ def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: flo
             x = b.dw_sep(x, _ch(channels, width), 2 if j == 0 else 1, f"stage{i + 1}_block{j}")
         features[stride] = x
     return detection_head(inputs, features, num_classes, _ch(spec.neck, width), spec.strides,
-                          spec.head_blocks, name)
+                          spec.head_blocks, name, integral_boxes)
 
 
 def build_detector_on_backbone(input_shape, num_classes: int, backbone: str,
@@ -141,11 +146,13 @@ def _check_detector_input(h: int, w: int, num_classes: int, strides) -> None:
 
 
 def detection_head(inputs, features: dict[int, object], num_classes: int, neck: int,
-                   strides=(8, 16, 32), head_blocks: int = 1, name: str = "detector"):
+                   strides=(8, 16, 32), head_blocks: int = 1, name: str = "detector",
+                   integral_boxes: bool = False):
     """Top-down pyramid + per-level box/class branches on ``features`` ({stride: tensor}).
 
     Any backbone that yields feature maps at ``strides`` can sit under it; ``inputs`` is the
-    image tensor the features were computed from.
+    image tensor the features were computed from. ``integral_boxes``: see
+    :func:`integral_box_output`.
     """
     k = keras()
     L = k.layers
@@ -172,18 +179,42 @@ def detection_head(inputs, features: dict[int, object], num_classes: int, neck: 
         for j in range(head_blocks):
             xb = b.dw_sep(xb, neck, 1, f"head{s}_box{j}")
             xc = b.dw_sep(xc, neck, 1, f"head{s}_cls{j}")
-        box = L.Conv2D(4, 1, name=f"head{s}_box_pred",
-                       bias_initializer=k.initializers.Constant(1.0))(xb)
+        per_anchor = 4 * len(BOX_BINS) if integral_boxes else 4
+        box = L.Conv2D(per_anchor, 1, name=f"head{s}_box_pred",
+                       bias_initializer=k.initializers.Constant(0.0 if integral_boxes else 1.0))(xb)
         cls = L.Conv2D(num_classes, 1, name=f"head{s}_cls_pred",
                        bias_initializer=k.initializers.Constant(prior))(xc)
-        box_parts.append(L.Reshape((n, 4), name=f"head{s}_box_flat")(box))
+        box_parts.append(L.Reshape((n, per_anchor), name=f"head{s}_box_flat")(box))
         score_parts.append(L.Reshape((n, num_classes), name=f"head{s}_cls_flat")(cls))
-    boxes = L.Concatenate(axis=1, name="boxes_raw")(box_parts) if len(levels) > 1 else box_parts[0]
-    boxes = L.ReLU(name="boxes")(boxes)
+    raw_name = BOX_BINS_LAYER if integral_boxes else "boxes_raw"
+    boxes = (L.Concatenate(axis=1, name=raw_name)(box_parts) if len(levels) > 1
+             else L.Activation("linear", name=raw_name)(box_parts[0]))
+    boxes = integral_box_output(boxes) if integral_boxes else L.ReLU(name="boxes")(boxes)
     logits = (L.Concatenate(axis=1, name="scores_logits")(score_parts) if len(levels) > 1
               else L.Activation("linear", name="scores_logits")(score_parts[0]))
     scores = L.Activation("sigmoid", name="scores")(logits)
     return k.Model(inputs, [boxes, scores], name=name)
+
+
+def integral_box_output(bin_logits):
+    """``boxes`` from per-side distributions over :data:`BOX_BINS` (integral regression, the
+    box representation of GFL / distribution focal loss): softmax over the bins, then their
+    expected value, all TFLite builtins (RESHAPE, SOFTMAX, FULLY_CONNECTED).
+
+    The bins are 0..15 stride units and a last one at 15.875 = 127 / 8: the expectation is a
+    1x1 layer whose 17 weights are the bin values, and with that maximum the int8 converter's
+    per-channel scale is exactly 1/8, so every bin value is an exact int8 weight (0..15 alone
+    would give scale 15/127 and round the bins by up to 6%).
+    """
+    k = keras()
+    L = k.layers
+    n, bins = int(bin_logits.shape[1]), len(BOX_BINS)
+    x = L.Reshape((n, 4, bins), name="boxes_bins")(bin_logits)
+    x = L.Softmax(axis=-1, name="boxes_softmax")(x)
+    x = L.Dense(1, use_bias=False, trainable=False, name="boxes_integral",
+                kernel_initializer=k.initializers.Constant(
+                    [[v] for v in BOX_BINS]))(x)
+    return L.Reshape((n, 4), name="boxes")(x)
 
 
 def _register(name: str, default_imgsz: int, description: str) -> None:
@@ -191,8 +222,9 @@ def _register(name: str, default_imgsz: int, description: str) -> None:
 
     @register_model(name, task="detect", default_imgsz=default_imgsz, description=description)
     def _build(input_shape=(default_imgsz, default_imgsz, 3), num_classes: int = 1,
-               width: float = 1.0, **kw):
-        return build_detector(input_shape, num_classes, spec, width=width, name=name)
+               width: float = 1.0, integral_boxes: bool = False, **kw):
+        return build_detector(input_shape, num_classes, spec, width=width, name=name,
+                              integral_boxes=integral_boxes)
 
     _build.spec = spec  # type: ignore[attr-defined]
 

@@ -25,6 +25,9 @@ class AssignConfig:
     beta: float = 6.0
     eps: float = 1e-9
     prior_size: float = 5.0   # static-phase anchor box side, in strides (ATSS-style prior)
+    # Scale-aware candidates (FCOS-like): an anchor may take a box only if every side is within
+    # this many of its strides, except on the coarsest level (None: any distance).
+    max_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: 
         gt_boxes: ``(B, M, 4)`` xyxy ground truth (rows with class -1 are padding).
         gt_classes: ``(B, M)`` int class ids, -1 for padding.
         num_classes: C.
-        strides: ``(N,)`` anchor strides; needed for the static phase.
+        strides: ``(N,)`` anchor strides; needed for the static phase and ``max_distance``.
         static: scalar bool tensor; when true, candidates are ranked by the IoU of a fixed
             ``prior_size * stride`` square at the anchor with the box (ATSS-like) instead of by
             the predictions. Early predictions are noise, and ranking by them makes the positive
@@ -83,6 +86,12 @@ def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: 
     d = tf.stack([ax - gt_boxes[..., 0:1], ay - gt_boxes[..., 1:2],
                   gt_boxes[..., 2:3] - ax, gt_boxes[..., 3:4] - ay], axis=-1)
     inside = tf.cast(tf.reduce_min(d, axis=-1) > cfg.eps, tf.float32) * valid[..., None]
+    if cfg.max_distance is not None and strides is not None:
+        # The box must fit the anchor's level; the coarsest level takes whatever is left, so
+        # every box keeps candidates.
+        coarsest = tf.equal(strides, tf.reduce_max(strides))[None, None, :]
+        fits = tf.reduce_max(d, axis=-1) <= cfg.max_distance * strides[None, None, :]
+        inside *= tf.cast(fits | coarsest, tf.float32)
 
     iou = pairwise_iou(gt_boxes, pred_boxes) * inside                   # (B, M, N)
     # probability of each gt's class at every anchor: (B, M, N)

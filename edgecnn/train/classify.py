@@ -54,12 +54,14 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     from edgecnn.train.distribute import make_strategy, replica_count
     from edgecnn.train.engine import classifier as engine
 
+    common.configure_threads(config.threads)
     common.seed_everything(config.seed, config.deterministic)
+    input_shape = (data.imgsz, data.imgsz, data.channels)
+    teacher = common.teacher_for(config, data.labels, input_shape)
     strategy = make_strategy(config.distribute)
     recipe = scratch_recipe(config)
     replicas = replica_count(strategy)
-    batches = engine.classifier_batches(data, recipe, MEAN, STD, replicas)
-    input_shape = (data.imgsz, data.imgsz, data.channels)
+    batches = engine.classifier_batches(data, recipe, MEAN, STD, replicas, teacher)
     with strategy.scope():
         model = entry.builder(input_shape=input_shape, num_classes=data.num_classes,
                               **arch_kwargs(entry.builder, config))
@@ -67,19 +69,28 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
     say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{input_shape}, {replicas} replica(s), {batches.steps} steps/epoch, "
          f"{config.optimizer} lr {recipe.lr:g} {config.schedule}")
+    if teacher is not None:
+        say(config, out, f"teacher {teacher.source}: soft targets weight "
+             f"{recipe.distill.weight:g}, temperature {recipe.distill.temperature:g}")
 
     with atomic_dir(run_dir, config.overwrite) as tmp:
-        fit = engine.fit_classifier(model, batches, recipe, checkpoint=tmp / MODEL_FILE,
+        best = config.keep == "best"
+        fit = engine.fit_classifier(model, batches, recipe,
+                                    checkpoint=tmp / MODEL_FILE if best else None,
                                     stream=out if config.verbose else None)
+        if not best:
+            model.save(tmp / MODEL_FILE)
         metrics = _final_metrics(tmp / MODEL_FILE, data, fit, int(model.count_params()))
+        metrics["kept_epoch"] = fit.best_epoch if best else metrics["epochs_run"]
         _run_info(config, data, metrics).save(tmp)
         common.write_history_csv(tmp / "history.csv", fit.history)
         from edgecnn.report.plots import plot_curves
 
         plot_curves(fit.history, tmp / "curves.png", title=f"{config.arch} on {config.data}")
     test = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
-    say(config, out, f"done  best epoch {metrics['best_epoch']}: val accuracy "
-         f"{metrics['val_accuracy']:.4f}{test}; {fit.seconds:.1f}s training -> {run_dir}")
+    say(config, out, f"done  kept epoch {metrics['kept_epoch']} ({config.keep}): val accuracy "
+         f"{metrics['val_accuracy']:.4f}{test}; {fit.seconds:.1f}s training "
+         f"({fit.usage.summary()}) -> {run_dir}")
     return run_dir
 
 
@@ -94,7 +105,7 @@ def scratch_recipe(config: TrainConfig):
         optimizer=config.optimizer, weight_decay=config.weight_decay,
         schedule=config.schedule, warmup_epochs=WARMUP_EPOCHS,
         label_smoothing=config.label_smoothing, augment=config.augment, seed=config.seed,
-        patience=config.patience)
+        patience=config.patience, distill=config.distill_options())
 
 
 def _final_metrics(checkpoint: Path, data, fit, params: int) -> dict:
@@ -106,7 +117,7 @@ def _final_metrics(checkpoint: Path, data, fit, params: int) -> dict:
     metrics = {"val_accuracy": accuracy(best, data.x_val, data.y_val, MEAN, STD),
                "train_seconds": round(fit.seconds, 2),
                "epochs_run": len(fit.history.get("loss", [])),
-               "best_epoch": fit.best_epoch, "params": params}
+               "best_epoch": fit.best_epoch, "params": params, **fit.usage.metrics()}
     if data.has_test:
         metrics["test_accuracy"] = accuracy(best, data.x_test, data.y_test, MEAN, STD)
     return metrics

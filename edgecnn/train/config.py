@@ -14,13 +14,18 @@ from edgecnn.runtime.task import Task
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
+KEEP = ("best", "last")
 
 # Options only one task uses: name -> (task, the value that means "not set", CLI flag).
 TASK_ONLY: dict[str, tuple[Task, object, str]] = {
     "distribute": (Task.CLASSIFY, None, "--distribute"),
     "label_smoothing": (Task.CLASSIFY, 0.0, "--label-smoothing"),
     "data_dir": (Task.CLASSIFY, None, "--data-dir"),     # where built-in datasets live
+    "distill_temperature": (Task.CLASSIFY, None, "--distill-temperature"),
 }
+# Distillation defaults per task: the soft term's weight (classify: its share of the loss).
+DISTILL_WEIGHT = {Task.CLASSIFY: 0.5, Task.DETECT: 1.0}
+DISTILL_TEMPERATURE = 4.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,12 @@ class TrainConfig:
     schedule: str = "cosine"        # "cosine" (with warm-up) | "constant"
     label_smoothing: float = 0.0    # classify: cross-entropy label smoothing
     weight_decay: float = 0.0       # decoupled weight decay (optimizer "adamw")
-    deterministic: bool = True      # op determinism: a fixed seed gives identical weights
+    deterministic: bool = False     # op determinism: identical weights from a fixed seed, slower
+    threads: int | None = None      # CPU cores to train on (None: all this process may use)
+    keep: str = "best"              # weights saved: "best" val epoch, or the "last" epoch's
+    teacher: str | None = None      # run dir or .keras whose predictions are soft targets
+    distill_weight: float | None = None       # None: 0.5 classify (share), 1.0 detect
+    distill_temperature: float | None = None  # classify: softmax temperature (None: 4)
     overwrite: bool = False         # replace same-named entries in a folder edgecnn did not write
 
     def __post_init__(self) -> None:
@@ -59,6 +69,7 @@ class TrainConfig:
         self._check_numbers()
         self._check_choices()
         self._check_task_options()
+        self._check_distillation()
 
     def _check_numbers(self) -> None:
         if self.epochs < 1:
@@ -80,10 +91,14 @@ class TrainConfig:
                              "use e.g. --label-smoothing 0.1")
         if self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {self.threads}",
+                             "leave it out to use every core")
 
     def _check_choices(self) -> None:
         for name, value, choices in (("optimizer", self.optimizer.lower(), OPTIMIZERS),
-                                     ("learning-rate schedule", self.schedule, SCHEDULES)):
+                                     ("learning-rate schedule", self.schedule, SCHEDULES),
+                                     ("--keep choice", self.keep, KEEP)):
             if value not in choices:
                 raise UsageError(f"unknown {name} {value!r}",
                                  f"choose one of: {', '.join(choices)}")
@@ -91,6 +106,31 @@ class TrainConfig:
             raise UsageError(f"--weight-decay applies to --optimizer adamw only (got "
                              f"{self.optimizer})", "add --optimizer adamw, or drop "
                              "--weight-decay")
+
+    def _check_distillation(self) -> None:
+        if self.teacher is None:
+            for flag, value in (("--distill-weight", self.distill_weight),
+                                ("--distill-temperature", self.distill_temperature)):
+                if value is not None:
+                    raise UsageError(f"{flag} needs --teacher", f"add --teacher RUN or drop {flag}")
+            return
+        options = self.distill_options()
+        if self.task is Task.CLASSIFY and options.weight > 1.0:
+            raise UsageError(f"--distill-weight is the soft targets' share of the loss for "
+                             f"classifiers: in [0, 1], got {options.weight}",
+                             "use e.g. --distill-weight 0.5")
+
+    def distill_options(self):
+        """The :class:`edgecnn.train.distill.DistillOptions` of this run (None: no teacher)."""
+        from edgecnn.train.distill import DistillOptions
+
+        if self.teacher is None:
+            return None
+        weight = (self.distill_weight if self.distill_weight is not None
+                  else DISTILL_WEIGHT[self.task])
+        temperature = (self.distill_temperature if self.distill_temperature is not None
+                       else DISTILL_TEMPERATURE)
+        return DistillOptions(weight=weight, temperature=temperature)
 
     def _check_task_options(self) -> None:
         for f in fields(self):

@@ -55,6 +55,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     if config.task is not Task.DETECT:
         raise UsageError(f"train_detector got task {config.task.value!r}", "use --task detect")
     run_dir = common.check_out_dir(config.out, config.overwrite)  # before any slow work
+    from edgecnn.models.detect import anchor_count
     from edgecnn.models.registry import get_entry
     from edgecnn.train.engine.detector import DetectorEngine
     from edgecnn.train.engine.detector_data import decode, read_detection_samples
@@ -63,24 +64,33 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     imgsz, strides = _input_geometry(config, entry)
     samples = read_detection_samples(config.data, config.val_split, config.seed,
                                      config.max_train)
+    teacher = common.teacher_for(config, samples.names, (imgsz, imgsz, 3),
+                                 anchors=anchor_count(imgsz, strides))
     t0 = time.perf_counter()
     data = decode(samples, imgsz, strides)
     say(config, out, f"data  {len(data.train)} train / {len(data.val)} val images, "
          f"{len(data.names)} classes, decoded to {imgsz}x{imgsz} in "
          f"{time.perf_counter() - t0:.1f}s")
 
+    common.configure_threads(config.threads)
     common.seed_everything(config.seed, config.deterministic)
     model = entry.builder(input_shape=(imgsz, imgsz, 3), num_classes=len(data.names),
                           **arch_kwargs(entry.builder, config))
     recipe = scratch_recipe(config)
-    engine = DetectorEngine(model, data, recipe)
+    distill = config.distill_options()
+    engine = DetectorEngine(model, data, recipe, teacher=teacher,
+                            distill_weight=distill.weight if distill else 0.0)
     say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{imgsz}x{imgsz}, strides {list(strides)}, {engine.grid.count} anchors, "
          f"{engine.steps} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}")
+    if teacher is not None:
+        say(config, out, f"teacher {teacher.source}: soft scores and boxes, weight "
+             f"{distill.weight:g}")
     fit = engine.fit(lambda line: say(config, out, line))
     _write_run(run_dir, config, model, data, fit)
-    say(config, out, f"done  best epoch {fit.best_epoch}: val mAP50 {fit.best_map50:.4f} "
-         f"mAP {fit.best_map:.4f}; {fit.seconds:.1f}s training -> {run_dir}")
+    say(config, out, f"done  kept epoch {fit.kept_epoch} ({config.keep}): val mAP50 "
+         f"{fit.kept_map50:.4f} mAP {fit.kept_map:.4f}; {fit.seconds:.1f}s training "
+         f"({fit.usage.summary()}) -> {run_dir}")
     return run_dir
 
 
@@ -95,7 +105,8 @@ def scratch_recipe(config: TrainConfig):
         optimizer=optimizer, weight_decay=config.weight_decay or DEFAULT_WEIGHT_DECAY,
         schedule=config.schedule, warmup_epochs=WARMUP_EPOCHS, ema=SCRATCH_EMA,
         static_epochs=STATIC_EPOCHS, augment=config.augment, seed=config.seed,
-        eval_every=max(1, config.epochs // 10), keep_best=True, patience=config.patience,
+        eval_every=max(1, config.epochs // 10), keep_best=config.keep == "best",
+        patience=config.patience,
         purpose="training")
 
 
@@ -112,10 +123,14 @@ def _input_geometry(config: TrainConfig, entry) -> tuple[int, tuple[int, ...]]:
 
 def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
     """model.keras (the kept weights), run.json, labels.txt, history.csv, curves.png."""
-    metrics = {"val_map50": round(fit.best_map50, 6), "val_map": round(fit.best_map, 6),
-               "best_epoch": fit.best_epoch, "epochs_run": len(fit.history["loss"]),
+    from edgecnn.train.engine.detector import USAGE_KEYS
+
+    metrics = {"val_map50": round(fit.kept_map50, 6), "val_map": round(fit.kept_map, 6),
+               "kept_epoch": fit.kept_epoch, "best_epoch": fit.best_epoch,
+               "best_val_map50": round(fit.best_map50, 6),
+               "epochs_run": len(fit.history["loss"]),
                "train_seconds": round(fit.seconds, 2), "params": int(model.count_params()),
-               "skipped_images": data.skipped}
+               "skipped_images": data.skipped, **fit.metrics()}
     info = RunInfo(task=Task.DETECT, arch=config.arch, labels=list(data.names),
                    imgsz=(data.imgsz, data.imgsz), channels=3, color="RGB", resize="letterbox",
                    mean=list(MEAN), std=list(STD), data=dataset_reference(config.data),
@@ -135,7 +150,7 @@ def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
         try:
             from edgecnn.report.plots import plot_curves
 
-            plot_curves({k: v for k, v in fit.history.items() if k not in ("lr", "seconds")},
+            plot_curves({k: v for k, v in fit.history.items() if k not in USAGE_KEYS},
                         tmp / "curves.png", title=f"{config.arch} on {config.data}")
         except ImportError:
             pass

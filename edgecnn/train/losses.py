@@ -13,6 +13,7 @@ class LossWeights:
     box: float = 7.5     # 1 - CIoU
     cls: float = 1.0     # quality focal loss, summed and divided by the sum of the soft targets
     l1: float = 0.5      # L1 on ltrb distances in stride units (fine localisation)
+    dfl: float = 1.5     # distribution focal loss, replacing L1 for integral box heads
 
 
 def ciou(pred, target, eps: float = 1e-7):
@@ -39,7 +40,7 @@ def ciou(pred, target, eps: float = 1e-7):
 
 
 def detection_loss(logits, pred_ltrb, pred_boxes, targets, anchors, strides,
-                   weights: LossWeights = LossWeights()):
+                   weights: LossWeights = LossWeights(), bin_logits=None, bins=None):
     """Scalar loss and its parts ``(total, box, cls, l1)`` for one batch.
 
     Args:
@@ -48,6 +49,9 @@ def detection_loss(logits, pred_ltrb, pred_boxes, targets, anchors, strides,
         pred_boxes: ``(B, N, 4)`` the same decoded to xyxy pixels.
         targets: :class:`edgecnn.train.assign.Targets`.
         anchors: ``(N, 2)`` centres; strides: ``(N,)``.
+        bin_logits, bins: an integral box head's ``(B, N, 4 * len(bins))`` logits and its bin
+            values: distribution focal loss then takes L1's place in the total (L1 is still
+            returned, as a measure).
     """
     tf = tensorflow()
     norm = tf.maximum(tf.reduce_sum(targets.scores), 1.0)
@@ -71,5 +75,35 @@ def detection_loss(logits, pred_ltrb, pred_boxes, targets, anchors, strides,
     t_ltrb = tf.concat([a - targets.boxes[..., :2], targets.boxes[..., 2:] - a], axis=-1) / s
     l1 = tf.reduce_sum(tf.abs(pred_ltrb - tf.maximum(t_ltrb, 0.0)), axis=-1)
     l1_loss = tf.reduce_sum(l1 * weight) / box_norm
-    total = weights.box * box_loss + weights.cls * cls_loss + weights.l1 * l1_loss
+    if bin_logits is None:
+        total = weights.box * box_loss + weights.cls * cls_loss + weights.l1 * l1_loss
+    else:
+        dfl = distribution_focal_loss(bin_logits, t_ltrb, bins)
+        total = (weights.box * box_loss + weights.cls * cls_loss
+                 + weights.dfl * tf.reduce_sum(dfl * weight) / box_norm)
     return total, box_loss, cls_loss, l1_loss
+
+
+def distribution_focal_loss(bin_logits, target_ltrb, bins):
+    """Per-anchor DFL (Li et al. 2020, GFL) summed over the four sides: the cross-entropy of
+    each side's bin distribution with the two bins around the target distance, weighted by
+    how close the target is to each (so its expectation is pulled onto the target).
+
+    Args:
+        bin_logits: ``(B, N, 4 * K)``; target_ltrb: ``(B, N, 4)`` in stride units;
+        bins: the K increasing bin values (targets beyond them are clipped).
+    """
+    tf = tensorflow()
+    k = len(bins)
+    values = tf.constant(bins, tf.float32)
+    logp = tf.nn.log_softmax(tf.reshape(bin_logits, tf.concat(
+        [tf.shape(bin_logits)[:2], [4, k]], 0)), axis=-1)
+    t = tf.clip_by_value(target_ltrb, 0.0, bins[-1] - 1e-3)
+    right = tf.minimum(tf.searchsorted(values, tf.reshape(t, [-1]), side="right"), k - 1)
+    right = tf.reshape(right, tf.shape(t))
+    left = right - 1
+    v_left, v_right = tf.gather(values, left), tf.gather(values, right)
+    w_left = (v_right - t) / (v_right - v_left)
+    ce = -(w_left * tf.gather(logp, left, batch_dims=3)
+           + (1.0 - w_left) * tf.gather(logp, right, batch_dims=3))
+    return tf.reduce_sum(ce, axis=-1)

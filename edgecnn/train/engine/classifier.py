@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.train.distill import DistillOptions
+from edgecnn.train.engine.usage import Usage, UsageClock
+
 
 @dataclass(frozen=True)
 class ClassifierRecipe:
@@ -27,6 +30,10 @@ class ClassifierRecipe:
         weight_decay: decoupled weight decay (optimizer ``adamw``).
         patience: early stopping on val accuracy (None: never).
         from_logits: the model ends without softmax / sigmoid.
+        fused_bn: train batch norm through TensorFlow's fused kernel
+            (:mod:`~edgecnn.train.engine.fused_bn`).
+        distill: soft targets from a teacher (:mod:`edgecnn.train.distill`): the batches carry
+            them and the loss weighs them in (None: labels only).
     """
 
     epochs: int
@@ -41,22 +48,30 @@ class ClassifierRecipe:
     seed: int = 0
     patience: int | None = None
     from_logits: bool = False
+    fused_bn: bool = True
+    distill: DistillOptions | None = None
+    jit_compile: bool = False     # XLA: only to measure the decision (benchmarks/train_speed.py)
 
 
 @dataclass(frozen=True)
 class ClassifierBatches:
-    """``tf.data`` pipelines of one run: seeded, augmented training batches and val batches
-    that split evenly over ``replicas``."""
+    """``tf.data`` pipelines of one run: seeded, augmented training batches (``steps`` of
+    ``batch`` samples per epoch) and val batches that split evenly over ``replicas``."""
 
     train: object
     steps: int
     val: object
+    batch: int = 0
 
 
 @dataclass(frozen=True)
 class ClassifierFit:
-    history: dict[str, list[float]]     # what Keras logged, per epoch (no learning rate)
+    """What Keras logged per epoch (no learning rate), and the run's wall time and usage
+    (training and the per-epoch validation together)."""
+
+    history: dict[str, list[float]]
     seconds: float
+    usage: Usage = Usage(0.0, 0.0, 0)
 
     @property
     def best_epoch(self) -> int:
@@ -64,10 +79,11 @@ class ClassifierFit:
         return int(max(range(len(acc)), key=acc.__getitem__)) + 1 if acc else 0
 
 
-def classifier_batches(data, recipe: ClassifierRecipe, mean, std,
-                       replicas: int = 1) -> ClassifierBatches:
+def classifier_batches(data, recipe: ClassifierRecipe, mean, std, replicas: int = 1,
+                       teacher=None) -> ClassifierBatches:
     """Pipelines for ``data`` (:class:`edgecnn.data.ClassificationData`), normalized as
-    ``(x - mean) / std``."""
+    ``(x - mean) / std``; with a ``teacher`` (:class:`edgecnn.train.distill.Teacher`) every
+    batch's targets also carry its predictions on that (augmented) batch."""
     from edgecnn.data.classify_pipeline import eval_dataset, train_dataset
 
     train, steps = train_dataset(data.x_train, data.y_train, data.num_classes, recipe.batch,
@@ -75,22 +91,41 @@ def classifier_batches(data, recipe: ClassifierRecipe, mean, std,
     n_val, val_batch = even_val_split(len(data.x_val), replicas)
     val = eval_dataset(data.x_val[:n_val], data.y_val[:n_val], data.num_classes, val_batch,
                        mean, std)
-    return ClassifierBatches(train, steps, val)
+    if teacher is not None:
+        from edgecnn.train.distill import with_teacher_targets
+
+        train = with_teacher_targets(train, teacher, mean, std)
+        val = with_teacher_targets(val, teacher, mean, std)
+    return ClassifierBatches(train, steps, val, max(1, min(int(recipe.batch), len(data.x_train))))
 
 
 def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
     """Optimizer, learning-rate schedule and cross-entropy loss (call inside the strategy's
-    scope when training with ``tf.distribute``)."""
+    scope when training with ``tf.distribute``).
+
+    The step runs as a TensorFlow graph, never XLA: Keras' ``jit_compile="auto"`` picks XLA
+    whenever op determinism is off, and on CPU an XLA step of ``dsnet_sf`` (batch 256) took 2.6x
+    the CPU time of the graph step (docs/DECISIONS.md).
+    """
     from edgecnn.lazy import keras
     from edgecnn.train import common
 
     k = keras()
     lr = common.learning_rate(recipe.schedule, recipe.lr, steps * recipe.epochs,
                               common.warmup_steps(recipe.warmup_epochs, steps, recipe.epochs))
+    if recipe.distill is not None:
+        from edgecnn.train.distill import classifier_loss, packed_accuracy
+
+        classes = int(model.outputs[-1].shape[-1])
+        loss = classifier_loss(classes, recipe.distill, recipe.label_smoothing,
+                               recipe.from_logits)
+        metrics = [packed_accuracy(classes)]
+    else:
+        loss = k.losses.CategoricalCrossentropy(from_logits=recipe.from_logits,
+                                                label_smoothing=recipe.label_smoothing)
+        metrics = ["accuracy"]
     model.compile(optimizer=common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay),
-                  loss=k.losses.CategoricalCrossentropy(from_logits=recipe.from_logits,
-                                                        label_smoothing=recipe.label_smoothing),
-                  metrics=["accuracy"])
+                  loss=loss, metrics=metrics, jit_compile=recipe.jit_compile)
 
 
 def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, *,
@@ -117,14 +152,18 @@ def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, 
     if recipe.patience:
         callbacks.append(k.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                                    patience=int(recipe.patience)))
-    start = time.perf_counter()
-    history = model.fit(batches.train, epochs=recipe.epochs, steps_per_epoch=batches.steps,
-                        validation_data=batches.val, callbacks=callbacks, verbose=0,
-                        shuffle=False)
-    seconds = time.perf_counter() - start
+    from edgecnn.train.engine.fused_bn import fused_batch_norm
+
+    clock = UsageClock()
+    with fused_batch_norm(recipe.fused_bn):     # Keras traces the step inside fit
+        history = model.fit(batches.train, epochs=recipe.epochs, steps_per_epoch=batches.steps,
+                            validation_data=batches.val, callbacks=callbacks, verbose=0,
+                            shuffle=False)
     logged = {key: [float(v) for v in values] for key, values in history.history.items()
               if key not in ("learning_rate", "lr")}
-    return ClassifierFit(logged, seconds)
+    epochs_run = len(logged.get("loss", []))
+    usage = clock.lap(epochs_run * batches.steps * batches.batch)
+    return ClassifierFit(logged, usage.seconds, usage)
 
 
 def even_val_split(n: int, replicas: int, cap: int = 256) -> tuple[int, int]:

@@ -17,13 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from converters import calibration as cal
-from converters.keras_tflite import convert_saved_model, exported_saved_model, model_input_shape
+from converters.agreement import Agreement, classification_agreement, output_agreement
+from converters.keras_tflite import (
+    convert_saved_model,
+    exported_saved_model,
+    model_input_shape,
+)
 from converters.metadata import build_metadata, match_outputs
-from edgecnn.quiet import captured_output
 from converters.recipes import IOType, Quant, Recipe, output_name
 from edgecnn.errors import UsageError
-from edgecnn.evaluate.compare import Agreement, classification_agreement, output_agreement
 from edgecnn.fsutil import ensure_writable_dir, write_atomic
+from edgecnn.quiet import captured_output
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.classifier import Classifier

@@ -19,10 +19,10 @@ import numpy as np
 
 from converters import calibration as cal
 from converters import formats
+from converters.agreement import Agreement, classification_agreement, output_agreement
 from converters.recipes import IOType, Quant, Recipe
 from converters.sources.base import Layout, SourceModel
 from edgecnn.errors import UsageError
-from edgecnn.evaluate.compare import Agreement, classification_agreement, output_agreement
 from edgecnn.fsutil import ensure_writable_dir, write_atomic
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md

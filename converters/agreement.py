@@ -6,8 +6,8 @@ and benchmarks (float ``.tflite`` vs int8 ``.tflite``) without importing TensorF
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -68,4 +68,4 @@ def output_agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.nda
             raise UsageError(f"cannot compare outputs of shapes {r.shape} and {c.shape}")
         diffs.append(np.abs(r - c).reshape(-1))
     d = np.concatenate(diffs)
-    return Agreement(int(len(reference[0])), float(d.mean()), float(d.max()))
+    return Agreement(len(reference[0]), float(d.mean()), float(d.max()))

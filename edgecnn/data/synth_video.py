@@ -20,23 +20,23 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from edgecnn.data.synth import (
     DEFAULT_CLASSES,
-    _background,
     _draw_clutter,
-    _random_color,
     _visible_boxes,
     check_classes,
     draw_object,
     object_polygon,
 )
+from edgecnn.data.synth_paint import background as paint_background
+from edgecnn.data.synth_paint import random_color
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import atomic_output, write_atomic
 
@@ -130,7 +130,7 @@ class VideoScene:
     spin: float = 3.0
     edges: str = "lrtb"
 
-    def check(self) -> "VideoScene":
+    def check(self) -> VideoScene:
         width, height = int(self.size[0]), int(self.size[1])
         if self.frames < 1 or width < 32 or height < 32:
             raise UsageError("a synthetic video needs frames >= 1 and size >= 32x32")
@@ -326,8 +326,8 @@ def load_video_truth(json_path: str | Path) -> tuple[tuple[str, ...], list[Frame
 def _make_background(rng, width: int, height: int) -> np.ndarray:
     side = max(width, height)
     kind = ("gradient", "noise", "stripes")[int(rng.integers(3))]
-    image = _background(rng, side, "default", kind)
-    image = cv2.addWeighted(image, 0.7, _background(rng, side, "default", "noise"), 0.3, 0)
+    image = paint_background(rng, side, "default", kind)
+    image = cv2.addWeighted(image, 0.7, paint_background(rng, side, "default", "noise"), 0.3, 0)
     idmap = np.zeros((side, side), np.uint8)
     _draw_clutter(image, idmap, rng, "default", (), 4)
     return np.ascontiguousarray(image[:height, :width])
@@ -342,7 +342,7 @@ def _new_mover(rng, cls: int, scene: VideoScene, width: int, height: int) -> _Mo
     return _Mover(shape=scene.classes[cls], cls=cls, radius=radius,
                   aspect=math.exp(rng.uniform(-0.3, 0.3)), angle=rng.uniform(0, 360),
                   spin=rng.uniform(-scene.spin, scene.spin), pos=pos, vel=velocity,
-                  color=_random_color(rng), style=("solid", "outlined")[int(rng.integers(2))],
+                  color=random_color(rng), style=("solid", "outlined")[int(rng.integers(2))],
                   seed=int(rng.integers(2**31)))
 
 
@@ -376,7 +376,7 @@ def _make_occluders(rng, count: int, width: int, height: int) -> list[tuple[int,
         w = max(4, int(width * rng.uniform(0.05, 0.09)))
         centre = (i + 0.5) / count * width + rng.uniform(-0.1, 0.1) * width / count
         x0 = int(np.clip(centre - w / 2, 0, width - w))
-        texture = _background(rng, max(w, height), "default", "stripes")[:height, :w]
+        texture = paint_background(rng, max(w, height), "default", "stripes")[:height, :w]
         pillars.append((x0, x0 + w, np.ascontiguousarray(texture)))
     return pillars
 

@@ -58,6 +58,22 @@ def pairwise_iou(gt, pred, eps: float = 1e-9):
     return inter / tf.maximum(ag + ap - inter, eps)
 
 
+def _candidates(tf, anchors, gt_boxes, valid, cfg: AssignConfig, strides):
+    """``(B, M, N)`` 1 where anchor n may take box m: its centre inside the box (and, with
+    ``max_distance``, the box fitting the anchor's level)."""
+    ax = anchors[None, None, :, 0]
+    ay = anchors[None, None, :, 1]
+    d = tf.stack([ax - gt_boxes[..., 0:1], ay - gt_boxes[..., 1:2],
+                  gt_boxes[..., 2:3] - ax, gt_boxes[..., 3:4] - ay], axis=-1)
+    inside = tf.cast(tf.reduce_min(d, axis=-1) > cfg.eps, tf.float32) * valid[..., None]
+    if cfg.max_distance is not None and strides is not None:
+        # The coarsest level takes whatever is left, so every box keeps candidates.
+        coarsest = tf.equal(strides, tf.reduce_max(strides))[None, None, :]
+        fits = tf.reduce_max(d, axis=-1) <= cfg.max_distance * strides[None, None, :]
+        inside *= tf.cast(fits | coarsest, tf.float32)
+    return inside
+
+
 def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: int,
            cfg: AssignConfig = AssignConfig(), strides=None, static=None) -> Targets:
     """Targets for one batch.
@@ -83,15 +99,7 @@ def assign(pred_scores, pred_boxes, anchors, gt_boxes, gt_classes, num_classes: 
 
     ax = anchors[None, None, :, 0]
     ay = anchors[None, None, :, 1]
-    d = tf.stack([ax - gt_boxes[..., 0:1], ay - gt_boxes[..., 1:2],
-                  gt_boxes[..., 2:3] - ax, gt_boxes[..., 3:4] - ay], axis=-1)
-    inside = tf.cast(tf.reduce_min(d, axis=-1) > cfg.eps, tf.float32) * valid[..., None]
-    if cfg.max_distance is not None and strides is not None:
-        # The box must fit the anchor's level; the coarsest level takes whatever is left, so
-        # every box keeps candidates.
-        coarsest = tf.equal(strides, tf.reduce_max(strides))[None, None, :]
-        fits = tf.reduce_max(d, axis=-1) <= cfg.max_distance * strides[None, None, :]
-        inside *= tf.cast(fits | coarsest, tf.float32)
+    inside = _candidates(tf, anchors, gt_boxes, valid, cfg, strides)
 
     iou = pairwise_iou(gt_boxes, pred_boxes) * inside                   # (B, M, N)
     # probability of each gt's class at every anchor: (B, M, N)

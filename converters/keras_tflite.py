@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 from edgecnn.quiet import captured_output
 from converters.recipes import Recipe
+from edgecnn import interrupts
 from edgecnn.errors import UsageError
 from edgecnn.lazy import tensorflow
 
@@ -47,6 +48,9 @@ def exported_saved_model(model, verbose: bool = False) -> Iterator[Path]:
                 model.export(str(folder), format="tf_saved_model", input_signature=signature,
                              verbose=verbose)
             except Exception as err:  # noqa: BLE001 - TF raises many types
+                # TF turns a Ctrl-C/SIGTERM inside the export into an error of its own: report
+                # the interrupt, not a broken model
+                interrupts.check()
                 raise UsageError(f"cannot export the Keras model to a SavedModel: "
                                  f"{_first_line(err) or log.last_error_line()}",
                                  "rerun with --verbose for the exporter's log") from None
@@ -73,6 +77,7 @@ def convert_saved_model(saved_model: Path, recipe: Recipe,
         except UsageError:
             raise
         except Exception as err:  # noqa: BLE001 - the converter raises many types
+            interrupts.check()   # an interrupt TF wrapped in an error of its own
             detail = _first_line(err)
             raise UsageError(f"TFLite conversion ({recipe.name}) failed: "
                              f"{detail or log.last_error_line() or type(err).__name__}",

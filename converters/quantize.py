@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.recipes import IOType, Quant, Recipe
+from edgecnn import interrupts
 from edgecnn.errors import UsageError
 from edgecnn.lazy import require
 from edgecnn.quiet import captured_output
@@ -65,6 +66,7 @@ def quantize_tflite(flatbuffer: bytes, recipe: Recipe, calib_x: np.ndarray | Non
                                                for s in samples]})
             return bytes(qt.quantize(result).quantized_model)
         except Exception as err:  # noqa: BLE001 - the quantizer raises many types
+            interrupts.check()   # an interrupt the quantizer wrapped in an error of its own
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise UsageError(f"ai-edge-quantizer failed: {first}",
                              "rerun with --verbose for its log") from None

@@ -102,7 +102,11 @@ def test_dropped_stream_is_reopened_with_counted_backoff(video, detector, mode, 
     assert summary.stopped_by == "end of input"
     assert summary.errors == 0
     records = [json.loads(x) for x in log.read_text().splitlines()]
-    assert len([r for r in records if "frame" in r]) == summary.frames > 12
+    frames = [r["frame"] for r in records if "frame" in r]
+    # a live source hands over its newest frame: under load some are dropped, none are lost,
+    # and frames read after the reconnect reach the model
+    assert len(frames) == summary.frames and summary.frames + summary.dropped == 40
+    assert max(frames) >= 12
     if mode == "raise":
         assert any("stream connection reset" in m for m in summary.error_messages)
 

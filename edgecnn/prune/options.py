@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from edgecnn.errors import UsageError
 
-if TYPE_CHECKING:  # imported when used: it needs the converter's stack
+if TYPE_CHECKING:  # imported where used: only the latency objective needs that module
     from edgecnn.prune.latency import LatencyOptions
 
 METHODS = ("magnitude", "channel")

@@ -48,6 +48,8 @@ def captured_output(enabled: bool = True,
         yield result
         return
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is None:  # no console (pythonw, some embedded interpreters)
+            continue
         with contextlib.suppress(Exception):
             stream.flush()
     with tempfile.TemporaryFile(mode="w+b") as sink:
@@ -64,6 +66,8 @@ def captured_output(enabled: bool = True,
             yield result
         finally:
             for stream in (sys.__stdout__, sys.__stderr__):
+                if stream is None:
+                    continue
                 with contextlib.suppress(Exception):
                     stream.flush()
             for fd, copy in saved:

@@ -21,7 +21,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import write_atomic
@@ -202,6 +202,14 @@ def _from_schema_1(doc: dict[str, Any]) -> dict[str, Any]:
     command = "qat" if "qat" in extra else "prune" if "pruning" in extra else "train"
     doc["provenance"] = {"command": command, "edgecnn_version": "0.1.0 (run.json schema 1)"}
     return doc
+
+
+@overload
+def dataset_reference(spec: str | os.PathLike) -> str: ...
+@overload
+def dataset_reference(spec: None) -> None: ...
+@overload
+def dataset_reference(spec: str | os.PathLike | None) -> str | None: ...
 
 
 def dataset_reference(spec: str | os.PathLike | None) -> str | None:

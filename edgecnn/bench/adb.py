@@ -76,18 +76,22 @@ class BenchmarkModelOutput:
                   warmup: int = 0) -> BenchResult:
         """As a local :class:`BenchResult`. Missing percentiles stay None, never invented:
         ``p50_ms`` is the median when printed, else the mean (flagged in ``extra``)."""
-        def ms(us: float | None) -> float | None:
-            return None if us is None else round(us * 1e-3, 4)
+        def ms(us: float) -> float:
+            return round(us * 1e-3, 4)
+
+        def ms_or_none(us: float | None) -> float | None:
+            return None if us is None else ms(us)
 
         p50 = self.median_us if self.median_us is not None else self.avg_us
         extra = {"source": "benchmark_model", "p50_is_mean": self.median_us is None,
-                 "p95_ms": ms(self.p95_us), "p5_ms": ms(self.p5_us),
+                 "p95_ms": ms_or_none(self.p95_us), "p5_ms": ms_or_none(self.p5_us),
                  "delegate": self.delegate, "delegated_nodes": self.delegated_nodes,
                  "op_summary": self.op_summary}
         return BenchResult(
             model=model, threads=self.threads or 0, runs=self.count or 0, warmup=warmup,
             mean_ms=ms(self.avg_us), std_ms=ms(self.std_us or 0.0), p50_ms=ms(p50),
-            p90_ms=None, p99_ms=None, min_ms=ms(self.min_us), max_ms=ms(self.max_us),
+            p90_ms=None, p99_ms=None, min_ms=ms_or_none(self.min_us),
+            max_ms=ms_or_none(self.max_us),
             fps=round(1e6 / p50, 3) if p50 else 0.0, init_ms=ms(self.init_us),
             first_ms=ms(self.first_us), xnnpack=("xnnpack" in self.delegate.lower()) or None,
             size_bytes=size_bytes or int((self.model_mb or 0.0) * 2**20),

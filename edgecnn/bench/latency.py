@@ -207,6 +207,7 @@ class _Variant:
     def _fill_inputs(self) -> None:
         rng = np.random.default_rng(0)
         for i, info in enumerate(self.model.inputs):
+            x: np.ndarray
             if np.issubdtype(info.dtype, np.integer):
                 lim = np.iinfo(info.dtype)
                 x = rng.integers(lim.min, lim.max, size=info.shape, endpoint=True)
@@ -249,11 +250,13 @@ class _Variant:
 
     def result(self, options: BenchOptions, xnnpack: bool | None, peak: float) -> BenchResult:
         meta = self.model.metadata
-        stats = latency_stats(self.invoke_ms)
-        extra = {}
+        stats = {k: round(v, 4) for k, v in latency_stats(self.invoke_ms).items()}
+        extra: dict[str, object] = {}
         res = BenchResult(
             model=self.path.name, threads=self.threads, runs=len(self.invoke_ms),
-            warmup=options.warmup, **{k: round(v, 4) for k, v in stats.items()},
+            warmup=options.warmup, mean_ms=stats["mean_ms"], std_ms=stats["std_ms"],
+            p50_ms=stats["p50_ms"], p90_ms=stats["p90_ms"], p99_ms=stats["p99_ms"],
+            min_ms=stats["min_ms"], max_ms=stats["max_ms"], fps=stats["fps"],
             init_ms=round(self.model.init_ms, 3),
             first_ms=None if self.first_ms is None else round(self.first_ms, 3),
             size_bytes=self.model.size_bytes, peak_rss_mb=round(peak, 1),
@@ -294,7 +297,7 @@ def benchmark(paths: Sequence[str | os.PathLike], options: BenchOptions = BenchO
             if progress:
                 progress(f"loading {path.name} ({t} thread{'s' if t > 1 else ''})")
             v = _Variant(path, int(t), options.e2e, options.verify)
-            v.warm(max(1, options.warmup), frames or [None])
+            v.warm(max(1, options.warmup), frames)  # frames is empty only without e2e
             variants.append(v)
         # Only bytes that passed the model check (and probe) reach a second interpreter.
         xnn[path] = xnnpack_active(v.model.flatbuffer, 1)

@@ -21,9 +21,9 @@ def cpu_model() -> str:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip().lower(), value.strip())
     for key in ("model name", "model", "hardware", "cpu model", "processor"):
-        value = fields.get(key)
-        if value and not value.isdigit():
-            return value
+        found = fields.get(key)
+        if found and not found.isdigit():
+            return found
     return platform.processor() or platform.machine() or "unknown"
 
 

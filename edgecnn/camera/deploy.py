@@ -14,7 +14,7 @@ from typing import Sequence
 from edgecnn.camera.events import (EventDispatcher, EventOptions, check_command, check_webhook,
                                    load_hook)
 from edgecnn.camera.serve import FrameHub, HttpServer, ServeOptions, parse_address
-from edgecnn.camera.stages import EventStage, TrackStage
+from edgecnn.camera.stages import EventStage, FrameStage, TrackStage
 from edgecnn.errors import UsageError
 from edgecnn.runtime.tracking import Shape, TrackerOptions, TrackingOptions, parse_shape
 
@@ -105,7 +105,7 @@ class Deployment:
         self.hub: FrameHub | None = None
         self.server: HttpServer | None = None
         self.dispatcher: EventDispatcher | None = None
-        self.stages: tuple = ()
+        self.stages: tuple[FrameStage, ...] = ()
         if options.serve is not None:
             self.hub = FrameHub()
             self.server = HttpServer(self.hub, options.serve, self._event_stats)
@@ -122,9 +122,9 @@ class Deployment:
             raise UsageError("--track, --line and --zone need a detection model",
                              "this model classifies; use a detector .tflite")
         tracker = TrackerOptions(high_score=high_score, low_score=min(LOW_SCORE, high_score))
-        stages = [TrackStage(meta.labels, TrackingOptions(tracker=tracker,
-                                                          lines=self.options.lines,
-                                                          zones=self.options.zones))]
+        tracking = TrackingOptions(tracker=tracker, lines=self.options.lines,
+                                   zones=self.options.zones)
+        stages: list[FrameStage] = [TrackStage(meta.labels, tracking)]
         if self.options.events.any:
             self.dispatcher = EventDispatcher(self.options.events)
             stages.append(EventStage(self.dispatcher))
@@ -137,7 +137,7 @@ class Deployment:
     def start(self) -> None:
         if self.server is not None:
             self.server.start()
-            token = " (token required)" if self.options.serve.token else ""
+            token = " (token required)" if self.server.options.token else ""
             print(f"serving on {self.server.url}{token}", file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -107,6 +107,9 @@ def load_hook(spec: str) -> Callable[[dict], object]:
             if not path.is_file():
                 raise UsageError(f"--hook file {target} does not exist")
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if module_spec is None or module_spec.loader is None:
+                raise UsageError(f"--hook {spec!r} cannot be loaded: {target} is not a "
+                                 "Python module")
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
         else:
@@ -193,7 +196,7 @@ def _post(url: str, payload: bytes, timeout: float) -> None:
 class _Sink:
     """One receiver: a queue, a rate limit, a worker thread and its counters."""
 
-    def __init__(self, name: str, deliver: Callable[[dict], None], options: EventOptions):
+    def __init__(self, name: str, deliver: Callable[[dict], object], options: EventOptions):
         self.name = name
         self.deliver = deliver
         self.bucket = _Bucket(options.rate, options.burst)

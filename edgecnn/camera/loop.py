@@ -207,7 +207,7 @@ class _Loop:
                               "post": item.timings.get("postprocess", 0.0)}
         self.frames += 1
         if self.options.publisher is not None:
-            self._publish(item)
+            self._publish(self.options.publisher, item)
         if self.options.display:
             self._show(item.frame.image)
         if self.options.max_frames is not None and self.frames >= self.options.max_frames:
@@ -215,8 +215,9 @@ class _Loop:
 
     def _draw(self, item: _Item, results, frame_ctx: FrameContext | None) -> None:
         overlay.draw_results(item.frame.image, results)
-        for stage in self.options.stages if frame_ctx is not None else ():
-            stage.draw(item.frame.image, frame_ctx)
+        if frame_ctx is not None:
+            for stage in self.options.stages:
+                stage.draw(item.frame.image, frame_ctx)
         self.stats_band.draw(item.frame.image, self.fps_ema, self.last_stage_ms)
 
     def _write(self, item: _Item, results, frame_ctx: FrameContext | None) -> None:
@@ -233,14 +234,14 @@ class _Loop:
             if self.jsonl is not None:
                 self.jsonl.write(record)
 
-    def _publish(self, item: _Item) -> None:
+    def _publish(self, publisher: Publisher, item: _Item) -> None:
         """Hand the annotated frame to the publisher (it only stores a reference)."""
         stats = self.capture.stats
         status = {"frames": self.frames, "read": stats.read, "dropped": stats.dropped,
                   "reconnects": stats.reconnects, "errors": self.errors.count,
                   "fps": self.fps_ema}
         try:
-            self.options.publisher.publish(item.frame.image, item.record or {}, status)
+            publisher.publish(item.frame.image, item.record or {}, status)
         except Exception as err:  # noqa: BLE001 - a publisher must never end the loop
             self.errors.add("publish", err)
 

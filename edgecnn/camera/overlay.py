@@ -201,10 +201,10 @@ class StatsBand:
 
         _check_image(image)
         now = time.perf_counter() if now is None else now
-        if self._mask is None or now - self._last >= self.refresh_s:
-            self._render(stats_text(fps, stage_ms))
-            self._last = now
         mask = self._mask
+        if mask is None or now - self._last >= self.refresh_s:
+            mask = self._render(stats_text(fps, stage_ms))
+            self._last = now
         h, w = image.shape[:2]
         mh, mw = min(h, mask.shape[0]), min(w, mask.shape[1])
         band = image[0:mh, w - mw:w]
@@ -213,15 +213,17 @@ class StatsBand:
         cv2.max(band, mask[:mh, mask.shape[1] - mw:], dst=band)
         return image
 
-    def _render(self, text: str) -> None:
+    def _render(self, text: str) -> np.ndarray:
+        """The band's mask for ``text``: the cached one if the text did not change."""
         if text == self._text and self._mask is not None:
-            return
+            return self._mask
         tw, th, base = _text_size(text, self.font_scale, 1)
         y = th + base + 6
         mask = np.zeros((y + 2, tw + 10, 3), np.uint8)
         cv2.putText(mask, text, (5, y - base - 1), FONT, self.font_scale, (255, 255, 255), 1,
                     cv2.LINE_AA)
         self._text, self._mask = text, mask
+        return mask
 
 
 def stats_text(fps: float | None, stage_ms: Mapping[str, float] | None = None) -> str:

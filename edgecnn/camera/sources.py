@@ -70,7 +70,7 @@ def opencv_video_backends() -> dict[str, bool]:
         if m:
             found[key] = m.group(1).upper() not in ("NO", "OFF")
     gui = re.search(r"^\s*GUI:\s*(\S+)", info, re.MULTILINE)
-    found["GUI"] = bool(gui) and gui.group(1).upper() not in ("NONE", "NO", "OFF")
+    found["GUI"] = gui is not None and gui.group(1).upper() not in ("NONE", "NO", "OFF")
     return found
 
 
@@ -436,7 +436,8 @@ def _open_camera(text: str, request: SourceRequest, attempts: list[str]) -> Fram
         index = int(dev.group(1))
     else:
         return None
-    targets = [(index, cv2.CAP_V4L2, "V4L2"), (index, cv2.CAP_ANY, "any backend")]
+    targets: list[tuple[int | str, int, str]] = [(index, cv2.CAP_V4L2, "V4L2"),
+                                                  (index, cv2.CAP_ANY, "any backend")]
     if dev:
         targets.insert(0, (text, cv2.CAP_V4L2, "V4L2 by path"))
         if not os.path.exists(text):

@@ -111,10 +111,10 @@ class TrackStage:
         overlay_tracks.draw_trails(image, {k: v for k, v in self.trails.items() if k in live})
         if self.counting and self.size is not None:
             counts = self.stage.counts()
-            for counter, c in zip(self.stage.lines, counts["lines"]):
-                overlay_tracks.draw_line(image, counter.shape.resolve(self.size), c)
-            for counter, c in zip(self.stage.zones, counts["zones"]):
-                overlay_tracks.draw_zone(image, counter.shape.resolve(self.size), c)
+            for line, c in zip(self.stage.lines, counts["lines"]):
+                overlay_tracks.draw_line(image, line.shape.resolve(self.size), c)
+            for zone, c in zip(self.stage.zones, counts["zones"]):
+                overlay_tracks.draw_zone(image, zone.shape.resolve(self.size), c)
 
     def summary(self) -> dict:
         out = {"tracks": self.stage.tracker.next_id - 1, "events": self.stage.events_total}

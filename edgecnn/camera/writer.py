@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -79,7 +80,7 @@ class VideoSink:
     def write(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]
         if self.writer is None:
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc),
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*self.fourcc),
                                           self.fps, (w, h))
             if not self.writer.isOpened():
                 raise UsageError(f"OpenCV cannot encode {self.fourcc} video to {self.path}",
@@ -122,17 +123,20 @@ class JsonLinesSink:
 
     def __init__(self, target: str | os.PathLike):
         self.to_stdout = str(target) == "-"
-        self.path = None if self.to_stdout else Path(target)
+        self.path: Path | None = None
+        self.tmp: Path | None = None
+        self.fh: TextIO
         self.lines = 0
         self.closed = False
         if self.to_stdout:
-            self.tmp = None
             self.fh = sys.stdout
         else:
-            if self.path.is_dir():
-                raise UsageError(f"output {self.path} is a directory",
+            path = Path(target)
+            if path.is_dir():
+                raise UsageError(f"output {path} is a directory",
                                  "pass a file name like frames.jsonl")
-            self.tmp = _temp_next_to(self.path, ".tmp")
+            self.path = path
+            self.tmp = _temp_next_to(path, ".tmp")
             self.fh = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, record: dict) -> None:
@@ -145,7 +149,7 @@ class JsonLinesSink:
         if self.closed:
             return self.path
         self.closed = True
-        if self.to_stdout:
+        if self.tmp is None or self.path is None:  # stdout
             self.fh.flush()
             return None
         self.fh.close()

@@ -208,7 +208,7 @@ def _to_sample(image_path: Path, image_id: int, entry: dict, anns: list[dict],
         return None
     if (_int(entry.get("width")), _int(entry.get("height"))) != size:
         report.add(Problem.SIZE_MISMATCH, name)
-    boxes, classes = [], []
+    raw_boxes, raw_classes = [], []
     for ann in anns:
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1):           # True/False compare equal to 1/0 and are accepted
@@ -222,10 +222,10 @@ def _to_sample(image_path: Path, image_id: int, entry: dict, anns: list[dict],
             report.add(Problem.MALFORMED, name)
             continue
         x, y, w, h = bbox
-        boxes.append((x, y, x + w, y + h))
+        raw_boxes.append((x, y, x + w, y + h))
         category = _int(ann.get("category_id"))
-        classes.append(index.get(category, -1) if category is not None else -1)
-    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float64), np.asarray(classes),
+        raw_classes.append(index.get(category, -1) if category is not None else -1)
+    boxes, classes = sanitize_boxes(np.asarray(raw_boxes, np.float64), np.asarray(raw_classes),
                                     size[0], size[1], len(index), report, name)
     if len(classes) == 0:
         report.add(Problem.BACKGROUND, name)

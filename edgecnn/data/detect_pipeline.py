@@ -144,7 +144,8 @@ class AugmentConfig:
 
 def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
                   cfg: AugmentConfig, rng: np.random.Generator, out_size: int | None = None,
-                  full_areas: np.ndarray | None = None):
+                  full_areas: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Augment a uint8 batch with OpenCV. Returns ``(uint8 images, boxes, classes)`` (copies).
 
     ``images`` may be larger than the output (mosaic canvases, :mod:`edgecnn.data.mosaic`):
@@ -160,7 +161,7 @@ def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
     """
     import cv2
 
-    n, size = images.shape[0], images.shape[1]
+    n, size = int(images.shape[0]), int(images.shape[1])
     out_size = out_size or size
     c, co = size / 2.0, out_size / 2.0
     s = np.exp(rng.uniform(np.log(cfg.scale[0]), np.log(cfg.scale[1]), n))
@@ -206,11 +207,12 @@ def augment_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
 
 
 def mixup_batch(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
-                probability: float, rng: np.random.Generator):
+                probability: float, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MixUp (Zhang et al. 2018) within a batch: with ``probability`` an image is blended
     about half and half (Beta(32, 32), as YOLOv5 does) with another image of the batch, and
     keeps both images' boxes. Box arrays come back with twice the rows."""
-    n, m = boxes.shape[:2]
+    n, m = int(boxes.shape[0]), int(boxes.shape[1])
     order = rng.permutation(n)
     partner = np.empty(n, np.int64)
     partner[order] = np.roll(order, -1)     # a cycle: nobody is paired with itself (n > 1)
@@ -248,7 +250,7 @@ def batches(arrays: DetectionArrays, batch: int, seed: int, augment: AugmentConf
     m_out = max(m, min(4 * m, 100)) if mosaic else m
     mixup = augment is not None and augment.mixup > 0
     m_batch = 2 * m_out if mixup else m_out
-    mosaic_until = (None if not mosaic or run_epochs is None
+    mosaic_until = (None if augment is None or not mosaic or run_epochs is None
                     else run_epochs - augment.mosaic_off_epochs)
 
     def draw(idx, rng, epoch):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from edgecnn.data.checks import LabelReport, Problem
 from edgecnn.data.imagesize import ImageHeaderError, image_size
 from edgecnn.errors import UsageError
 from edgecnn.images import FolderScan
+
+if TYPE_CHECKING:  # edgecnn.data.loose imports this module
+    from edgecnn.data.loose import LooseLayout
 
 # Size limits of the files a dataset names: far above any real file of the kind, far below
 # what would exhaust memory. A COCO json for all of COCO train2017 is 448 MB.
@@ -155,19 +159,20 @@ def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int =
     if not path.exists():
         raise UsageError(f"dataset {spec} not found",
                          "give a YOLO data.yaml, a VOC folder or a COCO json")
-    kind, target = _detect_format(path)
-    if kind == "yolo":
+    found = _detect_format(path)
+    if found[0] == "yolo":
         from edgecnn.data.yolo import read_yolo
-        dataset = read_yolo(target, spec=str(spec), split_val=split_val, seed=seed)
-    elif kind == "voc":
+        dataset = read_yolo(found[1], spec=str(spec), split_val=split_val, seed=seed)
+    elif found[0] == "voc":
         from edgecnn.data.voc import read_voc
-        dataset = read_voc(target, spec=str(spec), split_val=split_val, seed=seed, names=names)
-    elif kind == "loose":
+        dataset = read_voc(found[1], spec=str(spec), split_val=split_val, seed=seed, names=names)
+    elif found[0] == "loose":
         from edgecnn.data.loose import read_loose
-        dataset = read_loose(target, spec=str(spec), split_val=split_val, seed=seed, names=names)
+        dataset = read_loose(found[1], spec=str(spec), split_val=split_val, seed=seed,
+                             names=names)
     else:
         from edgecnn.data.coco import read_coco
-        dataset = read_coco(target, spec=str(spec), split_val=split_val, seed=seed,
+        dataset = read_coco(found[1], spec=str(spec), split_val=split_val, seed=seed,
                             images=images)
     if not dataset.train:
         raise UsageError(f"dataset {spec} has no usable training images",
@@ -177,7 +182,12 @@ def load_detection_dataset(spec: str | Path, split_val: float = 0.1, seed: int =
     return dataset
 
 
-def _detect_format(path: Path) -> tuple[str, Path | list[Path]]:
+# (format, what its reader takes): a data.yaml or VOC root, COCO json(s), a loose layout.
+_Format = (tuple[Literal["yolo", "voc"], Path] | tuple[Literal["coco"], Path | list[Path]]
+           | tuple[Literal["loose"], "LooseLayout"])
+
+
+def _detect_format(path: Path) -> _Format:
     if not path.is_dir() and not safeio.is_regular_file(path):
         try:
             safeio.open_regular(path).close()   # raises with what it is instead

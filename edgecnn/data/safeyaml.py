@@ -12,6 +12,7 @@ nested deeper than :data:`MAX_DEPTH`, before any object is built.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from edgecnn.errors import UsageError
 from edgecnn.lazy import require
@@ -26,7 +27,8 @@ def load(text: str, name: str):
     Raises:
         UsageError: not valid YAML (with the line), too deep, or too many nodes.
     """
-    yaml = require("yaml", package="pyyaml", purpose="reading YAML files")
+    # Any: a base class taken from a module imported at run time
+    yaml: Any = require("yaml", package="pyyaml", purpose="reading YAML files")
     loader = None
     try:
         loader = _loader_class()(text)   # the reader refuses control characters right here
@@ -47,7 +49,8 @@ def load(text: str, name: str):
 
 @lru_cache(maxsize=1)
 def _loader_class():
-    yaml = require("yaml", package="pyyaml", purpose="reading YAML files")
+    # Any: a base class taken from a module imported at run time
+    yaml: Any = require("yaml", package="pyyaml", purpose="reading YAML files")
 
     class LimitedSafeLoader(yaml.SafeLoader):
         """SafeLoader that sizes every node: 1 + the sizes of its children, where an alias

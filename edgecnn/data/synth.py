@@ -107,6 +107,12 @@ def _fixed(pts: np.ndarray) -> list[np.ndarray]:
     return [np.round(pts * _SCALE).astype(np.int32)]
 
 
+def _fixed_point(point: np.ndarray) -> tuple[int, int]:
+    """One (x, y) in the fixed-point units of ``_SUBPIXEL``, as cv2.line wants it."""
+    x, y = _fixed(point)[0]
+    return int(x), int(y)
+
+
 # A pixel belongs to an object (in the id map, hence in its box) when the object covers at
 # least this much of it (0..255); fainter anti-aliased fringes are only blended in.
 _COVERAGE_MIN = 77
@@ -185,8 +191,9 @@ def _draw_clutter(image: np.ndarray, idmap: np.ndarray, rng, variant: str,
         if kind == 0:
             p1, p2 = rng.uniform(0, size, (2, 2))
             width = int(rng.integers(1, 4))
-            cv2.line(image, _fixed(p1)[0], _fixed(p2)[0], color, width, cv2.LINE_AA, _SUBPIXEL)
-            cv2.line(idmap, _fixed(p1)[0], _fixed(p2)[0], 0, width, cv2.LINE_8, _SUBPIXEL)
+            a, b = _fixed_point(p1), _fixed_point(p2)
+            cv2.line(image, a, b, color, width, cv2.LINE_AA, _SUBPIXEL)
+            cv2.line(idmap, a, b, 0, width, cv2.LINE_8, _SUBPIXEL)
         elif kind == 1:
             text = "".join(rng.choice(list("ABCDEFGHKMNPRSTUVWXYZ0123456789"), 3))
             org = (int(rng.uniform(0, size * 0.8)), int(rng.uniform(size * 0.1, size)))

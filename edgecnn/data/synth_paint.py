@@ -49,7 +49,8 @@ def contrasting_color(rng, variant, reference: np.ndarray) -> tuple[int, int, in
 def sample_photos() -> tuple[np.ndarray, ...]:
     """scikit-learn's bundled sample photos as BGR arrays, read with OpenCV (no PIL needed)."""
     spec = importlib.util.find_spec("sklearn")
-    folder = Path(spec.submodule_search_locations[0]) / "datasets" / "images" if spec else None
+    locations = spec.submodule_search_locations if spec else None
+    folder = Path(locations[0]) / "datasets" / "images" if locations else None
     photos = []
     for name in ("china.jpg", "flower.jpg"):
         image = cv2.imread(str(folder / name)) if folder else None
@@ -145,6 +146,7 @@ def _rings(rng, size: int) -> np.ndarray:
 
 
 def background(rng, size: int, variant: str, kind: str | None = None) -> np.ndarray:
+    kinds: tuple[str, ...]
     if variant == "heldout":
         kinds = ("checker", "mosaic", "rings", "plaid")
         kind = kind or kinds[rng.integers(len(kinds))]

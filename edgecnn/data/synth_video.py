@@ -206,7 +206,7 @@ def write_synthetic_video(path: str | Path, frames: int = 90, size: tuple[int, i
     width, height = scene.size
     truth: list[FrameTruth] = []
     with atomic_output(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), float(fps),
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*codec), float(fps),
                                  (width, height))
         if not writer.isOpened():
             raise UsageError(f"OpenCV cannot write {codec} video to {path}",
@@ -243,7 +243,9 @@ def line_crossings(truth: Sequence[FrameTruth], line: Sequence[float],
     """
     x1, y1, x2, y2 = (float(v) for v in line)
     last: dict[int, tuple[float, float, float]] = {}   # track -> (x, y, side)
-    out = {"line": [x1, y1, x2, y2], "in": 0, "out": 0, "by_class": {}, "crossings": []}
+    counts = {"in": 0, "out": 0}
+    by_class: dict[str, dict[str, int]] = {}
+    crossings: list[list[int | str]] = []
     for ft in truth:
         if ft.objects is None:
             raise UsageError("this ground truth has no object centres",
@@ -260,12 +262,13 @@ def line_crossings(truth: Sequence[FrameTruth], line: Sequence[float],
             if prev is not None and prev[2] * side < 0 and _segments_cross(
                     (prev[0], prev[1], cx, cy), (x1, y1, x2, y2)):
                 direction = "in" if side > 0 else "out"
-                out[direction] += 1
-                per = out["by_class"].setdefault(names[cls], {"in": 0, "out": 0})
+                counts[direction] += 1
+                per = by_class.setdefault(names[cls], {"in": 0, "out": 0})
                 per[direction] += 1
-                out["crossings"].append([ft.index, tid, direction])
+                crossings.append([ft.index, tid, direction])
             last[tid] = (cx, cy, side)
-    return out
+    return {"line": [x1, y1, x2, y2], "in": counts["in"], "out": counts["out"],
+            "by_class": by_class, "crossings": crossings}
 
 
 def jittered_truth(truth: Sequence[FrameTruth], rng: np.random.Generator, jitter: float = 0.05,

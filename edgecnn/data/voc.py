@@ -148,6 +148,8 @@ def _read_xml(xml: Path, report: LabelReport, name: str) -> ET.Element | None:
 
 def _number(text: str | None) -> float | None:
     """A finite number from an xml field, else None (missing, text, NaN, inf)."""
+    if text is None:
+        return None
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -198,14 +200,14 @@ def _to_sample(ann: _Annotation, root: Path, index: dict[str, int], report: Labe
         return None
     if ann.size is not None and ann.size != size:
         report.add(Problem.SIZE_MISMATCH, xml_name)
-    boxes, classes = [], []
+    raw_boxes, raw_classes = [], []
     for label, difficult, (x1, y1, x2, y2) in ann.objects:
         if difficult:
             report.add(Problem.DIFFICULT, xml_name)
             continue
-        boxes.append((x1 - 1, y1 - 1, x2, y2))
-        classes.append(index.get(label, -1))  # -1 is counted as an unknown class below
-    boxes, classes = sanitize_boxes(np.asarray(boxes, np.float64), np.asarray(classes),
+        raw_boxes.append((x1 - 1, y1 - 1, x2, y2))
+        raw_classes.append(index.get(label, -1))  # -1 is counted as an unknown class below
+    boxes, classes = sanitize_boxes(np.asarray(raw_boxes, np.float64), np.asarray(raw_classes),
                                     size[0], size[1], len(index), report, xml_name)
     if len(classes) == 0:
         report.add(Problem.BACKGROUND, image_name)

@@ -160,9 +160,10 @@ def _names(config: dict, yaml_path: Path) -> tuple[str, ...]:
         raise UsageError(f"{yaml_path}: nc must be a whole number, got {_short(nc)}")
     if isinstance(raw, dict):
         keys = [_class_key(k) for k in raw]
-        if None in keys:
+        ids = [k for k in keys if k is not None]
+        if len(ids) != len(keys):
             raise UsageError(f"{yaml_path}: names keys must be class ids 0..N-1")
-        mapping = dict(zip(keys, (_name_text(v, yaml_path) for v in raw.values())))
+        mapping = dict(zip(ids, (_name_text(v, yaml_path) for v in raw.values())))
         if sorted(mapping) != list(range(len(mapping))):
             raise UsageError(f"{yaml_path}: names ids must be 0..{len(mapping) - 1} without gaps",
                              "renumber the names mapping")

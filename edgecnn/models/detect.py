@@ -226,7 +226,7 @@ def _register(name: str, default_imgsz: int, description: str) -> None:
         return build_detector(input_shape, num_classes, spec, width=width, name=name,
                               integral_boxes=integral_boxes)
 
-    _build.spec = spec  # type: ignore[attr-defined]
+    _build.spec = spec
 
 
 _register("det_test", 64, "tiny detector for tests (seconds to build and train)")

@@ -97,6 +97,8 @@ def _magnitude(model, info, task_data, options: PruneOptions, tuning, stream):
     from edgecnn.train.finetune import finetune, steps_for
 
     say = _say(options, stream)
+    if options.sparsity is None:  # PruneOptions refuses this; the check narrows the type
+        raise UsageError("magnitude pruning needs --sparsity", "e.g. --sparsity 0.75")
     sparsity = float(options.sparsity)
     pruner = MagnitudePruner(model, MagnitudeOptions(sparsity=sparsity, skip=options.skip,
                                                      skip_depthwise=options.skip_depthwise,
@@ -139,9 +141,12 @@ def _channel(model, info, task_data, options: PruneOptions, tuning, stream):
     elif options.target_macs is not None:
         plan = channel.plan_for_macs(graph, float(options.target_macs), scores,
                                      options.channel_multiple)
-    else:
+    elif options.sparsity is not None:
         plan = channel.plan_for_ratio(graph, float(options.sparsity), scores,
                                       options.channel_multiple)
+    else:  # PruneOptions refuses this; the check narrows the type
+        raise UsageError("channel pruning needs exactly one of --sparsity or --target-macs",
+                         "e.g. --target-macs 0.5 (keep half the MACs)")
     thin = channel.rebuild(graph, plan)
     say(f"channel pruning: removed {plan.ratio:.3f} of the channels of "
         f"{len(graph.prunable())} channel groups")
@@ -157,7 +162,9 @@ def _latency_plan(graph, scores, options: PruneOptions, say):
     """The plan of the ``latency`` objective and its report (measured before fine-tuning)."""
     from edgecnn.prune import latency as lat
 
-    lat_options, multiple = options.latency, options.channel_multiple
+    # PruneOptions sets ``latency`` (default LatencyOptions) for the latency objective
+    lat_options = options.latency or lat.LatencyOptions().validate()
+    multiple = options.channel_multiple
     say("measuring int8 latency per channel group (one converted probe per group)")
     table = lat.measure_table(graph, scores, lat_options, multiple, say)
     plan = lat.plan_for_latency(graph, scores, table, target_macs=options.target_macs,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class Group:
 class Graph:
     """The result of :func:`analyse`: calls, tensor channel layouts and channel groups."""
 
-    model: object
+    model: Any  # keras.Model (Keras ships no type information)
     calls: list[Call]
     layout: dict[int, tuple[tuple[int, int], ...]]   # id(tensor) -> ((group id, length), ...)
     groups: dict[int, Group]
@@ -333,7 +334,7 @@ def _count_kept(graph: Graph, plan: Plan, tensor) -> int:
 
 def planned_macs(graph: Graph, plan: Plan) -> int:
     """MACs (batch 1) of the model :func:`rebuild` would build from ``plan``."""
-    total = 0
+    total = 0.0
     for call in graph.calls:
         if class_name(call.layer) == "InputLayer" or not call.inputs:
             continue
@@ -370,8 +371,9 @@ def plan_for_macs(graph: Graph, target: float, scores: dict[int, np.ndarray] | N
             return None
 
     lo, hi = 0.0, 0.999
-    if planned_macs(graph, feasible(lo)) <= goal:
-        return feasible(lo)
+    dense_plan = feasible(lo)
+    if dense_plan is not None and planned_macs(graph, dense_plan) <= goal:
+        return dense_plan
     if feasible(hi) is None:  # find the largest ratio that leaves every group a channel
         ok, bad = 0.0, hi
         for _ in range(30):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 
@@ -331,7 +332,7 @@ def make_callback(pruner: MagnitudePruner, schedule: PolynomialDecay):
     """A Keras callback re-applying ``pruner``'s masks after every batch."""
     from edgecnn.lazy import keras
 
-    k = keras()
+    k: Any = keras()  # Any: the base class below comes from a module imported at run time
     target = pruner.options.sparsity
 
     def fraction(step: int) -> float:

@@ -8,8 +8,12 @@ raises :class:`edgecnn.errors.UsageError` before any model or dataset is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from edgecnn.errors import UsageError
+
+if TYPE_CHECKING:  # imported where used: only the latency objective needs that module
+    from edgecnn.prune.latency import LatencyOptions
 
 METHODS = ("magnitude", "channel")
 OBJECTIVES = ("macs", "latency")
@@ -61,7 +65,7 @@ class PruneOptions:
     target_macs: float | None = None
     objective: str = "macs"
     target_latency: float | None = None
-    latency: object | None = None
+    latency: LatencyOptions | None = None
     criterion: str = "l1"
     channel_multiple: int = 1
     skip: tuple[str, ...] = ()
@@ -101,7 +105,8 @@ class PruneOptions:
 
     @property
     def block_size(self) -> tuple[int, int]:
-        return tuple(self.block) if self.block is not None else (1, 1)
+        # __post_init__ has parsed a "RxC" block into (rows, cols)
+        return self.block if isinstance(self.block, tuple) else (1, 1)
 
     def _check_amount(self) -> None:
         if self.sparsity is not None and not 0.0 <= self.sparsity < 1.0:

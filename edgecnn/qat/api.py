@@ -86,9 +86,12 @@ def _finetune_through_simulation(source, task_data, options: QatOptions, stream,
     from edgecnn.train.task_data import evaluate_task
 
     info = source.info
+    lr, ema_decay, keep_best = options.lr, options.ema_decay, options.keep_best
+    if lr is None or ema_decay is None or keep_best is None:
+        raise ValueError("QatOptions.for_task() fills in lr, ema_decay and keep_best first")
     tuning = FinetuneOptions(epochs=options.epochs, batch=options.batch, seed=options.seed,
-                             verbose=options.verbose, lr=options.lr,
-                             ema_decay=options.ema_decay, keep_best=options.keep_best)
+                             verbose=options.verbose, lr=lr, ema_decay=ema_decay,
+                             keep_best=keep_best)
     sim = simulate_int8(source.model)
     try:
         sim.calibrate(_calibration_batches(info, task_data, options.seed))
@@ -111,12 +114,12 @@ def _calibration_batches(info, task_data, seed: int, batch: int = 25):
     """Model-ready float batches of up to CALIB_IMAGES training images (like the converter's)."""
     rng = np.random.default_rng(seed)
     if task_data.task is Task.DETECT:
-        images = task_data.detect.train.images
+        images = task_data.detection.train.images
         pick = np.sort(rng.permutation(len(images))[:CALIB_IMAGES])
         for i in range(0, len(pick), batch):
             yield images[pick[i:i + batch]].astype(np.float32) / 255.0
         return
-    x = task_data.classify.x_train
+    x = task_data.classification.x_train
     mean = np.asarray(info.mean, np.float32)
     std = np.asarray(info.std, np.float32)
     pick = np.sort(rng.permutation(len(x))[:CALIB_IMAGES])

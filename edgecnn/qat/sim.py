@@ -24,6 +24,7 @@ estimator of ``tf.quantization.fake_quant_*``); activations clipped by a range g
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from edgecnn.errors import UsageError
 from edgecnn.lazy import keras, tensorflow
@@ -46,7 +47,7 @@ class Simulation:
     output of any original layer (for training heads such as pre-sigmoid logits).
     """
 
-    model: object
+    model: Any  # keras.Model (Keras ships no type information)
     outputs_by_layer: dict
     frozen_bn: list = field(default_factory=list)
     quantizers: list = field(default_factory=list)
@@ -91,7 +92,7 @@ def _make_layers():
 
 
 def _act_quant_class():
-    k = keras()
+    k: Any = keras()  # Any: the base class below comes from a module imported at run time
     tf = tensorflow()
 
     class ActQuant(k.layers.Layer):
@@ -144,7 +145,7 @@ def _per_channel(kernel, axis_size):
 
 
 def _weight_quant_class():
-    k = keras()
+    k: Any = keras()  # Any: the base class below comes from a module imported at run time
 
     class WeightQuant(k.layers.Layer):
         """Runs ``inner`` (Conv2D, DepthwiseConv2D or Dense) with a fake-quantized kernel.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import Any
 
 from edgecnn.lazy import keras
 from edgecnn.train.common import current_lr
@@ -15,7 +16,7 @@ def progress_callback(epochs: int, monitor: str = "val_accuracy", stream=None):
 
     A ``*`` marks an epoch that improved ``monitor`` (the one the best checkpoint keeps).
     """
-    k = keras()
+    k: Any = keras()  # Any: the base class below comes from a module imported at run time
 
     class Progress(k.callbacks.Callback):
         def __init__(self):

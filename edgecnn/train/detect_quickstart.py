@@ -19,6 +19,7 @@ def detect_step(ctx) -> str:
     from edgecnn.evaluate.detect import evaluate_detection
     from edgecnn.rundir import RunInfo
     from edgecnn.runtime.detector import Detector, DetectorOptions
+    from edgecnn.runtime.task import Task
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.detect import train_detector
 
@@ -27,7 +28,7 @@ def detect_step(ctx) -> str:
     n_train, n_val, epochs = (32, 8, 2) if fast else (800, 100, 20)
     data = make_synthetic_dataset(ctx.work / "shapes", n_train, n_val, imgsz=imgsz,
                                   seed=ctx.options.seed)
-    run = train_detector(TrainConfig(task="detect", data=str(data), arch=arch,
+    run = train_detector(TrainConfig(task=Task.DETECT, data=str(data), arch=arch,
                                      out=str(ctx.work / "det_run"), imgsz=imgsz, epochs=epochs,
                                      batch=16, width=1.0 if fast else 1.5,
                                      seed=ctx.options.seed, verbose=0))

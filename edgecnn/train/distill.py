@@ -17,6 +17,7 @@ any training: a teacher for other classes, another task or another input is a on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime.task import Task
@@ -54,7 +55,7 @@ class Teacher:
         probabilities: its classifier output is already softmax (else logits).
     """
 
-    model: object
+    model: Any  # keras.Model (Keras ships no type information)
     source: str
     labels: tuple[str, ...] | None
     mean: tuple[float, ...]

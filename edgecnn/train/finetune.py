@@ -17,6 +17,7 @@ losses and loop as ``edgecnn train``. What differs is the recipe, on purpose:
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgecnn.errors import UsageError
@@ -58,7 +59,7 @@ class FinetuneOptions:
 
 
 def finetune(info: RunInfo, model, data: TaskData, options: FinetuneOptions,
-             callbacks: list = (), stream=None, heads=None) -> dict[str, list[float]]:
+             callbacks: Sequence = (), stream=None, heads=None) -> dict[str, list[float]]:
     """Train ``model`` in place for ``options.epochs``; returns the per-epoch history.
 
     Args:
@@ -81,7 +82,7 @@ def finetune(info: RunInfo, model, data: TaskData, options: FinetuneOptions,
 def steps_for(data: TaskData, options: FinetuneOptions) -> int:
     """Optimizer steps a fine-tuning run of ``options`` takes (for the pruning schedule)."""
     if data.task is Task.CLASSIFY:
-        n = len(data.classify.x_train)
+        n = len(data.classification.x_train)
         return max(1, n // max(1, min(options.batch, n))) * max(0, options.epochs)
     return data.steps_per_epoch * max(0, options.epochs)
 
@@ -105,7 +106,7 @@ def _finetune_detector(model, data: TaskData, options: FinetuneOptions, callback
     from edgecnn.train.engine.detector import DetectorEngine
 
     say = (lambda line: print(line, file=stream, flush=True)) if options.verbose else None
-    engine = DetectorEngine(model, data.detect, detector_recipe(options), heads=heads,
+    engine = DetectorEngine(model, data.detection, detector_recipe(options), heads=heads,
                             callbacks=callbacks)
     fit = engine.fit(say or (lambda line: None))
     history = dict(fit.history)
@@ -126,7 +127,7 @@ def _finetune_classifier(info: RunInfo, model, data: TaskData, options: Finetune
         epochs=options.epochs, batch=options.batch, lr=options.lr, optimizer="adam",
         schedule="cosine", warmup_epochs=0, augment=options.augment, seed=options.seed,
         from_logits=info.output_activation not in ("softmax", "sigmoid"))
-    batches = engine.classifier_batches(data.classify, recipe, info.mean, info.std)
+    batches = engine.classifier_batches(data.classification, recipe, info.mean, info.std)
     engine.compile_classifier(model, recipe, batches.steps)
     fit = engine.fit_classifier(model, batches, recipe, callbacks=callbacks,
                                 stream=stream if options.verbose else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgecnn.errors import UsageError
 from edgecnn.rundir import MODEL_FILE, Provenance, RunInfo, dataset_reference
@@ -20,7 +21,7 @@ class SourceRun:
     """
 
     path: str
-    model: object                # keras.Model
+    model: Any                   # keras.Model (Keras ships no type information)
     info: RunInfo
     spec: str
     data_dir: str | None

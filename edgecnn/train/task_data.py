@@ -4,10 +4,15 @@ metric on it (prune and ``qat`` measure before and after with these)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgecnn.errors import UsageError
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime.task import Task
+
+if TYPE_CHECKING:  # loading either needs TensorFlow: imported when used
+    from edgecnn.data import ClassificationData
+    from edgecnn.train.engine.detector_data import DetectionData
 
 
 @dataclass(frozen=True)
@@ -21,9 +26,23 @@ class TaskData:
     """
 
     task: Task
-    classify: object | None = None
-    detect: object | None = None
+    classify: ClassificationData | None = None
+    detect: DetectionData | None = None
     steps_per_epoch: int = 0
+
+    @property
+    def classification(self) -> ClassificationData:
+        """``classify``, which a classifier's data always has."""
+        if self.classify is None:
+            raise UsageError(f"this is {self.task.value} data, not classification data")
+        return self.classify
+
+    @property
+    def detection(self) -> DetectionData:
+        """``detect``, which a detector's data always has."""
+        if self.detect is None:
+            raise UsageError(f"this is {self.task.value} data, not detection data")
+        return self.detect
 
 
 def load_task_data(info: RunInfo, model, spec: str, data_dir: str | None = None,
@@ -44,12 +63,12 @@ def evaluate_task(info: RunInfo, model, data: TaskData, split: str = "val") -> d
     if data.task is Task.CLASSIFY:
         from edgecnn.train.engine.classifier import accuracy
 
-        cd = data.classify
+        cd = data.classification
         x, y = (cd.x_val, cd.y_val) if split == "val" else (cd.x_test, cd.y_test)
         return {"accuracy": accuracy(model, x, y, info.mean, info.std)}
     from edgecnn.train.engine.detector_data import detection_map
 
-    return {k: round(v, 6) for k, v in detection_map(model, data.detect).items()}
+    return {k: round(v, 6) for k, v in detection_map(model, data.detection).items()}
 
 
 def _load_classification(info: RunInfo, model, spec: str, data_dir: str | None,

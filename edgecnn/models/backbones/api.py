@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from edgecnn.errors import UsageError
 from edgecnn.lazy import keras
@@ -53,7 +54,7 @@ BACKBONES: dict[str, BackboneInfo] = {
 class Backbone:
     """A feature extractor: ``model(x) -> [stride 8, stride 16, stride 32]`` feature maps."""
 
-    model: object                 # keras.Model with 3 outputs, ordered by stride
+    model: Any                    # keras.Model with 3 outputs, ordered by stride
     info: BackboneInfo
     input_spec: InputSpec         # size, colour and the (pixel - mean) / std it expects
     weights: str | None

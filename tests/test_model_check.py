@@ -74,7 +74,8 @@ def test_scale_that_aborts_the_interpreter_is_refused(tiny, tmp_path):
 
 @pytest.mark.parametrize("batch, needle", [
     (40000, "tensors would need"),                 # refused from the file alone
-    (5000, "loading the model took"),              # the probe measured it
+    # the probe measured it, or (slow machine, emulated aarch64) gave up waiting for it
+    (5000, ("loading the model took", "did not load and run in time")),
 ])
 def test_changed_batch_size_is_refused_before_it_allocates(tiny, tmp_path, batch, needle):
     flat, _ = tiny
@@ -87,7 +88,9 @@ def test_changed_batch_size_is_refused_before_it_allocates(tiny, tmp_path, batch
             "\nsys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
                           text=True, timeout=120)
-    _assert_refused(proc, needle)
+    alternatives = needle if isinstance(needle, tuple) else (needle,)
+    _assert_refused(proc)
+    assert any(n in proc.stderr for n in alternatives), proc.stderr
     assert int(proc.stderr.strip().splitlines()[-1]) < 300, "peak RSS (MB) of the loader"
 
 

@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 from edgecnn.runtime import Detector, DetectorOptions, TFLiteModel  # noqa: E402
 from edgecnn.runtime import postprocess as pp  # noqa: E402
 from edgecnn.runtime.decoders import anchor_free_ltrb as afl  # noqa: E402
-from edgecnn.runtime.types import Letterbox  # noqa: E402
 
 IMGSZ = 256
 

@@ -16,7 +16,6 @@ import pytest
 
 from camera_models import model_path, write_square_video
 from conftest import assert_one_line_error
-from edgecnn.camera.capture import CaptureOptions
 from edgecnn.camera.loop import LoopOptions, run
 from edgecnn.camera.sources import MemorySource, SourceError, open_source
 from edgecnn.runtime import load

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error
-from edgecnn.data.checks import Problem
 from edgecnn.data.detection import load_detection_dataset
 from edgecnn.data.synth import DEFAULT_CLASSES, make_synthetic_dataset, render_scene
 from edgecnn.data.synth_video import load_video_truth, truth_path, write_synthetic_video
@@ -88,7 +87,7 @@ def test_object_colour_does_not_give_away_the_class():
 
 def test_synthetic_dataset_round_trips_through_the_yolo_reader(tmp_path):
     yaml_a = make_synthetic_dataset(tmp_path / "a", n_train=12, n_val=4, imgsz=96, seed=3)
-    yaml_b = make_synthetic_dataset(tmp_path / "b", n_train=12, n_val=4, imgsz=96, seed=3)
+    make_synthetic_dataset(tmp_path / "b", n_train=12, n_val=4, imgsz=96, seed=3)
     assert yaml_a == tmp_path / "a" / "data.yaml"
     for rel in ("labels/train/000005.txt", "images/val/000002.jpg", "data.yaml"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()

@@ -50,7 +50,7 @@ def make_interpreter(model_content: bytes, num_threads: int | None = None,
     shows the model's own operators instead of one ``DELEGATE`` node (used by inspect).
     """
     module = interpreter_module()
-    kwargs = {"model_content": model_content}
+    kwargs: dict[str, object] = {"model_content": model_content}
     if num_threads is not None:
         kwargs["num_threads"] = int(num_threads)
     resolver = getattr(module, "OpResolverType", None)

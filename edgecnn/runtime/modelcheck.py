@@ -31,6 +31,7 @@ import select
 import subprocess
 import sys
 import threading
+from typing import IO
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -331,6 +332,13 @@ def probe_model(flatbuffer: bytes, threads: int | None = None,
                               "raise the limit with EDGECNN_MAX_TENSOR_MB")
 
 
+
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """A pipe of the probe server (always made, as Popen was asked for PIPE)."""
+    if stream is None:
+        raise OSError("the probe server has no pipe")
+    return stream
+
 class _ProbeServer:
     """One probe server per process, started on first use and restarted if it dies."""
 
@@ -344,8 +352,9 @@ class _ProbeServer:
             for attempt in range(2):
                 try:
                     proc = self._ensure(module)
-                    proc.stdin.write(json.dumps(request).encode() + b"\n" + flatbuffer)
-                    proc.stdin.flush()
+                    stdin = _pipe(proc.stdin)
+                    stdin.write(json.dumps(request).encode() + b"\n" + flatbuffer)
+                    stdin.flush()
                     line = self._readline(proc, request["timeout"] + 30.0)
                     return json.loads(line)
                 except (OSError, ValueError) as err:
@@ -376,9 +385,10 @@ class _ProbeServer:
 
     @staticmethod
     def _readline(proc: subprocess.Popen, timeout: float) -> bytes:
-        if not select.select([proc.stdout], [], [], timeout)[0]:
+        stdout = _pipe(proc.stdout)
+        if not select.select([stdout], [], [], timeout)[0]:
             raise OSError(f"the probe server gave no answer in {timeout:.0f} s")
-        line = proc.stdout.readline()
+        line = stdout.readline()
         if not line:
             raise OSError("the probe server stopped")
         return line
@@ -389,7 +399,8 @@ class _ProbeServer:
             return
         for stream in (proc.stdin, proc.stdout):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
         try:

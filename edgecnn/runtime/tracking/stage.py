@@ -78,7 +78,8 @@ class TrackingStage:
         if self.lines or self.zones:
             centres = (out.boxes[:, :2] + out.boxes[:, 2:]) / 2
             ids, classes = out.ids.tolist(), out.classes.tolist()
-            for counter in (*self.lines, *self.zones):
+            counters: list[LineCounter | ZoneCounter] = [*self.lines, *self.zones]
+            for counter in counters:
                 events += counter.update(ids, centres, classes, self.labels, frame, t, size,
                                          out.removed)
         self.events_total += len(events)

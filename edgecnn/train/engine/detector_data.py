@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgecnn.errors import UsageError
+
+if TYPE_CHECKING:
+    from edgecnn.data.detect_pipeline import DetectionArrays
 
 MAX_BOXES = 100     # boxes per image kept for training (padding rows beyond the real ones)
 
@@ -23,8 +27,8 @@ class DetectionData:
         imgsz: square model input side.
     """
 
-    train: object
-    val: object
+    train: DetectionArrays
+    val: DetectionArrays
     val_truth: list
     names: tuple[str, ...]
     strides: tuple[int, ...]

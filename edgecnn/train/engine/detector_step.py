@@ -9,6 +9,7 @@ updates the weight average.
 
 from __future__ import annotations
 
+from typing import Any
 from dataclasses import dataclass
 
 from edgecnn.errors import UsageError
@@ -54,8 +55,8 @@ def detector_heads(model, replay=None):
 class AnchorGrid:
     """Anchor centres ``(N, 2)`` and their strides ``(N,)`` as constants, in FORMAT.md order."""
 
-    centers: object
-    strides: object
+    centers: Any   # tf.Tensor; TensorFlow has no types mypy can read
+    strides: Any
 
     @classmethod
     def of(cls, imgsz: int, strides: tuple[int, ...]) -> "AnchorGrid":

@@ -307,11 +307,18 @@ def main() -> None:
     p.add_argument("--calib", required=True, help="folder of other photos for int8 calibration")
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgecnn-transfer"))
-    for parser in (p, q, r):
+    k = sub.add_parser("kangaroo", help="pretrained detector vs det_s from scratch in the same "
+                                        "time; int8 latency of every family beside YOLO11n")
+    import transfer_kangaroo
+
+    transfer_kangaroo.add_arguments(k)
+    k.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgecnn-kangaroo"))
+    for parser in (p, q, r, k):
         parser.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     start = time.time()
-    result = {"parity": parity, "latency": latency, "probe": probe}[args.command](args)
+    result = {"parity": parity, "latency": latency, "probe": probe,
+              "kangaroo": transfer_kangaroo.kangaroo}[args.command](args)
     from edgecnn.bench.machine import cpu_model
 
     result["machine"] = {"cpu": cpu_model(),

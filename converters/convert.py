@@ -53,6 +53,7 @@ class ConversionResult:
     debug_csv: Path | None = None
     debug_markdown: Path | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    float_tensors: tuple[str, ...] = ()     # ops left in float (--float-layers/--float-worst)
 
     def to_dict(self) -> dict:
         return {
@@ -64,7 +65,7 @@ class ConversionResult:
             "seconds": round(self.seconds, 2),
             "debug_csv": str(self.debug_csv) if self.debug_csv else None,
             "debug_markdown": str(self.debug_markdown) if self.debug_markdown else None,
-            "notes": list(self.notes),
+            "notes": list(self.notes), "float_tensors": list(self.float_tensors),
         }
 
 
@@ -73,6 +74,7 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
                   calib: str | None = None, calib_size: int = cal.DEFAULT_CALIB_SIZE,
                   held_out: int = cal.DEFAULT_HELD_OUT, data_dir: str | None = None,
                   debug_quant: bool = False, keep_names: bool = False,
+                  float_layers: tuple[str, ...] = (), float_worst: int = 0,
                   verbose: bool = False) -> ConversionResult:
     """Convert a run directory or ``.keras`` file to a ``.tflite`` with metadata.
 
@@ -89,6 +91,9 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
         debug_quant: also write the per-layer quantization error report (int8 only).
         keep_names: keep the converter's long intermediate tensor names (for reading the model
             in a viewer); by default they become ``t<index>``, 3-6 KB less per model.
+        float_layers: int8 only: Keras layers to leave in float (:mod:`converters.selective`).
+        float_worst: int8 only: also leave the N ops of the highest per-layer int8 error
+            (the ``debug_quant`` report's ``rmse/scale``) in float.
         verbose: show converter output instead of capturing it.
 
     Example:
@@ -100,12 +105,16 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
     # load, export, conversion, interpreter creation): capture all of it unless verbose.
     with captured_output(enabled=not verbose):
         return _convert(Path(model), output, recipe, calib, calib_size, held_out, data_dir,
-                        debug_quant, keep_names, verbose)
+                        debug_quant, keep_names, verbose, (tuple(float_layers), float_worst))
 
 
 def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_out: int,
-             data_dir, debug_quant: bool, keep_names: bool, verbose: bool) -> ConversionResult:
+             data_dir, debug_quant: bool, keep_names: bool, verbose: bool,
+             selective: tuple[tuple[str, ...], int] = ((), 0)) -> ConversionResult:
     start = time.perf_counter()
+    if (selective[0] or selective[1]) and not recipe.needs_calibration:
+        raise UsageError("--float-layers / --float-worst need --quant int8",
+                         "float recipes keep every layer in float already")
     if debug_quant and not recipe.needs_calibration:
         raise UsageError("--debug-quant needs --quant int8",
                          "per-layer errors exist only for fully quantized models")
@@ -148,8 +157,19 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
         representative = cal.representative_dataset(calib_x)
 
     debug_layers = None
+    float_tensors: tuple[str, ...] = ()
     with exported_saved_model(kmodel, verbose) as saved:
-        flatbuffer = convert_saved_model(saved, recipe, representative, verbose)
+        if selective[0] or selective[1]:
+            from converters.selective import convert_selective
+
+            chosen = convert_selective(saved, recipe, representative, *selective,
+                                       verbose=verbose)
+            flatbuffer, float_tensors = chosen.flatbuffer, chosen.float_tensors
+            notes.append(f"{len(float_tensors)} ops left in float ("
+                         f"{', '.join(selective[0]) or 'none named'}"
+                         f"{f', the {selective[1]} worst' if selective[1] else ''})")
+        else:
+            flatbuffer = convert_saved_model(saved, recipe, representative, verbose)
         if debug_quant:
             from converters.debug import run_quantization_debugger
 
@@ -196,7 +216,7 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
         calib_samples=0 if calib_x is None else len(calib_x),
         calib_source=images.source if (images is not None and calib_x is not None) else "",
         seconds=time.perf_counter() - start, debug_csv=debug_csv, debug_markdown=debug_md,
-        notes=tuple(notes))
+        notes=tuple(notes), float_tensors=float_tensors)
 
 
 def measure_agreement(kmodel, converted: TFLiteModel, meta: md.Metadata,

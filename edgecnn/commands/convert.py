@@ -25,6 +25,12 @@ import click
               help="Folder holding the fashion-mnist / mnist idx files.")
 @click.option("--debug-quant", is_flag=True,
               help="Also write the per-layer quantization error report (.quant_debug.csv/.md).")
+@click.option("--float-layers", default=None, metavar="NAME,...",
+              help="int8: Keras layers to leave in float (e.g. stem_conv,block0_dw): more "
+                   "accurate, a little slower.")
+@click.option("--float-worst", type=int, default=0, show_default=True,
+              help="int8: also leave the N ops with the largest int8 error (the --debug-quant "
+                   "ranking) in float.")
 @click.option("--keep-names", is_flag=True,
               help="Keep the converter's long tensor names (default: shortened, smaller file).")
 @click.option("--task", type=click.Choice(["classify", "detect"]), default=None,
@@ -44,7 +50,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, debug_quant,
-            keep_names, task, labels, layout, mean, std, resize, output, as_json) -> None:
+            float_layers, float_worst, keep_names, task, labels, layout, mean, std, resize,
+            output, as_json) -> None:
     """Convert MODEL to a .tflite with edgecnn metadata.
 
     MODEL is an edgecnn run directory or .keras file, or a model from elsewhere: ONNX (.onnx),
@@ -65,10 +72,12 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
                          labels, layout, mean, std, resize, verbose, as_json)
         return
     from converters import convert_model
+    from converters.selective import parse_float_layers
 
     result = convert_model(model, output, quant, io=io_type, calib=calib, calib_size=calib_size,
                            held_out=held_out, data_dir=data_dir, debug_quant=debug_quant,
-                           keep_names=keep_names, verbose=verbose)
+                           keep_names=keep_names, float_layers=parse_float_layers(float_layers),
+                           float_worst=float_worst, verbose=verbose)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

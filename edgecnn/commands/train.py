@@ -49,6 +49,12 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
               default="none", show_default=True, help="classify: tf.distribute strategy.")
 @click.option("--patience", type=int, default=None, help="Early stopping patience (epochs).")
 @click.option("--max-train", type=int, default=None, help="Use at most N training samples.")
+@click.option("--weights", default=None, metavar="imagenet|RUN_DIR|FILE",
+              help="Initial weights: 'imagenet' (architectures on a pretrained backbone, see "
+                   "--list-archs), an earlier run directory, or a .keras / .weights.h5 / .pth "
+                   "file. Fine-tunes in two phases (backbone frozen, then all layers).")
+@click.option("--freeze-epochs", type=int, default=None,
+              help="With --weights: epochs with the backbone frozen (default: a tenth).")
 @click.option("--overwrite", is_flag=True,
               help="Write into an existing folder that holds other files (only same-named "
                    "entries are replaced; nothing else is deleted).")
@@ -71,14 +77,16 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, label_smoothing,
           weight_decay, no_augment, seed, data_dir, val_split, width, distribute, patience,
-          max_train, overwrite, deterministic, threads, keep, teacher, distill_weight,
-          distill_temperature, quiet) -> None:
+          max_train, weights, freeze_epochs, overwrite, deterministic, threads, keep, teacher,
+          distill_weight, distill_temperature, quiet) -> None:
     """Train a classifier or detector; writes model.keras, run.json, labels.txt,
     history.csv and curves.png into --out (atomically).
 
     \b
     Example:
       edgecnn train --task classify --data fashion-mnist --arch dsnet_s --epochs 15 --out runs/fm
+      edgecnn train --task detect --data kangaroo/ --arch det_lite0 --weights imagenet \
+          --imgsz 256 --epochs 30 --batch 16 --out runs/kangaroo
     """
     from edgecnn.train.api import train as train_model
     from edgecnn.train.config import TrainConfig
@@ -89,7 +97,8 @@ def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, 
                          distribute=distribute, patience=patience, max_train=max_train,
                          verbose=0 if quiet else 1, schedule=schedule,
                          label_smoothing=label_smoothing, weight_decay=weight_decay,
-                         overwrite=overwrite, deterministic=deterministic, threads=threads, keep=keep,
-                         teacher=teacher, distill_weight=distill_weight,
+                         weights=weights, freeze_epochs=freeze_epochs,
+                         overwrite=overwrite, deterministic=deterministic, threads=threads,
+                         keep=keep, teacher=teacher, distill_weight=distill_weight,
                          distill_temperature=distill_temperature)
     train_model(config)

@@ -109,13 +109,15 @@ def ground_truth_of(samples) -> list:
 def keras_predict(model, arrays, strides, batch: int = 32,
                   score_threshold: float = MAP_SCORE_THRESHOLD,
                   iou_threshold: float = MAP_IOU_THRESHOLD,
-                  max_detections: int = MAP_MAX_DETECTIONS) -> list[ImageDetections]:
+                  max_detections: int = MAP_MAX_DETECTIONS, mean=(0.0,),
+                  std=(255.0,)) -> list[ImageDetections]:
     """Run a Keras detector on letterboxed arrays; decode with the runtime's post-processing.
 
     Args:
         model: Keras model with outputs ``[boxes, scores]``.
         arrays: :class:`edgecnn.data.detect_pipeline.DetectionArrays`.
         strides: decoder strides.
+        mean, std: the model's input contract ``x = (pixel - mean) / std`` (run.json's).
     """
     from edgecnn.runtime import postprocess as pp
     from edgecnn.runtime.decoders.anchor_free_ltrb import decode_head
@@ -123,8 +125,9 @@ def keras_predict(model, arrays, strides, batch: int = 32,
     imgsz = arrays.images.shape[1:3]
     out = []
     fn = _compiled_forward(model)
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     for start in range(0, len(arrays), batch):
-        x = arrays.images[start:start + batch].astype(np.float32) / 255.0
+        x = (arrays.images[start:start + batch].astype(np.float32) - mean) / std
         boxes, scores = (np.asarray(t) for t in fn(x))
         for j in range(boxes.shape[0]):
             i = start + j
@@ -252,7 +255,8 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         imgsz = int(model.inputs[0].shape[1])
         arrays = load_arrays(samples, imgsz)
         skipped = list(arrays.skipped)
-        detections = keras_predict(model, arrays, strides)
+        norm = {"mean": info.mean, "std": info.std} if info is not None else {}
+        detections = keras_predict(model, arrays, strides, **norm)
     # Ground truth of the images that were scored: a skipped image is neither hit nor missed.
     failed = set(skipped)
     scored = [s for s in samples if str(s.image_path) not in failed]

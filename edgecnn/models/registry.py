@@ -40,7 +40,7 @@ _REGISTRY: dict[str, ModelEntry] = {}
 # Modules that register builders when imported; imported lazily so listing needs no TF
 # until a model is built.
 _BUILDER_MODULES = ("edgecnn.models.classify", "edgecnn.models.detect",
-                    "edgecnn.models.backbones.classifiers")
+                    "edgecnn.models.backbones.classifiers", "edgecnn.models.backbones.detectors")
 
 
 def register_model(name: str, task: str, description: str = "",

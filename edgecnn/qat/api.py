@@ -113,15 +113,15 @@ def _finetune_through_simulation(source, task_data, options: QatOptions, stream,
 def _calibration_batches(info, task_data, seed: int, batch: int = 25):
     """Model-ready float batches of up to CALIB_IMAGES training images (like the converter's)."""
     rng = np.random.default_rng(seed)
+    mean = np.asarray(info.mean, np.float32)
+    std = np.asarray(info.std, np.float32)
     if task_data.task is Task.DETECT:
         images = task_data.detection.train.images
         pick = np.sort(rng.permutation(len(images))[:CALIB_IMAGES])
         for i in range(0, len(pick), batch):
-            yield images[pick[i:i + batch]].astype(np.float32) / 255.0
+            yield (images[pick[i:i + batch]].astype(np.float32) - mean) / std
         return
     x = task_data.classification.x_train
-    mean = np.asarray(info.mean, np.float32)
-    std = np.asarray(info.std, np.float32)
     pick = np.sort(rng.permutation(len(x))[:CALIB_IMAGES])
     for i in range(0, len(pick), batch):
         yield (x[pick[i:i + batch]].astype(np.float32) - mean) / std

@@ -60,6 +60,8 @@ class TrainConfig:
     distill_weight: float | None = None       # None: 0.5 classify (share), 1.0 detect
     distill_temperature: float | None = None  # classify: softmax temperature (None: 4)
     overwrite: bool = False         # replace same-named entries in a folder edgecnn did not write
+    weights: str | None = None      # initial weights: "imagenet", a run dir or a weights file
+    freeze_epochs: int | None = None  # --weights: epochs with the backbone frozen (None: auto)
 
     def __post_init__(self) -> None:
         from edgecnn.train.distribute import strategy_name
@@ -70,6 +72,7 @@ class TrainConfig:
         self._check_choices()
         self._check_task_options()
         self._check_distillation()
+        self._check_weights()
 
     def _check_numbers(self) -> None:
         if self.epochs < 1:
@@ -131,6 +134,19 @@ class TrainConfig:
         temperature = (self.distill_temperature if self.distill_temperature is not None
                        else DISTILL_TEMPERATURE)
         return DistillOptions(weight=weight, temperature=temperature)
+
+    def _check_weights(self) -> None:
+        from edgecnn.train.initial_weights import parse_weights
+
+        parse_weights(self.weights)     # a bad value fails here, before anything loads
+        if self.freeze_epochs is not None:
+            if self.weights is None:
+                raise UsageError("--freeze-epochs applies to fine-tuning only",
+                                 "add --weights imagenet (or a run), or drop --freeze-epochs")
+            if not 0 <= self.freeze_epochs < self.epochs:
+                raise UsageError(f"--freeze-epochs must be in [0, epochs), got "
+                                 f"{self.freeze_epochs} for {self.epochs} epochs",
+                                 f"use e.g. --freeze-epochs {max(0, self.epochs // 10)}")
 
     def _check_task_options(self) -> None:
         for f in fields(self):

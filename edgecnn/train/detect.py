@@ -30,7 +30,6 @@ from edgecnn.train.engine.ema import EmaOptions
 # val mAP50 0.02 at 2e-3, 0.08 at 5e-3, 0.12 at 1e-2, 0.14 at 2e-2).
 DEFAULT_LR = {"adam": 1e-2, "adamw": 2e-3, "sgd": 0.02}
 DEFAULT_WEIGHT_DECAY = 5e-4
-MEAN, STD = (0.0,), (255.0,)
 # Deployment defaults written into the decoder metadata (mAP is measured at 0.001 instead).
 SCORE_THRESHOLD, IOU_THRESHOLD, MAX_DETECTIONS = 0.25, 0.45, 100
 # From scratch the weights move fast for the first few hundred steps: the average warms up
@@ -38,6 +37,10 @@ SCORE_THRESHOLD, IOU_THRESHOLD, MAX_DETECTIONS = 0.25, 0.45, 100
 SCRATCH_EMA = EmaOptions(decay=0.999, tau=300.0)
 STATIC_EPOCHS = 3
 WARMUP_EPOCHS = 3
+# From --weights: the pretrained backbone is good already (its learning rate is a tenth of
+# this in phase 2, edgecnn.train.engine.phases), and the average warms up over 100 steps.
+TRANSFER_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.01}
+TRANSFER_EMA = EmaOptions(decay=0.999, tau=100.0)
 
 
 def train_detector(config: TrainConfig, stream=None) -> Path:
@@ -56,42 +59,76 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
         raise UsageError(f"train_detector got task {config.task.value!r}", "use --task detect")
     run_dir = common.check_out_dir(config.out, config.overwrite)  # before any slow work
     from edgecnn.models.detect import anchor_count
-    from edgecnn.models.registry import get_entry
-    from edgecnn.train.engine.detector import DetectorEngine
+    from edgecnn.models.registry import Normalization, get_entry
     from edgecnn.train.engine.detector_data import decode, read_detection_samples
+    from edgecnn.train.initial_weights import build_with_weights, check_weights_for, parse_weights
 
     entry = get_entry(config.arch, task="detect")  # fail fast on a bad name, before data
+    source = parse_weights(config.weights)
+    check_weights_for(source, config.arch, Task.DETECT)
     imgsz, strides = _input_geometry(config, entry)
     samples = read_detection_samples(config.data, config.val_split, config.seed,
                                      config.max_train)
     teacher = common.teacher_for(config, samples.names, (imgsz, imgsz, 3),
                                  anchors=anchor_count(imgsz, strides))
+    common.configure_threads(config.threads)
+    common.seed_everything(config.seed, config.deterministic)
+    # Built before the images are decoded, so weights that do not fit fail in seconds.
+    model, weights = build_with_weights(entry, source, (imgsz, imgsz, 3), samples.names,
+                                        **arch_kwargs(entry.builder, config))
+    norm = entry.normalization or Normalization()
     t0 = time.perf_counter()
-    data = decode(samples, imgsz, strides)
+    data = decode(samples, imgsz, strides, norm.mean, norm.std)
     say(config, out, f"data  {len(data.train)} train / {len(data.val)} val images, "
          f"{len(data.names)} classes, decoded to {imgsz}x{imgsz} in "
          f"{time.perf_counter() - t0:.1f}s")
 
-    common.configure_threads(config.threads)
-    common.seed_everything(config.seed, config.deterministic)
-    model = entry.builder(input_shape=(imgsz, imgsz, 3), num_classes=len(data.names),
-                          **arch_kwargs(entry.builder, config))
-    recipe = scratch_recipe(config)
-    distill = config.distill_options()
-    engine = DetectorEngine(model, data, recipe, teacher=teacher,
-                            distill_weight=distill.weight if distill else 0.0)
+    pretrained = source is not None
+    recipe = transfer_recipe(config) if pretrained else scratch_recipe(config)
+    steps = len(data.train) // max(1, min(recipe.batch, len(data.train)))
     say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
-         f"{imgsz}x{imgsz}, strides {list(strides)}, {engine.grid.count} anchors, "
-         f"{engine.steps} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}")
+         f"{imgsz}x{imgsz}, strides {list(strides)}, {anchor_count(imgsz, strides)} anchors, "
+         f"{steps} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}; "
+         f"{weights.summary()}")
     if teacher is not None:
         say(config, out, f"teacher {teacher.source}: soft scores and boxes, weight "
-             f"{distill.weight:g}")
-    fit = engine.fit(lambda line: say(config, out, line))
-    _write_run(run_dir, config, model, data, fit)
+             f"{config.distill_options().weight:g}")
+    fit = _fit(config, model, data, recipe, pretrained, teacher,
+               lambda line: say(config, out, line))
+    _write_run(run_dir, config, model, data, fit, weights)
     say(config, out, f"done  kept epoch {fit.kept_epoch} ({config.keep}): val mAP50 "
          f"{fit.kept_map50:.4f} mAP {fit.kept_map:.4f}; {fit.seconds:.1f}s training "
          f"({fit.usage.summary()}) -> {run_dir}")
     return run_dir
+
+
+def _fit(config: TrainConfig, model, data, recipe, pretrained: bool, teacher, say):
+    """From scratch: one engine run. From --weights: the two phases of fine-tuning."""
+    from edgecnn.train.engine.detector import DetectorEngine
+    from edgecnn.train.engine.phases import TransferPlan, fit_detector_in_phases
+
+    distill = config.distill_options()
+    options = {"teacher": teacher, "distill_weight": distill.weight if distill else 0.0}
+    if not pretrained:
+        return DetectorEngine(model, data, recipe, **options).fit(say)
+    plan = TransferPlan.default_for(config.epochs, config.freeze_epochs)
+    return fit_detector_in_phases(model, data, recipe, plan, say, **options)
+
+
+def transfer_recipe(config: TrainConfig):
+    """The engine recipe of a run that starts from ``--weights``: a lower learning rate than
+    from scratch, a short warm-up, an average of the weights over ~100 steps."""
+    from edgecnn.train.engine.detector import DetectorRecipe
+
+    optimizer = config.optimizer.lower()
+    return DetectorRecipe(
+        epochs=config.epochs, batch=config.batch,
+        lr=config.lr if config.lr is not None else TRANSFER_LR.get(optimizer, 1e-3),
+        optimizer=optimizer, weight_decay=config.weight_decay or DEFAULT_WEIGHT_DECAY,
+        schedule=config.schedule, warmup_epochs=1, ema=TRANSFER_EMA,
+        static_epochs=STATIC_EPOCHS, augment=config.augment, seed=config.seed,
+        eval_every=max(1, config.epochs // 10), keep_best=config.keep == "best",
+        patience=config.patience, purpose="fine-tuning")
 
 
 def scratch_recipe(config: TrainConfig):
@@ -121,10 +158,12 @@ def _input_geometry(config: TrainConfig, entry) -> tuple[int, tuple[int, ...]]:
     return imgsz, strides
 
 
-def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
+def _write_run(run_dir: Path, config: TrainConfig, model, data, fit, weights) -> None:
     """model.keras (the kept weights), run.json, labels.txt, history.csv, curves.png."""
+    from edgecnn.train.engine.backbone import release
     from edgecnn.train.engine.detector import USAGE_KEYS
 
+    release(model)   # frozen layers were a training device: the saved model trains whole
     metrics = {"val_map50": round(fit.kept_map50, 6), "val_map": round(fit.kept_map, 6),
                "kept_epoch": fit.kept_epoch, "best_epoch": fit.best_epoch,
                "best_val_map50": round(fit.best_map50, 6),
@@ -133,7 +172,8 @@ def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
                "skipped_images": data.skipped, **fit.metrics()}
     info = RunInfo(task=Task.DETECT, arch=config.arch, labels=list(data.names),
                    imgsz=(data.imgsz, data.imgsz), channels=3, color="RGB", resize="letterbox",
-                   mean=list(MEAN), std=list(STD), data=dataset_reference(config.data),
+                   mean=list(data.mean), std=list(data.std),
+                   data=dataset_reference(config.data),
                    data_dir=dataset_reference(config.data_dir),
                    split=Split(config.val_split, config.seed),
                    output_activation="sigmoid", seed=config.seed,
@@ -142,7 +182,10 @@ def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
                                        score_threshold=SCORE_THRESHOLD,
                                        iou_threshold=IOU_THRESHOLD,
                                        max_detections=MAX_DETECTIONS),
-                   metrics=metrics, config=asdict(config), provenance=Provenance.now("train"))
+                   metrics=metrics, config=asdict(config),
+                   reports={"weights": weights.to_dict()},
+                   provenance=Provenance.now("train", parent=weights.parent,
+                                             weights=weights.source))
     with atomic_dir(run_dir, config.overwrite) as tmp:
         model.save(tmp / MODEL_FILE)
         info.save(tmp)
@@ -154,3 +197,4 @@ def _write_run(run_dir: Path, config: TrainConfig, model, data, fit) -> None:
                         tmp / "curves.png", title=f"{config.arch} on {config.data}")
         except ImportError:
             pass
+

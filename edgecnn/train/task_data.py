@@ -110,5 +110,5 @@ def _load_detection(info: RunInfo, model, spec: str, max_train: int | None,
         raise UsageError(f"dataset {spec!r} has classes {list(names)[:4]} ({len(names)}) but "
                          f"the model predicts {classes}: {list(info.labels)[:4]}",
                          "pass the dataset the model was trained on")
-    data = decode(samples, int(info.imgsz[0]), tuple(info.decoder.strides))
+    data = decode(samples, int(info.imgsz[0]), tuple(info.decoder.strides), info.mean, info.std)
     return TaskData(Task.DETECT, detect=data, steps_per_epoch=data.steps_per_epoch(batch))

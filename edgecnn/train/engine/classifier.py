@@ -33,6 +33,8 @@ class ClassifierRecipe:
             (:mod:`~edgecnn.train.engine.fused_bn`).
         distill: soft targets from a teacher (:mod:`edgecnn.train.distill`): the batches carry
             them and the loss weighs them in (None: labels only).
+        backbone_lr_scale: learning rate of a pretrained backbone's trainable variables
+            relative to ``lr`` (the new head trains at ``lr``).
     """
 
     epochs: int
@@ -50,6 +52,7 @@ class ClassifierRecipe:
     fused_bn: bool = True
     distill: DistillOptions | None = None
     jit_compile: bool = False     # XLA: only to measure the decision (benchmarks/train_speed.py)
+    backbone_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
     from edgecnn.lazy import keras
     from edgecnn.train import common
 
+    from edgecnn.train.engine.backbone import backbone_layers, scale_learning_rate
+
     k = keras()
     lr = common.learning_rate(recipe.schedule, recipe.lr, steps * recipe.epochs,
                               common.warmup_steps(recipe.warmup_epochs, steps, recipe.epochs))
@@ -123,18 +128,25 @@ def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
         loss = k.losses.CategoricalCrossentropy(from_logits=recipe.from_logits,
                                                 label_smoothing=recipe.label_smoothing)
         metrics = ["accuracy"]
-    model.compile(optimizer=common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay),
-                  loss=loss, metrics=metrics, jit_compile=recipe.jit_compile)
+    optimizer = common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay)
+    if recipe.backbone_lr_scale != 1.0:
+        scale_learning_rate(optimizer, [v for layer in backbone_layers(model)
+                                        for v in layer.trainable_weights],
+                            recipe.backbone_lr_scale)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                  jit_compile=recipe.jit_compile)
 
 
 def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, *,
                    checkpoint: Path | None = None, callbacks=(),
-                   stream=None) -> ClassifierFit:
+                   stream=None, best_so_far: float | None = None) -> ClassifierFit:
     """Train a compiled ``model`` for ``recipe.epochs``.
 
     Args:
         checkpoint: where to save the model of the best val accuracy (None: keep the last
             weights only, in ``model``).
+        best_so_far: the val accuracy ``checkpoint`` holds already (an earlier phase's);
+            it is replaced only by a better one.
         callbacks: Keras callbacks run before the engine's own (the magnitude pruner's masks).
         stream: where to print one progress line per epoch (None: silent).
     """
@@ -145,7 +157,8 @@ def fit_classifier(model, batches: ClassifierBatches, recipe: ClassifierRecipe, 
     callbacks = list(callbacks)
     if checkpoint is not None:
         callbacks.append(k.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy",
-                                                     mode="max", save_best_only=True))
+                                                     mode="max", save_best_only=True,
+                                                     initial_value_threshold=best_so_far))
     if stream is not None:
         callbacks.append(progress_callback(recipe.epochs, stream=stream))
     if recipe.patience:

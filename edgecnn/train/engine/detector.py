@@ -56,6 +56,8 @@ class DetectorRecipe:
         assign: target assignment settings (None: ``AssignConfig()``).
         fused_bn: train batch norm through TensorFlow's fused kernel (the same function,
             ~25% less CPU per detector step; :mod:`~edgecnn.train.engine.fused_bn`).
+        backbone_lr_scale: learning rate of a pretrained backbone's trainable variables
+            relative to ``lr`` (the new pyramid and head train at ``lr``).
     """
 
     epochs: int
@@ -77,6 +79,7 @@ class DetectorRecipe:
     lr_floor: float = 0.01
     assign: object = None
     fused_bn: bool = True
+    backbone_lr_scale: float = 1.0
 
     def static_steps(self, steps_per_epoch: int) -> float:
         if self.static_epochs <= 0:
@@ -152,13 +155,15 @@ class DetectorEngine:
         from edgecnn.data.detect_pipeline import batches
         from edgecnn.lazy import tensorflow
         from edgecnn.train import common
+        from edgecnn.train.engine.backbone import normalized
         from edgecnn.train.engine.detector_step import AnchorGrid, detector_heads, make_train_step
         from edgecnn.train.engine.ema import WeightAverage, averaged_variables
 
         tf = tensorflow()
         self.model, self.data, self.recipe = model, data, recipe
         self.callbacks = list(callbacks)
-        self.heads = heads if heads is not None else detector_heads(model)
+        self.heads = normalized(heads if heads is not None else detector_heads(model),
+                                data.mean, data.std)
         self.grid = AnchorGrid.of(data.imgsz, data.strides)
         anchors = int(self.heads.outputs[0].shape[1])
         if anchors != self.grid.count:
@@ -172,7 +177,7 @@ class DetectorEngine:
         lr = common.learning_rate(recipe.schedule, recipe.lr, total,
                                   common.warmup_steps(recipe.warmup_epochs, self.steps,
                                                       recipe.epochs), recipe.lr_floor)
-        self.optimizer = common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay)
+        self.optimizer = _optimizer(model, recipe, lr)
         self.optimizer.build(self.heads.trainable_variables)
         self.average = (WeightAverage(averaged_variables(model), recipe.ema)
                         if recipe.ema is not None else None)
@@ -265,6 +270,18 @@ class DetectorEngine:
             self.average.swap()
         if best.weights is not None:
             self.model.set_weights(best.weights)
+
+
+def _optimizer(model, recipe: DetectorRecipe, lr):
+    """The recipe's optimizer; a pretrained backbone's variables at ``backbone_lr_scale``."""
+    from edgecnn.train import common
+    from edgecnn.train.engine.backbone import backbone_layers, scale_learning_rate
+
+    optimizer = common.make_optimizer(recipe.optimizer, lr, recipe.weight_decay)
+    if recipe.backbone_lr_scale != 1.0:
+        variables = [v for layer in backbone_layers(model) for v in layer.trainable_weights]
+        scale_learning_rate(optimizer, variables, recipe.backbone_lr_scale)
+    return optimizer
 
 
 def _epoch_line(epoch: int, epochs: int, means, scores: dict, seconds: float,

@@ -25,6 +25,8 @@ class DetectionData:
         names: class names, in output order.
         strides: the detector's decoder strides.
         imgsz: square model input side.
+        mean, std: the model's input contract ``x = (pixel - mean) / std`` (pretrained
+            backbones expect their ImageNet normalization; edgecnn's own detectors pixel/255).
     """
 
     train: DetectionArrays
@@ -33,6 +35,8 @@ class DetectionData:
     names: tuple[str, ...]
     strides: tuple[int, ...]
     imgsz: int
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (255.0,)
 
     def steps_per_epoch(self, batch: int) -> int:
         """Optimizer steps per epoch at ``batch`` (the last partial batch is dropped)."""
@@ -78,9 +82,10 @@ def read_detection_samples(spec: str, val_split: float, seed: int,
     return DetectionSamples(train, list(ds.val), tuple(ds.names))
 
 
-def decode(samples: DetectionSamples, imgsz: int, strides: tuple[int, ...]) -> DetectionData:
-    """Decode and letterbox every image to ``imgsz``; images that fail to decode are skipped
-    with a warning on stderr."""
+def decode(samples: DetectionSamples, imgsz: int, strides: tuple[int, ...],
+           mean=(0.0,), std=(255.0,)) -> DetectionData:
+    """Decode and letterbox every image to ``imgsz`` for a model that takes
+    ``(pixel - mean) / std``; images that fail to decode are skipped with a warning on stderr."""
     from edgecnn.data.detect_pipeline import load_arrays
     from edgecnn.evaluate.detect import ground_truth_of
 
@@ -93,12 +98,14 @@ def decode(samples: DetectionSamples, imgsz: int, strides: tuple[int, ...]) -> D
     skipped = set(val.skipped)
     val_samples = [s for s in samples.val if str(s.image_path) not in skipped]
     return DetectionData(train, val, ground_truth_of(val_samples), samples.names,
-                         tuple(int(s) for s in strides), int(imgsz))
+                         tuple(int(s) for s in strides), int(imgsz),
+                         tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
 
 def detection_map(model, data: DetectionData) -> dict[str, float]:
     """COCO ``{"map50", "map"}`` of a Keras detector on the val split (runtime decoding + NMS)."""
     from edgecnn.evaluate.detect import coco_map, keras_predict
 
-    res = coco_map(data.val_truth, keras_predict(model, data.val, data.strides), data.names)
+    detections = keras_predict(model, data.val, data.strides, mean=data.mean, std=data.std)
+    res = coco_map(data.val_truth, detections, data.names)
     return {"map50": float(res["map50"]), "map": float(res["map"])}

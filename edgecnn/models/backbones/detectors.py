@@ -1,0 +1,79 @@
+"""Registry entries for detectors on the pretrained backbones (``--arch det_lite0`` etc.).
+
+The anchor-free head and stride-8/16/32 feature pyramid of ``det_s`` / ``det_m``
+(:func:`edgecnn.models.detect.detection_head`) on an ImageNet backbone. Each builder takes
+``weights=None|"imagenet"``; the entry carries the backbone's input normalization, so a
+training run writes it into run.json and the ``.tflite`` metadata folds it into the input
+quantization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecnn.errors import UsageError
+from edgecnn.models.backbones.api import BACKBONES
+from edgecnn.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class BackboneDetector:
+    """A registered detector: which backbone, and the pyramid's channel count."""
+
+    backbone: str
+    neck: int
+    description: str
+
+
+# neck 64: the pyramid of det_s at --width 1.5 is 72 channels wide; 64 keeps every tensor a
+# multiple of 16 (XNNPACK's int8 tile) and the head a small share of the compute.
+DETECTORS: dict[str, BackboneDetector] = {
+    "det_lite0": BackboneDetector(
+        "efficientnet_lite0", 64,
+        "EfficientNet-Lite0 + pyramid + anchor-free head; --weights imagenet from the "
+        "[pretrained] extra"),
+    "det_mnv2": BackboneDetector(
+        "mobilenet_v2", 64,
+        "MobileNetV2 + pyramid + anchor-free head; --weights imagenet from Keras' cache"),
+    "det_mnv3": BackboneDetector(
+        "mobilenet_v3_large_minimal", 64,
+        "MobileNetV3-Large minimalistic + pyramid + anchor-free head; --weights imagenet "
+        "from Keras' cache"),
+}
+DEFAULT_IMGSZ = 256
+
+
+def backbone_of(arch: str) -> str | None:
+    """The backbone under registered architecture ``arch`` (a pretrained classifier is its own
+    backbone); None for edgecnn's own families."""
+    if arch in DETECTORS:
+        return DETECTORS[arch].backbone
+    return arch if arch in BACKBONES else None
+
+
+def pretrained_archs(task: str | None = None) -> list[str]:
+    """Registered architectures that ``--weights imagenet`` applies to."""
+    from edgecnn.models.registry import list_models
+
+    return [e.name for e in list_models(task) if backbone_of(e.name) is not None]
+
+
+def _register(name: str) -> None:
+    spec = DETECTORS[name]
+
+    @register_model(name, task="detect", default_imgsz=DEFAULT_IMGSZ,
+                    normalization=BACKBONES[spec.backbone].normalization,
+                    description=spec.description)
+    def _build(input_shape=(DEFAULT_IMGSZ, DEFAULT_IMGSZ, 3), num_classes: int = 1,
+               weights: str | None = None, **kwargs):
+        from edgecnn.models.detect import build_detector_on_backbone
+
+        if kwargs:
+            raise UsageError(f"architecture {name} does not take option(s) "
+                             f"{', '.join(sorted(kwargs))}", "drop them")
+        return build_detector_on_backbone(input_shape, num_classes, spec.backbone,
+                                          weights=weights, neck=spec.neck, name=name)
+
+
+for _name in DETECTORS:
+    _register(_name)

@@ -19,10 +19,24 @@ layer group, and tries output-aware rounding (``int8_rounding.py``) to locate th
 ``latency`` converts every pretrained classifier (random weights) to int8 and times them
 interleaved in one process, with the explicit-padding variant of the port beside them.
 
+``selective`` converts to int8 with chosen layers (or the N worst by int8 error) left in float
+and reports top-1 agreement with PyTorch, size and invoke time of each variant.
+``kangaroo`` measures the detection targets of issue 12 (see ``transfer_kangaroo.py``): the
+pretrained detector (``--weights imagenet``) against ``det_s --width 1.5`` from scratch given
+the same training time, float and int8 mAP on the benchmark's val split, and the int8 invoke
+time of every detector family beside YOLO11n's. It trains for tens of minutes: run it on a
+quiet machine. ``pareto`` draws docs/pareto.png from the JSON ``kangaroo`` wrote.
+
 Usage (parity needs ``pip install torch==2.13.0 efficientnet-lite-pytorch``, not edgecnn deps):
     python benchmarks/transfer.py parity --images DATA/coco128/images \\
         --calib DATA/kangaroo/images --work W --json results.json
     python benchmarks/transfer.py latency --calib DATA/kangaroo/images --work W
+    python benchmarks/transfer.py selective --images DATA/coco128/images \\
+        --calib DATA/kangaroo/images --work W --json selective.json
+    python benchmarks/kangaroo.py DATA/kangaroo W/kangaroo_split       # the val split, once
+    python benchmarks/transfer.py kangaroo --data W/kangaroo_split --pretrained det_lite0:60 \\
+        --scratch det_s:1.5 --clock cpu --work W --json kangaroo.json
+    python benchmarks/transfer.py pareto kangaroo.json -o docs/pareto.png
 """
 
 from __future__ import annotations
@@ -189,7 +203,6 @@ def latency(args) -> dict:
     ZeroPadding + 'valid' stride-2 convolutions instead of 'same'.
     """
     from converters.convert import convert_model
-    from edgecnn.bench.latency import latency_stats
     from edgecnn.models.backbones import BACKBONES, build_classifier
     from edgecnn.runtime.model import TFLiteModel
 
@@ -208,17 +221,8 @@ def latency(args) -> dict:
         ops = models[name].op_counts()
         result[name] = {"ops": sum(ops.values()), "pad_ops": ops.get("PAD", 0),
                         "tflite_bytes": out.size_bytes}
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, m in models.items():
-            m.set_input(np.zeros(m.input.shape, m.input.dtype))
-            m.invoke()
-            for _ in range(args.runs):
-                t = time.perf_counter()
-                m.invoke()
-                times[name].append((time.perf_counter() - t) * 1e3)
-    for name in models:
-        result[name]["invoke_ms_1_thread"] = latency_stats(times[name])
+    for name, stats in interleaved_invoke(models, args.rounds, args.runs).items():
+        result[name]["invoke_ms_1_thread"] = stats
     return result
 
 
@@ -248,10 +252,11 @@ def probe(args) -> dict:
 
     Reference: the float model's own top-1 (identical to PyTorch's, see ``parity``).
     """
+    from int8_rounding import adaptive_rounding, conv_bn_pairs
+
     from converters.calibration import to_model_inputs
     from converters.convert import convert_model
     from edgecnn.models.backbones import build_classifier, input_spec
-    from int8_rounding import adaptive_rounding, conv_bn_pairs
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -289,6 +294,60 @@ def probe(args) -> dict:
     return result
 
 
+def selective(args) -> dict:
+    """int8 with the most sensitive layers left in float: top-1 agreement with PyTorch on the
+    parity images, size and invoke time (interleaved, 1 thread) of every variant."""
+    from converters.calibration import to_model_inputs
+    from converters.convert import convert_model
+    from edgecnn.models.backbones import build_classifier, input_spec
+    from edgecnn.runtime.classifier import Classifier, ClassifierOptions
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    crops = natural_crops(Path(args.images), args.count)
+    reference = torch_logits(to_model_inputs(crops, input_spec("efficientnet_lite0", SIZE, SIZE),
+                                             "RGB")).argmax(1)
+    keras_path = work / "efficientnet_lite0.keras"
+    build_classifier("efficientnet_lite0", (SIZE, SIZE, 3), 1000, weights="imagenet").save(
+        keras_path)
+    result, models = {}, {}
+    for variant in args.variants.split(";"):
+        layers = tuple(n for n in variant.split(",") if n and not n.startswith("worst:"))
+        worst = sum(int(n.split(":")[1]) for n in variant.split(",") if n.startswith("worst:"))
+        t = time.perf_counter()
+        out = convert_model(keras_path, work / f"sel_{len(models)}.tflite", "int8",
+                            calib=str(args.calib), calib_size=200, held_out=0,
+                            float_layers=layers, float_worst=worst)
+        clf = Classifier.from_file(out.path, ClassifierOptions(threads=1))
+        top1 = np.array([clf.postprocess(clf.infer(clf.preprocess(im, "RGB")))[0].index
+                         for im in crops])
+        models[variant or "none"] = clf.model
+        result[variant or "none"] = {
+            "int8_top1_agreement_vs_torch": float((top1 == reference).mean()),
+            "float_ops": len(out.float_tensors), "float_tensors": list(out.float_tensors),
+            "tflite_bytes": out.size_bytes, "convert_s": round(time.perf_counter() - t, 1)}
+    times = interleaved_invoke(models, args.rounds, args.runs)
+    for name, stats in times.items():
+        result[name]["invoke_ms_1_thread"] = stats
+    return result
+
+
+def interleaved_invoke(models: dict, rounds: int, runs: int) -> dict:
+    """Invoke time of each ``TFLiteModel``, ``runs`` at a time in turn, ``rounds`` times."""
+    from edgecnn.bench.latency import latency_stats
+
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, m in models.items():
+            m.set_input(np.zeros(m.input.shape, m.input.dtype))
+            m.invoke()
+            for _ in range(runs):
+                t = time.perf_counter()
+                m.invoke()
+                times[name].append((time.perf_counter() - t) * 1e3)
+    return {name: latency_stats(values) for name, values in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -307,17 +366,34 @@ def main() -> None:
     p.add_argument("--calib", required=True, help="folder of other photos for int8 calibration")
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgecnn-transfer"))
+    s = sub.add_parser("selective", help="int8 with chosen layers in float: agreement, time")
+    s.add_argument("--images", required=True)
+    s.add_argument("--calib", required=True)
+    s.add_argument("--count", type=int, default=500)
+    s.add_argument("--variants", default=";stem_conv,block0_dw;worst:2;worst:4",
+                   help="';'-separated; each a comma list of layer names and/or worst:N")
+    s.add_argument("--rounds", type=int, default=5)
+    s.add_argument("--runs", type=int, default=20)
+    s.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgecnn-transfer"))
     k = sub.add_parser("kangaroo", help="pretrained detector vs det_s from scratch in the same "
                                         "time; int8 latency of every family beside YOLO11n")
     import transfer_kangaroo
 
     transfer_kangaroo.add_arguments(k)
     k.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgecnn-kangaroo"))
-    for parser in (p, q, r, k):
+    g = sub.add_parser("pareto", help="docs/pareto.png from a kangaroo result JSON")
+    g.add_argument("result", help="the JSON 'kangaroo' wrote")
+    g.add_argument("-o", "--output", default="docs/pareto.png")
+    for parser in (p, q, r, s, k):
         parser.add_argument("--json", help="write the results here")
     args = ap.parse_args()
+    if args.command == "pareto":
+        path = transfer_kangaroo.pareto(json.loads(Path(args.result).read_text()),
+                                        Path(args.output))
+        print(f"wrote {path}")
+        return
     start = time.time()
-    result = {"parity": parity, "latency": latency, "probe": probe,
+    result = {"parity": parity, "latency": latency, "probe": probe, "selective": selective,
               "kangaroo": transfer_kangaroo.kangaroo}[args.command](args)
     from edgecnn.bench.machine import cpu_model
 

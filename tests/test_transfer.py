@@ -110,7 +110,11 @@ def test_learning_rate_scale_and_frozen_layers_reach_the_update():
     import keras
     import tensorflow as tf
 
-    from edgecnn.train.engine.backbone import freeze, freeze_batch_norm, scale_learning_rate
+    from edgecnn.train.engine.backbone import (
+        freeze,
+        freeze_batch_norm,
+        scale_learning_rate,
+    )
 
     inputs = keras.Input((4,))
     a = keras.layers.Dense(3, name="a")(inputs)
@@ -126,16 +130,24 @@ def test_learning_rate_scale_and_frozen_layers_reach_the_update():
         before = {w.path: np.array(w) for w in model.weights}
 
         @tf.function
-        def step():
+        def step():     # traced and called in this iteration: the loop variables are current
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
-            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))  # noqa: B023
 
         step()
         moved = {w.path for w in model.weights if not np.array_equal(before[w.path], np.array(w))}
         # a: learning rate x0; bn: frozen (scale/shift and moving statistics); b: trains
         # unless frozen.
         assert moved == (set() if frozen else {"b/kernel", "b/bias"})
+
+
+def test_phase_two_epoch_lines_count_on_from_phase_one():
+    from edgecnn.train.engine.phases import renumber
+
+    assert renumber("epoch 1/2  loss 8.8", 1, 3) == "epoch 2/3  loss 8.8"
+    assert renumber("epoch   9/10  val_accuracy 0.5", 3, 13) == "epoch   12/13  val_accuracy 0.5"
+    assert renumber("phase 2: 2 epochs", 1, 3) == "phase 2: 2 epochs"
 
 
 # ------------------------------------------------------------------ bad input, through the CLI
@@ -259,3 +271,39 @@ def test_pretrained_detector_normalization_reaches_the_tflite(run_cli, synth, tm
     # (pixel - 127) / 128 folded into the int8 input: scale 1/128, zero point -1.
     tensor = result.inputs[0]
     assert tensor["scale"] == pytest.approx(1 / 128, rel=1e-3) and tensor["zero_point"] == -1
+
+
+@needs_weights
+def test_image_folder_classifier_fine_tunes_from_imagenet(run_cli, tmp_path):
+    """``--data FOLDER --arch efficientnet_lite0 --weights imagenet``: grayscale PNGs are read
+    as RGB, the 1000-class head is replaced by one for the folder's classes, both phases run,
+    and run.json / model.keras carry the backbone's normalization with every layer trainable."""
+    import cv2
+
+    from edgecnn.lazy import keras
+
+    rng = np.random.default_rng(0)
+    for name, value in (("dark", 40), ("light", 210)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(6):
+            image = np.clip(rng.normal(value, 20, (40, 40)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(tmp_path / "data" / name / f"{i}.png"), image)
+    out = tmp_path / "run"
+    result = run_cli("train", "--data", tmp_path / "data", "--arch", "efficientnet_lite0",
+                     "--weights", "imagenet", "--imgsz", "32", "--epochs", "2", "--batch", "4",
+                     "--val-split", "0.34", "--out", out)
+    assert result.exit_code == 0, result.err
+    assert "phase 1: 1 epochs, backbone frozen" in result.out
+    assert "phase 2: 1 epochs" in result.out
+    # phase 2's epoch counts on from phase 1's, as the kept epoch in run.json does
+    assert [line.split()[1] for line in result.out.splitlines()
+            if line.startswith("epoch")] == ["1/2", "2/2"]
+    info = json.loads((out / "run.json").read_text())
+    assert info["labels"] == ["dark", "light"]
+    assert (info["mean"], info["std"]) == ([127.0], [128.0])
+    assert info["provenance"]["weights"] == "imagenet:efficientnet_lite0"
+    report = info["reports"]["weights"]
+    assert report["initialized"] >= 1 and report["loaded_layers"] > 50, report
+    model = keras().saving.load_model(out / "model.keras", compile=False, safe_mode=True)
+    assert model.inputs[0].shape[1:] == (32, 32, 3) and model.outputs[0].shape[-1] == 2
+    assert all(layer.trainable for layer in model.layers)

@@ -83,10 +83,14 @@ def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, 
     history.csv and curves.png into --out (atomically).
 
     \b
-    Example:
+    Examples:
       edgecnn train --task classify --data fashion-mnist --arch dsnet_s --epochs 15 --out runs/fm
-      edgecnn train --task detect --data kangaroo/ --arch det_lite0 --weights imagenet \
+      edgecnn train --data photos/ --arch efficientnet_lite0 --weights imagenet \\
+          --imgsz 160 --epochs 10 --out runs/photos
+      edgecnn train --task detect --data kangaroo/ --arch det_lite0 --weights imagenet \\
           --imgsz 256 --epochs 30 --batch 16 --out runs/kangaroo
+      edgecnn train --task detect --data more/ --arch det_lite0 --weights runs/kangaroo \\
+          --out runs/more          # start from a run (new head if the classes differ)
     """
     from edgecnn.train.api import train as train_model
     from edgecnn.train.config import TrainConfig

@@ -177,11 +177,16 @@ def build_with_weights(entry, source: WeightsSource | None, input_shape, labels,
     backbone = backbone_of(entry.name)
     if source.kind is WeightsKind.IMAGENET:
         from edgecnn.models.backbones import backbone_info
+        from edgecnn.train.engine.backbone import head_layer
 
         model = entry.builder(input_shape=input_shape, num_classes=num_classes,
                               weights=IMAGENET, **kwargs)
-        return model, WeightsReport(source.describe(backbone),
-                                    backbone_info(backbone).weights_source)
+        report = WeightsReport(source.describe(backbone), backbone_info(backbone).weights_source)
+        # The builder loaded every backbone layer; the task head is new.
+        weighted = [layer for layer in model.layers if layer.weights]
+        report.initialized = [layer.name for layer in weighted if head_layer(layer)]
+        report.loaded_layers = len(weighted) - len(report.initialized)
+        return model, report
     model = entry.builder(input_shape=input_shape, num_classes=num_classes, **kwargs)
     report = WeightsReport(source.describe(), parent=source.parent_run)
     if source.kind is WeightsKind.KERAS_WEIGHTS:
@@ -277,7 +282,7 @@ def _load_keras_weights_file(model, path: Path, arch: str) -> None:
         missing, extra = wanted - have, have - wanted
         if missing and not missing - head and sum(extra.values()) == sum(missing.values()):
             classes = {shape[-1] for shape in extra}
-            raise UsageError(f"--weights {path.name} holds a head for {sorted(classes)[0]} "
+            raise UsageError(f"--weights {path.name} holds a head for {min(classes)} "
                              f"classes, the dataset has {_classes_of(model)}",
                              "pass the run directory or .keras model it came from (its head "
                              "is then re-initialized), or train on the dataset it was made for")

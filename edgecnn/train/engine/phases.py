@@ -4,8 +4,9 @@ Phase 1 trains only the new layers (the detector's pyramid and head, a classifie
 head) with the backbone frozen, so their first, large gradients from random initialization
 do not reach the pretrained features. Phase 2 trains every layer, the backbone at
 ``backbone_lr_scale`` times the learning rate. Throughout, the backbone's batch-norm layers
-keep their ImageNet statistics and run in inference mode (``freeze_bn``): see
-docs/DECISIONS.md for what was measured.
+keep their ImageNet statistics and run in inference mode (``freeze_bn``): batch statistics of
+the small batches small datasets train with are noisy. (Not yet measured against the
+alternatives on the kangaroo set: ``benchmarks/transfer.py kangaroo`` is the measurement.)
 
 Example:
     plan = TransferPlan(frozen_epochs=3)
@@ -14,12 +15,15 @@ Example:
 
 from __future__ import annotations
 
+import io
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from edgecnn.errors import UsageError
 
 BACKBONE_LR_SCALE = 0.1
+_EPOCH = re.compile(r"^epoch( *)(\d+)/\d+")
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class TransferPlan:
                              f"{self.backbone_lr_scale}")
 
     @classmethod
-    def default_for(cls, epochs: int, frozen_epochs: int | None = None) -> "TransferPlan":
+    def default_for(cls, epochs: int, frozen_epochs: int | None = None) -> TransferPlan:
         """A tenth of the run frozen (at least one epoch, none for a one-epoch run) unless
         ``frozen_epochs`` says otherwise."""
         if frozen_epochs is None:
@@ -84,15 +88,38 @@ def fit_detector_in_phases(model, data, recipe, plan: TransferPlan,
                         warmup_epochs=0, eval_every=plan.frozen_epochs, keep_best=False,
                         patience=None, backbone_lr_scale=1.0)
         say(_phase_line(1, first.epochs, plan))
-        fits.append(DetectorEngine(model, data, first).fit(say))
+        fits.append(DetectorEngine(model, data, first).fit(
+            lambda line: say(renumber(line, 0, recipe.epochs))))
         offset = plan.frozen_epochs
     prepare_backbone(model, plan, frozen=False)
     second = replace(recipe, epochs=recipe.epochs - offset, static_epochs=0,
                      warmup_epochs=min(recipe.warmup_epochs, 1),
                      backbone_lr_scale=plan.backbone_lr_scale)
     say(_phase_line(2, second.epochs, plan))
-    fits.append(DetectorEngine(model, data, second).fit(say))
+    fits.append(DetectorEngine(model, data, second).fit(
+        lambda line: say(renumber(line, offset, recipe.epochs))))
     return merge_fits(fits, offset)
+
+
+def renumber(line: str, offset: int, total: int) -> str:
+    """An engine's ``epoch i/n`` line of one phase as epoch ``offset + i`` of the whole run's
+    ``total``: phase 2's epochs count on from phase 1's, as run.json's kept epoch does."""
+    return _EPOCH.sub(lambda m: f"epoch{m.group(1)}{int(m.group(2)) + offset}/{total}", line)
+
+
+class _Renumbered(io.TextIOBase):
+    """A text stream that writes :func:`renumber`'s lines to ``target``."""
+
+    def __init__(self, target, offset: int, total: int):
+        self.target, self.offset, self.total = target, offset, total
+
+    def write(self, text: str) -> int:
+        self.target.write("".join(renumber(line, self.offset, self.total)
+                                  for line in text.splitlines(keepends=True)))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
 
 
 def _phase_line(phase: int, epochs: int, plan: TransferPlan) -> str:
@@ -136,8 +163,9 @@ def fit_classifier_in_phases(model, batches, recipe, plan: TransferPlan, strateg
         say(_phase_line(1, first.epochs, plan))
         with strategy.scope():
             engine.compile_classifier(model, first, batches.steps)
-        fits.append(engine.fit_classifier(model, batches, first, checkpoint=checkpoint,
-                                          stream=stream))
+        fits.append(engine.fit_classifier(
+            model, batches, first, checkpoint=checkpoint,
+            stream=None if stream is None else _Renumbered(stream, 0, recipe.epochs)))
     prepare_backbone(model, plan, frozen=False)
     second = replace(recipe, epochs=recipe.epochs - plan.frozen_epochs,
                      warmup_epochs=min(recipe.warmup_epochs, 1),
@@ -146,8 +174,10 @@ def fit_classifier_in_phases(model, batches, recipe, plan: TransferPlan, strateg
     with strategy.scope():
         engine.compile_classifier(model, second, batches.steps)
     best = max(fits[0].history.get("val_accuracy", [0.0])) if fits else None
+    shifted = (None if stream is None
+               else _Renumbered(stream, plan.frozen_epochs, recipe.epochs))
     fits.append(engine.fit_classifier(model, batches, second, checkpoint=checkpoint,
-                                      stream=stream, best_so_far=best))
+                                      stream=shifted, best_so_far=best))
     if checkpoint is not None and checkpoint.exists():
         _release_saved(checkpoint)
     history = {key: [v for fit in fits for v in fit.history.get(key, [])]

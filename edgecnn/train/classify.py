@@ -39,22 +39,18 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
         raise UsageError(f"train_classifier got task {config.task.value!r}",
                          "use --task classify")
     run_dir = common.check_out_dir(config.out, config.overwrite)  # before any slow work
-    from edgecnn.data import load_classification
     from edgecnn.models.registry import Normalization, get_entry
-    from edgecnn.train.initial_weights import build_with_weights, check_weights_for, parse_weights
+    from edgecnn.train.initial_weights import (
+        build_with_weights,
+        check_weights_for,
+        parse_weights,
+    )
 
     entry = get_entry(config.arch, task="classify")   # fail fast on a bad name, before data
     source = parse_weights(config.weights)
     check_weights_for(source, config.arch, Task.CLASSIFY)
     norm = entry.normalization or Normalization()
-    # Architectures with a pretrained input contract take RGB at their own default size.
-    pretrained = entry.normalization is not None
-    data = load_classification(config.data, data_dir=config.data_dir,
-                               imgsz=config.imgsz or (entry.default_imgsz if pretrained
-                                                      else None),
-                               color="RGB" if pretrained else None,
-                               val_split=config.val_split, seed=config.seed,
-                               max_train=config.max_train)
+    data = _load_data(config, entry)
     say(config, out, f"data  {data.summary()}")
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
@@ -104,6 +100,20 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
          f"{metrics['val_accuracy']:.4f}{test}; {fit.seconds:.1f}s training "
          f"({fit.usage.summary()}) -> {run_dir}")
     return run_dir
+
+
+def _load_data(config: TrainConfig, entry):
+    """The dataset; architectures with a pretrained input contract take RGB at their own
+    default size."""
+    from edgecnn.data import load_classification
+
+    pretrained = entry.normalization is not None
+    return load_classification(config.data, data_dir=config.data_dir,
+                               imgsz=config.imgsz or (entry.default_imgsz if pretrained
+                                                      else None),
+                               color="RGB" if pretrained else None,
+                               val_split=config.val_split, seed=config.seed,
+                               max_train=config.max_train)
 
 
 def _fit(config: TrainConfig, model, batches, recipe, strategy, pretrained: bool,

@@ -61,7 +61,11 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     from edgecnn.models.detect import anchor_count
     from edgecnn.models.registry import Normalization, get_entry
     from edgecnn.train.engine.detector_data import decode, read_detection_samples
-    from edgecnn.train.initial_weights import build_with_weights, check_weights_for, parse_weights
+    from edgecnn.train.initial_weights import (
+        build_with_weights,
+        check_weights_for,
+        parse_weights,
+    )
 
     entry = get_entry(config.arch, task="detect")  # fail fast on a bad name, before data
     source = parse_weights(config.weights)

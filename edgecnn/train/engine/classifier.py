@@ -111,7 +111,6 @@ def compile_classifier(model, recipe: ClassifierRecipe, steps: int) -> None:
     """
     from edgecnn.lazy import keras
     from edgecnn.train import common
-
     from edgecnn.train.engine.backbone import backbone_layers, scale_learning_rate
 
     k = keras()

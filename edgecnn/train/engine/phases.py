@@ -70,14 +70,15 @@ def prepare_backbone(model, plan: TransferPlan, frozen: bool) -> list:
 
 
 def fit_detector_in_phases(model, data, recipe, plan: TransferPlan,
-                           say: Callable[[str], None] = lambda line: None):
+                           say: Callable[[str], None] = lambda line: None, **engine_options):
     """Train ``model`` (in place) as ``recipe`` says, in the two phases of ``plan``.
 
     Phase 1 uses the recipe's learning rate, held constant, and its static assignment
     epochs (the new head's first predictions are noise); phase 2 runs the recipe's schedule
     over the remaining epochs with task-aligned assignment. Only phase 2 is evaluated every
-    ``eval_every`` epochs and can provide the best weights. Returns one
-    :class:`~edgecnn.train.engine.detector.DetectorFit` over both phases.
+    ``eval_every`` epochs and can provide the best weights. ``engine_options`` go to both
+    phases' :class:`~edgecnn.train.engine.detector.DetectorEngine` (a distillation teacher).
+    Returns one :class:`~edgecnn.train.engine.detector.DetectorFit` over both phases.
     """
     from edgecnn.train.engine.detector import DetectorEngine
 
@@ -88,7 +89,7 @@ def fit_detector_in_phases(model, data, recipe, plan: TransferPlan,
                         warmup_epochs=0, eval_every=plan.frozen_epochs, keep_best=False,
                         patience=None, backbone_lr_scale=1.0)
         say(_phase_line(1, first.epochs, plan))
-        fits.append(DetectorEngine(model, data, first).fit(
+        fits.append(DetectorEngine(model, data, first, **engine_options).fit(
             lambda line: say(renumber(line, 0, recipe.epochs))))
         offset = plan.frozen_epochs
     prepare_backbone(model, plan, frozen=False)
@@ -96,7 +97,7 @@ def fit_detector_in_phases(model, data, recipe, plan: TransferPlan,
                      warmup_epochs=min(recipe.warmup_epochs, 1),
                      backbone_lr_scale=plan.backbone_lr_scale)
     say(_phase_line(2, second.epochs, plan))
-    fits.append(DetectorEngine(model, data, second).fit(
+    fits.append(DetectorEngine(model, data, second, **engine_options).fit(
         lambda line: say(renumber(line, offset, recipe.epochs))))
     return merge_fits(fits, offset)
 
@@ -134,10 +135,20 @@ def merge_fits(fits: list, offset: int):
     (its epochs counted after the ``offset`` epochs before it)."""
     last = fits[-1]
     history = {key: [v for fit in fits for v in fit.history[key]] for key in last.history}
-    merged = replace(last, history=history, seconds=sum(f.seconds for f in fits))
+    merged = replace(last, history=history, seconds=sum(f.seconds for f in fits),
+                     usage=_total_usage(fits), input_wait=sum(f.input_wait for f in fits))
     if last.best_epoch:
         merged.best_epoch = last.best_epoch + offset
+    if last.kept_epoch:
+        merged.kept_epoch = last.kept_epoch + offset
     return merged
+
+
+def _total_usage(fits: list):
+    usage = fits[0].usage
+    for fit in fits[1:]:
+        usage = usage + fit.usage
+    return usage
 
 
 def fit_classifier_in_phases(model, batches, recipe, plan: TransferPlan, strategy, *,
@@ -182,7 +193,7 @@ def fit_classifier_in_phases(model, batches, recipe, plan: TransferPlan, strateg
         _release_saved(checkpoint)
     history = {key: [v for fit in fits for v in fit.history.get(key, [])]
                for key in fits[-1].history}
-    return engine.ClassifierFit(history, sum(f.seconds for f in fits))
+    return engine.ClassifierFit(history, sum(f.seconds for f in fits), _total_usage(fits))
 
 
 def _release_saved(path) -> None:

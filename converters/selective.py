@@ -23,9 +23,9 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from converters.recipes import IOType, Recipe
 from edgecnn.errors import UsageError
@@ -56,7 +56,7 @@ def parse_float_layers(text: str | None) -> tuple[str, ...]:
 
 
 def convert_selective(saved_model: Path, recipe: Recipe,
-                      representative_dataset: Callable[[], Iterator[list]],
+                      representative_dataset: Callable[[], Iterator[list]] | None,
                       layers: tuple[str, ...] = (), worst: int = 0,
                       verbose: bool = False) -> SelectiveResult:
     """Full-int8 conversion of ``saved_model`` with ``layers`` (or the ``worst`` N ops) float.
@@ -65,7 +65,7 @@ def convert_selective(saved_model: Path, recipe: Recipe,
         UsageError: not an int8 recipe, a layer name that matches no quantized op, or the
             converter failing.
     """
-    if not recipe.needs_calibration:
+    if not recipe.needs_calibration or representative_dataset is None:
         raise UsageError("--float-layers / --float-worst need --quant int8",
                          "float recipes keep every layer in float already")
     if worst < 0:
@@ -97,7 +97,7 @@ def _calibrated_model(saved_model: Path, representative_dataset, verbose: bool) 
             converter = make_converter(saved_model, Recipe.parse("int8", "float"),
                                        representative_dataset)
             converter.experimental_mlir_quantizer = True
-            converter._experimental_calibrate_only = True   # noqa: SLF001 - the debugger's way
+            converter._experimental_calibrate_only = True   # the debugger's way
             return bytes(converter.convert())
         except Exception as err:  # noqa: BLE001 - the converter raises many types
             raise UsageError(f"calibration for selective int8 failed: "
@@ -128,7 +128,7 @@ def _quantizable_ops(calibrated: bytes) -> list[str]:
     interpreter = tf.lite.Interpreter(model_content=calibrated)
     tensors = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     names = []
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - the debugger reads ops so too
+    for op in interpreter._get_ops_details():  # the debugger reads ops so too
         if op["op_name"] in _PLUMBING:
             continue
         names += [tensors[i] for i in op["outputs"] if i in tensors]

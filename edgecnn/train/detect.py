@@ -89,10 +89,9 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
 
     pretrained = source is not None
     recipe = transfer_recipe(config) if pretrained else scratch_recipe(config)
-    steps = len(data.train) // max(1, min(recipe.batch, len(data.train)))
     say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{imgsz}x{imgsz}, strides {list(strides)}, {anchor_count(imgsz, strides)} anchors, "
-         f"{steps} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}; "
+         f"{data.steps_per_epoch(recipe.batch)} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}; "
          f"{weights.summary()}")
     if teacher is not None:
         say(config, out, f"teacher {teacher.source}: soft scores and boxes, weight "

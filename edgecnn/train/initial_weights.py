@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime.task import Task
@@ -58,6 +59,13 @@ class WeightsSource:
     def parent_run(self) -> str | None:
         """The run directory a run started from (run.json's ``provenance.parent``)."""
         return str(self.path) if self.kind is WeightsKind.RUN else None
+
+    @property
+    def file(self) -> Path:
+        """``path``, for every kind but ``imagenet``."""
+        if self.path is None:
+            raise UsageError(f"--weights {self.kind.value} names no file or run directory")
+        return self.path
 
     def describe(self, backbone: str | None = None) -> str:
         """What run.json's ``provenance.weights`` records."""
@@ -139,13 +147,13 @@ def check_weights_for(source: WeightsSource | None, arch: str, task: Task) -> No
         raise UsageError(f"--weights imagenet: {arch} has no pretrained backbone",
                          f"choose one of: {', '.join(pretrained_archs(task.value))}")
     if source.kind is WeightsKind.TORCH and backbone != "efficientnet_lite0":
-        raise UsageError(f"--weights {source.path.name}: a PyTorch state_dict is read for "
+        raise UsageError(f"--weights {source.file.name}: a PyTorch state_dict is read for "
                          f"EfficientNet-Lite0 only, and {arch} is not built on it",
                          "use --arch det_lite0 or efficientnet_lite0, or pass a .keras file")
     if source.kind is WeightsKind.RUN:
         from edgecnn.rundir import RunInfo
 
-        info = RunInfo.load(source.path)
+        info = RunInfo.load(source.file)
         if info.task is not task:
             raise UsageError(f"--weights {source.path}: a {info.task.value} run cannot start "
                              f"a {task.value} model", "pass a run of the same task")
@@ -157,7 +165,7 @@ def check_weights_for(source: WeightsSource | None, arch: str, task: Task) -> No
 
 
 def build_with_weights(entry, source: WeightsSource | None, input_shape, labels,
-                       **kwargs) -> tuple[object, WeightsReport]:
+                       **kwargs) -> tuple[Any, WeightsReport]:
     """Build registry ``entry`` for ``labels`` and load its initial weights from ``source``.
 
     Args:
@@ -181,7 +189,8 @@ def build_with_weights(entry, source: WeightsSource | None, input_shape, labels,
 
         model = entry.builder(input_shape=input_shape, num_classes=num_classes,
                               weights=IMAGENET, **kwargs)
-        report = WeightsReport(source.describe(backbone), backbone_info(backbone).weights_source)
+        report = WeightsReport(source.describe(backbone),
+                               backbone_info(str(backbone)).weights_source)
         # The builder loaded every backbone layer; the task head is new.
         weighted = [layer for layer in model.layers if layer.weights]
         report.initialized = [layer.name for layer in weighted if head_layer(layer)]
@@ -190,7 +199,7 @@ def build_with_weights(entry, source: WeightsSource | None, input_shape, labels,
     model = entry.builder(input_shape=input_shape, num_classes=num_classes, **kwargs)
     report = WeightsReport(source.describe(), parent=source.parent_run)
     if source.kind is WeightsKind.KERAS_WEIGHTS:
-        _load_keras_weights_file(model, source.path, entry.name)
+        _load_keras_weights_file(model, source.file, entry.name)
         report.loaded_layers = sum(1 for layer in model.layers if layer.weights)
         report.origin = "Keras weights file"
         return model, report
@@ -206,11 +215,11 @@ def _layer_weights(source: WeightsSource) -> tuple[dict, list | None, str]:
         from edgecnn.models.backbones import efficientnet_lite as el
         from edgecnn.models.backbones.torchfile import load_state_dict
 
-        state = load_state_dict(source.path)
+        state = load_state_dict(source.file)
         return el.keras_weights_from_torch(state), None, "PyTorch state_dict"
     from edgecnn.rundir import load_keras_model
 
-    model, info = load_keras_model(source.path)
+    model, info = load_keras_model(source.file)
     weights = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
     labels = list(info.labels) if info is not None else None
     origin = f"{info.arch} run" if info is not None else f"Keras model {model.name}"
@@ -249,7 +258,7 @@ def transfer(model, weights: dict, report: WeightsReport, arch: str, origin: str
         if source is None and head_layer(layer):
             report.initialized.append(layer.name)
             continue
-        if not fits:
+        if source is None or not fits:
             got = [tuple(np.shape(w)) for w in source] if source is not None else "no such layer"
             raise UsageError(f"--weights {origin} is for another architecture: {arch} layer "
                              f"{layer.name} needs {shapes}, the weights have {got}",

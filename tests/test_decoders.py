@@ -85,7 +85,8 @@ def test_unknown_decoder_type_is_kept_and_refused_with_the_known_ones(tmp_path, 
     assert "decoder: yolo_v8 layout channels_first, output = output 0, score >= 0.3" in \
         describe_model(path).text()
     with pytest.raises(UsageError, match=r"unknown decoder type 'yolo_v8' \(this edgecnn "
-                                         r"decodes: anchor_free_ltrb\)"):
+                                         r"decodes: anchor_free_ltrb, ssd_postprocess, "
+                                         r"ultralytics_end2end, ultralytics_yolo\)"):
         Detector(path)
     image = tmp_path / "x.png"
     import cv2
@@ -143,7 +144,9 @@ def top_anchor(monkeypatch):
 
 
 def test_a_new_layout_is_one_registered_class(top_anchor, tmp_path):
-    assert decoders.known_decoders() == ("anchor_free_ltrb", "test_top_anchor")
+    assert decoders.known_decoders() == ("anchor_free_ltrb", "ssd_postprocess",
+                                         "test_top_anchor", "ultralytics_end2end",
+                                         "ultralytics_yolo")
     path = _with_decoder(tmp_path, {"type": "test_top_anchor", "size": 32,
                                     "score_threshold": 0.0, "max_detections": 1})
     runner = load(path)
@@ -173,7 +176,10 @@ def test_kotlin_core_registers_the_same_layouts():
         text = next(t for t in sources.values() if f"object {name} : DecoderFactory" in t)
         body = text[text.index(f"object {name} : DecoderFactory"):]
         types.add(re.search(r'override val type: String = "(\w+)"', body).group(1))
-    assert types == set(decoders.known_decoders()) == set(APP_DECODERS)
+    assert types == set(APP_DECODERS) <= set(decoders.known_decoders())
+    # Not yet in the Kotlin core: 'export android' refuses models that use them.
+    assert set(decoders.known_decoders()) - types == {"ultralytics_yolo", "ultralytics_end2end",
+                                                      "ssd_postprocess"}
 
 
 def test_model_file_still_loads_through_tflitemodel():

@@ -56,6 +56,13 @@ def dequantize(q: np.ndarray, quant: Quant) -> np.ndarray:
         * np.float32(quant.scale)
 
 
+def as_float(values: np.ndarray, quant: Quant) -> np.ndarray:
+    """float32 values of an output given raw (integers: dequantized) or already as floats."""
+    values = np.asarray(values)
+    return dequantize(values, quant) if values.dtype.kind in "iu" else \
+        values.astype(np.float32, copy=False)
+
+
 @lru_cache(maxsize=64)
 def quantized_threshold(threshold: float, quant: Quant, dtype) -> int | None:
     """Smallest raw value whose dequantized float32 is ``>= threshold``; None if none is.
@@ -179,6 +186,33 @@ def nms_class_aware(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
                                    np.asarray(classes, dtype=np.int32), -1.0,
                                    float(iou_threshold))
     return np.asarray(keep, dtype=np.int64).reshape(-1)[:max_detections]
+
+
+def select_rows(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, num_classes: int,
+                score_threshold: float, max_detections: int,
+                allowed: np.ndarray | None = None) -> RawDetections:
+    """Detections a model selected itself: threshold, class range and filter, order, cap.
+
+    Shared by the layouts whose model does its own NMS (end-to-end YOLO, the SSD op).
+
+    Args:
+        boxes: ``(N, 4)`` float32 ``x1, y1, x2, y2`` in model-input pixels.
+        scores: ``(N,)`` float32.
+        classes: ``(N,)`` float class numbers (rounded to the nearest integer here).
+        num_classes: rows whose class is outside ``0..num_classes - 1`` are dropped.
+        score_threshold, max_detections: as in the decoder metadata.
+        allowed: optional allowed class ids.
+    """
+    cls = np.rint(np.nan_to_num(np.asarray(classes, np.float64), nan=-1.0,
+                                posinf=-1.0, neginf=-1.0)).astype(np.int64)
+    ok = (scores >= np.float32(score_threshold)) & (cls >= 0) & (cls < num_classes)
+    if allowed is not None:
+        ok &= np.isin(cls, allowed)
+    idx = np.flatnonzero(ok)
+    idx = idx[score_order(scores[idx])][:max_detections]
+    return RawDetections(np.asarray(boxes, np.float32)[idx].reshape(-1, 4),
+                         np.asarray(scores, np.float32)[idx], cls[idx].astype(np.int32),
+                         idx.astype(np.int64))
 
 
 def to_image(boxes: np.ndarray, scale_x: float, scale_y: float, pad_x: float, pad_y: float,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILTIN", "DecoderSpec", "decoder_class", "known_decoders", "register_decoder"]
 
-BUILTIN = ("anchor_free_ltrb",)
+BUILTIN = ("anchor_free_ltrb", "ultralytics_yolo", "ultralytics_end2end", "ssd_postprocess")
 _REGISTRY: dict[str, type[Decoder]] = {}
 _loaded = False
 

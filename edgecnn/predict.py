@@ -185,7 +185,7 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
                    top_k: int | None = None, score_threshold: float | None = None,
                    iou_threshold: float | None = None, threads: int | None = None,
                    save_dir: str | os.PathLike | None = None, on_skip=None,
-                   verify: bool = True) -> PredictionReport:
+                   verify: bool = True, described=None) -> PredictionReport:
     """Run ``model`` (a ``.tflite`` with edgecnn metadata) on image files.
 
     Args:
@@ -199,6 +199,8 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         on_skip: called as ``on_skip(path, reason)`` for each image that cannot be read or
             run (the batch goes on).
         verify: refuse a model whose flatbuffer does not match its metadata's SHA-256.
+        described: a :class:`~edgecnn.runtime.describe.MetadataOptions` for a model without
+            edgecnn metadata (or to override fields of it).
 
     Raises:
         UsageError: bad model or options (one that does not apply to the model's task
@@ -216,7 +218,7 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         if save_dir.exists() and not save_dir.is_dir():
             raise UsageError(f"--save {save_dir} exists and is not a folder",
                              "choose another --save folder")
-    runner = load(model, threads=threads, verify=verify, top_k=top_k,
+    runner = load(model, threads=threads, verify=verify, described=described, top_k=top_k,
                   score_threshold=score_threshold, iou_threshold=iou_threshold)
     results: list[ImagePrediction] = []
     skipped: list[tuple[str, str]] = []

@@ -65,6 +65,7 @@ from edgecnn.commands import options as shared
                    "also read from EDGECNN_AUTH_TOKEN.")
 @click.option("--stream-fps", type=float, default=15.0, show_default=True,
               help="Most frames per second sent to each stream client.")
+@shared.describe_model
 def camera(model: str, source: str, width: int | None, height: int | None, fps: float | None,
            threads: int | None, display: bool, headless: bool, save: str | None,
            json_out: str | None, max_frames: int | None, duration: float | None,
@@ -73,9 +74,10 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
            lines: tuple[str, ...], zones: tuple[str, ...], on_event: str | None,
            webhook: str | None,
            hooks: tuple[str, ...], event_rate: float, serve: str | None,
-           auth_token: str | None, stream_fps: float, no_verify: bool) -> None:
-    """Run MODEL (.tflite with edgecnn metadata) on frames from --source until it ends,
-    --max-frames / --duration is reached, or Ctrl-C; print a summary at exit."""
+           auth_token: str | None, stream_fps: float, no_verify: bool, described=None) -> None:
+    """Run MODEL (.tflite with edgecnn metadata, Ultralytics' metadata, or described by
+    --task/--labels/...) on frames from --source until it ends, --max-frames / --duration is
+    reached, or Ctrl-C; print a summary at exit."""
     import os
     import sys
 
@@ -116,12 +118,15 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
     high = score
     if plan.tracking:
         meta = read(read_model_file(model))
-        default = meta.decoder.score_threshold if meta and meta.decoder else 0.25
+        given = (described.decoder or {}) if described is not None else {}
+        default = meta.decoder.score_threshold if meta and meta.decoder \
+            else given.get("score_threshold", 0.25)
         score, high = deploy.detector_threshold(plan, score, default)
     deployment = deploy.Deployment(plan)  # binds --serve's port now: busy -> error, exit 2
     try:
         options = {} if score is None else {"score_threshold": score}
-        runner_model = load(model, threads=threads, verify=not no_verify, **options)
+        runner_model = load(model, threads=threads, verify=not no_verify, described=described,
+                            **options)
         deployment.attach(runner_model, high if high is not None else 0.25)
         src = open_source(source, width=width, height=height, fps=fps,
                           read_timeout=read_timeout)

@@ -20,9 +20,13 @@ from edgecnn.commands import options as shared
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder holding the fashion-mnist / mnist idx files.")
 @click.option("--max-samples", type=int, default=None, help="Evaluate at most N samples.")
+@click.option("--iou-threshold", type=float, default=None,
+              help="Detectors: NMS IoU while measuring (default 0.6; Ultralytics' val: 0.7).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @shared.no_verify
-def eval_command(model, data, split, threads, data_dir, max_samples, as_json, no_verify) -> None:
+@shared.describe_model
+def eval_command(model, data, split, threads, data_dir, max_samples, iou_threshold, as_json,
+                 no_verify, described) -> None:
     """Evaluate MODEL (.tflite with the device runtime, or a run directory / .keras with Keras).
 
     \b
@@ -32,7 +36,8 @@ def eval_command(model, data, split, threads, data_dir, max_samples, as_json, no
     from edgecnn.evaluate import evaluate_model
 
     result = evaluate_model(model, data, split=split, threads=threads, data_dir=data_dir,
-                            max_samples=max_samples, verify=not no_verify)
+                            max_samples=max_samples, verify=not no_verify,
+                            described=described, iou_threshold=iou_threshold)
     for warning in result.get("warnings", []) or []:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

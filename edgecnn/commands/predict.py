@@ -23,13 +23,19 @@ from edgecnn.commands import options as shared
               help="Folder to write each image with its results drawn on it.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @shared.no_verify
+@shared.describe_model
 def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_dir,
-            as_json, no_verify) -> None:
+            as_json, no_verify, described) -> None:
     """Run MODEL.tflite on IMAGE files (or folders of images).
+
+    A model without edgecnn metadata runs with the metadata Ultralytics writes into its
+    exports, or with --task, --labels, --mean/--std, ... given here.
 
     \b
     Example:
       edgecnn predict fm_int8.tflite shirt.png boot.jpg --top-k 3
+      edgecnn predict yolo11n_float32.tflite street.jpg
+      edgecnn predict mobilenet.tflite cat.jpg --labels labels.txt --mean 127.5 --std 127.5
     """
     from edgecnn.predict import predict_images
     from edgecnn.runtime.task import Task
@@ -39,7 +45,7 @@ def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_
 
     report = predict_images(model, images, top_k=top_k, score_threshold=score_threshold,
                             iou_threshold=iou_threshold, threads=threads, save_dir=save_dir,
-                            on_skip=warn, verify=not no_verify)
+                            on_skip=warn, verify=not no_verify, described=described)
     if report.skipped:
         click.echo(f"warning: {len(report.skipped)} image(s) could not be read", err=True)
     if as_json:

@@ -21,18 +21,22 @@ from edgecnn.runtime.task import Task
 __all__ = ["evaluate_model", "model_task"]
 
 
-def model_task(model: str | os.PathLike) -> Task:
-    """The task of a ``.tflite`` (from its metadata) or a run directory (from ``run.json``)."""
+def model_task(model: str | os.PathLike, described=None) -> Task:
+    """The task of a ``.tflite`` (its metadata, Ultralytics' or ``described``: a
+    :class:`~edgecnn.runtime.describe.MetadataOptions`) or a run directory (``run.json``)."""
     path = Path(model)
     if path.is_file() and path.suffix.lower() != ".keras":
         from edgecnn.runtime import metadata as md
 
+        if described is not None and described.task is not None:
+            return Task.parse(described.task)
         meta = md.read(md.read_model_file(path))
-        if meta is None:
-            raise UsageError(f"{path} carries no edgecnn metadata, so its task, labels and "
-                             "input normalization are unknown",
-                             "evaluate a .tflite written by 'edgecnn convert'")
-        return meta.task
+        if meta is not None:
+            return meta.task
+        from edgecnn.runtime.describe import resolve_metadata
+        from edgecnn.runtime.model import TFLiteModel
+
+        return resolve_metadata(TFLiteModel(path, threads=1), described).task
     from edgecnn.rundir import resolve_model_path
 
     _, info = resolve_model_path(path)
@@ -41,7 +45,8 @@ def model_task(model: str | os.PathLike) -> Task:
 
 def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: str | None = None,
                    threads: int | None = None, data_dir: str | None = None,
-                   max_samples: int | None = None, verify: bool = True) -> dict:
+                   max_samples: int | None = None, verify: bool = True,
+                   described=None, iou_threshold: float | None = None) -> dict:
     """Evaluate a classifier (accuracy) or detector (COCO mAP) on dataset ``data``.
 
     Args:
@@ -55,6 +60,9 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         data_dir: where built-in datasets live.
         max_samples: evaluate at most this many samples (quick checks).
         verify: refuse a ``.tflite`` whose flatbuffer does not match its metadata's SHA-256.
+        described: a :class:`~edgecnn.runtime.describe.MetadataOptions` for a ``.tflite``
+            without edgecnn metadata (``--task``, ``--labels``, ...).
+        iou_threshold: detectors: the NMS IoU while measuring (default 0.6).
 
     Returns:
         classify: ``{"accuracy", "samples", "per_class", ...}``;
@@ -64,14 +72,19 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         raise UsageError(f"--max-samples must be >= 1, got {max_samples}")
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}", "use --threads 1 or more")
-    task = model_task(model)
+    if iou_threshold is not None and not 0.0 <= iou_threshold <= 1.0:
+        raise UsageError(f"--iou-threshold must be within 0..1, got {iou_threshold}")
+    task = model_task(model, described)
     if task == Task.DETECT:
         from edgecnn.evaluate.detect import evaluate_detection
 
         return evaluate_detection(model, data, split=split, threads=threads,
-                                  max_images=max_samples, verify=verify)
+                                  max_images=max_samples, verify=verify, described=described,
+                                  iou_threshold=iou_threshold)
+    if iou_threshold is not None:
+        raise UsageError("--iou-threshold applies to detectors only", "drop it")
     from edgecnn.evaluate.classify import evaluate_classifier
 
     return evaluate_classifier(model, data, split=split, threads=threads,
                                data_dir=data_dir, max_samples=max_samples,
-                               verify=verify).to_dict()
+                               verify=verify, described=described).to_dict()

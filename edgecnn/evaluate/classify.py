@@ -68,7 +68,7 @@ def accuracy_report(predictions: np.ndarray, targets: np.ndarray, labels: tuple[
 def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
                         split: str | None = None, threads: int | None = None,
                         data_dir: str | None = None, max_samples: int | None = None,
-                        verify: bool = True) -> ClassificationReport:
+                        verify: bool = True, described=None) -> ClassificationReport:
     """Accuracy of a ``.tflite`` (runtime) or run directory / ``.keras`` (Keras) classifier.
 
     ``split`` None picks the held-out images: the dataset's test split, else the validation
@@ -85,15 +85,15 @@ def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
     start = time.perf_counter()
     if path.is_file() and path.suffix.lower() != ".keras":
         return _evaluate_tflite(path, data, split, threads, data_dir, max_samples, start,
-                                verify)
+                                verify, described)
     return _evaluate_keras(path, data, split, data_dir, max_samples, start)
 
 
 def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, start,
-                     verify: bool = True) -> ClassificationReport:
+                     verify: bool = True, described=None) -> ClassificationReport:
     from edgecnn.runtime import load
 
-    clf = load(path, threads=threads, verify=verify)
+    clf = load(path, threads=threads, verify=verify, described=described)
     if clf.task != Task.CLASSIFY:
         raise UsageError(f"{path} is a {clf.task.value} model, not a classifier")
     if not data:

@@ -190,7 +190,8 @@ def require_coco_eval() -> None:
 
 def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = None,
                        split: str | None = None, threads: int | None = None,
-                       max_images: int | None = None, verify: bool = True) -> dict:
+                       max_images: int | None = None, verify: bool = True,
+                       described=None, iou_threshold: float | None = None) -> dict:
     """COCO mAP of a detector on a dataset split.
 
     Args:
@@ -201,6 +202,8 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         threads: interpreter threads for ``.tflite``.
         max_images: evaluate only the first N images (quick checks).
         verify: refuse a ``.tflite`` whose flatbuffer does not match its metadata's SHA-256.
+        described: options describing a ``.tflite`` without edgecnn metadata.
+        iou_threshold: NMS IoU for a ``.tflite`` (default 0.6; Ultralytics' val uses 0.7).
 
     Returns:
         :func:`coco_map`'s dict plus ``"model"``, ``"data"``, ``"split"`` and ``"seconds"``.
@@ -211,15 +214,18 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
     path = Path(model_path)
     if not path.exists():
         raise UsageError(f"model not found: {path}", "check the path")
+    if iou_threshold is not None and path.suffix != ".tflite":
+        raise UsageError("--iou-threshold applies to .tflite detectors only", "drop it")
     t0 = time.perf_counter()
     if path.suffix == ".tflite":
         from edgecnn.evaluate import model_task
         from edgecnn.runtime import load
 
-        if model_task(path) != Task.DETECT:
+        if model_task(path, described) != Task.DETECT:
             raise UsageError(f"{path} is not a detection model", "use it with a classify dataset")
-        detector = load(path, threads=threads, verify=verify,
-                        score_threshold=MAP_SCORE_THRESHOLD, iou_threshold=MAP_IOU_THRESHOLD,
+        detector = load(path, threads=threads, verify=verify, described=described,
+                        score_threshold=MAP_SCORE_THRESHOLD,
+                        iou_threshold=MAP_IOU_THRESHOLD if iou_threshold is None else iou_threshold,
                         max_detections=MAP_MAX_DETECTIONS)
         if data_spec is None:
             raise UsageError("a .tflite needs --data", "pass the dataset SPEC to evaluate on")

@@ -81,6 +81,12 @@ def check_model(path: str | os.PathLike) -> tuple[bytes, md.Metadata, tuple[int,
         kind = getattr(meta.decoder, "type", None)
         raise UsageError(f"the Android app does not decode {kind!r} detection heads",
                          f"it decodes {', '.join(APP_DECODERS)}")
+    if meta.input.layout != "NHWC" or meta.input.interpolation != "area":
+        # The Kotlin core feeds NHWC with edgecnn's area shrink only.
+        raise UsageError(f"the Android app feeds NHWC images shrunk by area; {path} wants "
+                         f"{meta.input.layout} with {meta.input.interpolation} resizing",
+                         "convert the model with 'edgecnn convert' (it writes NHWC) and "
+                         "'--interpolation area'")
     model = TFLiteModel(data, threads=1, metadata=meta)
     if len(model.inputs) != 1:
         raise UsageError(f"{path} has {len(model.inputs)} inputs; the app feeds exactly one image")

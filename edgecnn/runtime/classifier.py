@@ -69,9 +69,13 @@ class Classifier(TaskRunner):
         super().__init__(model, options, metadata)
         self.output = self.model.outputs[0]
         n = int(np.prod(self.output.shape[1:]))
-        if n != len(self.labels):
-            raise UsageError(f"model has {n} outputs but metadata lists "
-                             f"{len(self.labels)} labels")
+        if n != len(self.labels) or len(self.model.outputs) != 1:
+            raise UsageError(f"the classifier's output{'s' if len(self.model.outputs) > 1 else ''}"
+                             f" {[list(o.shape) for o in self.model.outputs]} do not fit "
+                             f"{len(self.labels)} labels: expected one output [1, "
+                             f"{len(self.labels)}] (logits or probabilities)",
+                             f"pass --labels with {n} names" if len(self.model.outputs) == 1
+                             else "use --task detect with a --decoder for several outputs")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, options: ClassifierOptions = ClassifierOptions()):

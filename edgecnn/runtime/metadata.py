@@ -15,7 +15,8 @@ The JSON schema (documented in docs/FORMAT.md) is::
      "labels": ["cat", ...],
      "input": {"height": 96, "width": 96, "channels": 3, "layout": "NHWC",
                "color": "RGB" | "GRAY", "resize": "stretch" | "letterbox",
-               "mean": [0.0], "std": [255.0], "pad_value": 114},
+               "mean": [0.0], "std": [255.0], "pad_value": 114,
+               "interpolation": "area" | "linear"},                      # optional
      "output": {"activation": "softmax" | "sigmoid" | "none"},          # classify
      "decoder": {"type": "anchor_free_ltrb", "strides": [8, 16, 32],    # detect
                  "box_output": 0, "score_output": 1,
@@ -74,6 +75,9 @@ class InputSpec:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (255.0,)
     pad_value: int = 114
+    # "area": edgecnn's shrink (integer area step + bilinear, DECISIONS "Letterbox resize");
+    # "linear": one bilinear resize, what Ultralytics (and most PyTorch pipelines) feed.
+    interpolation: str = "area"
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class Metadata:
             "name": self.name,
             "arch": self.arch,
             "labels": list(self.labels),
-            "input": _listify(asdict(self.input)),
+            "input": _input_doc(self.input),
             "quantization": self.quantization,
             "io": self.io,
         }
@@ -152,6 +156,15 @@ class Metadata:
         return replace(self, **changes)
 
 
+def _input_doc(spec: InputSpec) -> dict:
+    """The ``input`` section; ``interpolation`` only when not the default, so files without
+    the field (and readers that predate it) are unchanged."""
+    doc = _listify(asdict(spec))
+    if doc["interpolation"] == "area":
+        del doc["interpolation"]
+    return doc
+
+
 def _listify(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
@@ -163,7 +176,12 @@ def split_bundle(data: bytes) -> tuple[bytes, bytes | None]:
         return data, None
     size_cd, offset_cd = struct.unpack("<II", data[pos + 12:pos + 20])
     start = pos - size_cd - offset_cd
-    if start <= 0 or data[start:start + 4] != b"PK\x03\x04":
+    if start == 0 and size_cd >= 46 and data[offset_cd:offset_cd + 4] == b"PK\x01\x02":
+        # Offsets counted from the start of the file, not of the zip: what Python's zipfile
+        # writes when it appends to a model in "a" mode (Ultralytics' LiteRT exports). The
+        # zip then starts at its first entry's local header.
+        start = struct.unpack("<I", data[offset_cd + 42:offset_cd + 46])[0]
+    if start <= 0 or start >= pos or data[start:start + 4] != b"PK\x03\x04":
         return data, None
     return data[:start], data[start:]
 
@@ -172,10 +190,12 @@ def flatbuffer_sha256(flatbuffer: bytes) -> str:
     return hashlib.sha256(flatbuffer).hexdigest()
 
 
-def attach(model: bytes, metadata: Metadata) -> bytes:
+def attach(model: bytes, metadata: Metadata, extra: dict[str, bytes] | None = None) -> bytes:
     """Return the flatbuffer with a fresh metadata bundle appended (an old one is replaced).
 
-    The metadata records the flatbuffer's SHA-256, which readers verify on load.
+    The metadata records the flatbuffer's SHA-256, which readers verify on load. ``extra``
+    entries (another tool's metadata, e.g. Ultralytics' ``metadata.json``) are stored after
+    edgecnn's own.
     """
     flatbuffer, _ = split_bundle(model)
     metadata = metadata.replace(flatbuffer_sha256=flatbuffer_sha256(flatbuffer))
@@ -183,6 +203,9 @@ def attach(model: bytes, metadata: Metadata) -> bytes:
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(JSON_NAME, json.dumps(metadata.to_dict(), indent=1))
         zf.writestr(LABELS_NAME, "\n".join(metadata.labels) + "\n")
+        for name, data in (extra or {}).items():
+            if name not in (JSON_NAME, LABELS_NAME):
+                zf.writestr(name, data)
     return flatbuffer + buf.getvalue()
 
 
@@ -225,6 +248,12 @@ def read_document(data: bytes) -> dict | None:
     except (UnicodeDecodeError, ValueError) as err:
         raise UsageError(f"the model's {JSON_NAME} is not valid JSON: {_line(err)}",
                          _REWRITE) from None
+
+
+def read_bundle_entry(bundle: bytes, name: str) -> bytes | None:
+    """The bytes of entry ``name`` of a model's trailing zip (None if absent), read with the
+    same checks as ``edgecnn.json``; a damaged zip is a UsageError."""
+    return _read_entry(bundle, name)
 
 
 def _read_entry(bundle: bytes, name: str) -> bytes | None:

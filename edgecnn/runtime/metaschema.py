@@ -26,6 +26,7 @@ MAX_IO_ITEMS = 10000
 TASKS = ("classify", "detect")
 COLORS = ("RGB", "BGR", "GRAY")
 RESIZES = ("stretch", "letterbox")
+INTERPOLATIONS = ("area", "linear")
 ACTIVATIONS = ("softmax", "sigmoid", "none")
 _IDENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -94,7 +95,7 @@ def labels(value) -> tuple[str, ...]:
 def input_fields(doc: dict) -> dict:
     """The checked ``input`` section as keyword arguments of ``InputSpec``."""
     keys = ("height", "width", "channels", "layout", "color", "resize", "mean", "std",
-            "pad_value")
+            "pad_value", "interpolation")
     raw = section(doc, "input", keys, ("height", "width"))
     out: dict = {"height": integer(raw["height"], "input.height", 1, MAX_SIDE),
                  "width": integer(raw["width"], "input.width", 1, MAX_SIDE)}
@@ -112,6 +113,8 @@ def input_fields(doc: dict) -> dict:
     out["mean"] = number_list(raw.get("mean", [0.0]), "input.mean", lengths, -1e6, 1e6)
     out["std"] = number_list(raw.get("std", [255.0]), "input.std", lengths, 1e-6, 1e6)
     out["pad_value"] = integer(raw.get("pad_value", 114), "input.pad_value", 0, 255)
+    out["interpolation"] = text(raw.get("interpolation", "area"), "input.interpolation",
+                                choices=INTERPOLATIONS)
     return out
 
 

@@ -77,8 +77,10 @@ class TFLiteModel:
             self.path = Path(path)
             data = md.read_model_file(self.path)
         self.size_bytes = len(data)
-        flatbuffer, _ = md.split_bundle(data)
+        flatbuffer, bundle = md.split_bundle(data)
         self.flatbuffer = self._data = flatbuffer  # the interpreter keeps these alive anyway
+        # The trailing zip: edgecnn's metadata, or another tool's (Ultralytics' metadata.json).
+        self.bundle = bundle
         self.threads = threads
         where = f"{self.path}: " if self.path is not None else ""
         try:

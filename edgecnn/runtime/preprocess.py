@@ -91,6 +91,34 @@ def resize_down(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None
     return cv2.resize(small, size, dst=dst, interpolation=cv2.INTER_LINEAR)
 
 
+def input_hwc(spec: InputSpec, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of a model input read in the metadata's layout.
+
+    A channel count that does not fit says whether the other layout would (an NCHW
+    ``[1, 3, 256, 256]`` described as NHWC), so the error carries the fix.
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 4 or shape[0] != 1:
+        raise UsageError(f"model input shape {list(shape)} is not a single image (batch 1, "
+                         "4 dimensions)")
+    nchw = spec.layout == "NCHW"
+    h, w, c = (shape[2], shape[3], shape[1]) if nchw else shape[1:]
+    if c == spec.channels:
+        return h, w, c
+    other, oc = ("NHWC", shape[3]) if nchw else ("NCHW", shape[1])
+    fix = (f"the input is {other}: pass --layout {other} (or 'edgecnn metadata set MODEL "
+           f"--layout {other}')" if oc == spec.channels
+           else "re-run 'edgecnn convert' or 'edgecnn metadata set' to describe this input")
+    raise UsageError(f"metadata says {spec.channels} channels, but the model input "
+                     f"{list(shape)} read as {spec.layout} has {c}", fix)
+
+
+def resize_linear(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """Resize to ``size = (w, h)`` with one bilinear step (``input.interpolation = linear``)."""
+    return cv2.resize(image, size, dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
 class Preprocessor:
     """Callable turning a uint8 image into ``(input_tensor, Letterbox)``.
 
@@ -102,13 +130,9 @@ class Preprocessor:
     def __init__(self, spec: InputSpec, info: TensorInfo):
         self.spec = spec
         self.info = info
-        shape = info.shape
-        if len(shape) != 4 or shape[0] != 1:
-            raise UsageError(f"model input shape {shape} is not a single NHWC image")
-        self.height, self.width, self.channels = int(shape[1]), int(shape[2]), int(shape[3])
-        if self.channels != spec.channels:
-            raise UsageError(f"metadata says {spec.channels} channels, model input has "
-                             f"{self.channels}")
+        self.nchw = spec.layout == "NCHW"
+        self._shrink = resize_down if spec.interpolation == "area" else resize_linear
+        self.height, self.width, self.channels = input_hwc(spec, info.shape)
         self.lut = build_lut(spec, info)
         self._canvas = np.full((self.height, self.width, self.channels), spec.pad_value,
                                dtype=np.uint8)
@@ -131,7 +155,7 @@ class Preprocessor:
             return resized, Letterbox(self.width / w, self.height / h, 0.0, 0.0, w, h)
         nw, nh, px, py = letterbox_geometry(w, h, self.width, self.height)
         canvas = self._canvas.copy() if image.ndim == 3 else self._canvas[..., 0].copy()
-        resize_down(image, (nw, nh), dst=canvas[py:py + nh, px:px + nw])
+        self._shrink(image, (nw, nh), dst=canvas[py:py + nh, px:px + nw])
         return canvas, Letterbox(nw / w, nh / h, float(px), float(py), w, h)
 
     def to_model_color(self, image: np.ndarray, color: str) -> tuple[np.ndarray, bool]:
@@ -181,7 +205,7 @@ class Preprocessor:
         if self._buffers.get("key") != key:  # reused while the frame size stays the same
             self._buffers = {"key": key, "content": np.empty((nh, nw, 3), np.uint8),
                              "swapped": np.empty((nh, nw, 3), np.uint8)}
-        content = resize_down(image, (nw, nh), dst=self._buffers["content"])
+        content = self._shrink(image, (nw, nh), dst=self._buffers["content"])
         out = np.empty((1, self.height, self.width, 3), self.lut.dtype)
         plane, pad = out[0], self._pad_plane  # slice copies: a broadcast fill is 10x slower
         if py:
@@ -206,9 +230,14 @@ class Preprocessor:
         return out, Letterbox(nw / w, nh / h, float(px), float(py), w, h)
 
     def __call__(self, image: np.ndarray, color: str = "BGR") -> tuple[np.ndarray, Letterbox]:
+        """``(input tensor, Letterbox)``: the tensor in the model's layout (NHWC or NCHW)."""
         image, swap = self.to_model_color(image, color)
         if self._lut3 is not None:
-            return self._letterbox_int(image, swap)
-        fitted, box = self.fit(image)
-        out = self._apply_lut(fitted, swap)
-        return out.reshape(1, self.height, self.width, self.channels), box
+            out, box = self._letterbox_int(image, swap)
+        else:
+            fitted, box = self.fit(image)
+            out = self._apply_lut(fitted, swap).reshape(1, self.height, self.width,
+                                                         self.channels)
+        if self.nchw:   # models exported from PyTorch as they are (Ultralytics' LiteRT files)
+            out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        return out, box

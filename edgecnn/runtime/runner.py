@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime.describe import MetadataOptions, resolve_metadata
 from edgecnn.runtime.metadata import Metadata
 from edgecnn.runtime.model import TFLiteModel
 from edgecnn.runtime.preprocess import Preprocessor
@@ -123,7 +124,7 @@ class TaskRunner:
                  metadata: Metadata | None = None):
         self.options = options if options is not None else self.Options()
         self.model = open_model(model, threads=getattr(self.options, "threads", None))
-        self.metadata = meta = metadata or self.model.require_metadata()
+        self.metadata = meta = metadata or resolve_metadata(self.model)
         if meta.task != self.task:
             raise UsageError(f"model task is {meta.task.value!r}, not {self.task.value!r}",
                              "use runtime.load (or 'edgecnn predict'), which picks the runner "
@@ -199,7 +200,8 @@ def make_options(cls: Any, task: Task, options: dict[str, Any]) -> Any:
 
 
 def load(model: ModelSource, threads: int | None = None, *, verify: bool = True,
-         metadata: Metadata | None = None, **options: Any) -> Runner:
+         metadata: Metadata | None = None, described: MetadataOptions | None = None,
+         **options: Any) -> Runner:
     """The runner for the model's task, read from its metadata.
 
     Args:
@@ -208,15 +210,19 @@ def load(model: ModelSource, threads: int | None = None, *, verify: bool = True,
         verify: refuse a file whose flatbuffer does not match its metadata's SHA-256
             (``False``: ``--no-verify``).
         metadata: use this instead of the model's own metadata.
+        described: what the user says about the model (``--task``, ``--labels``, ...): it
+            completes or overrides the metadata the file carries, edgecnn's or Ultralytics'
+            (:func:`~edgecnn.runtime.describe.resolve_metadata`).
         **options: fields of the runner's options (``top_k`` for classifiers,
             ``score_threshold``, ``iou_threshold``, ``max_detections``, ``classes`` for
             detectors, ...); ``None`` keeps the model's own value.
 
     Raises:
-        UsageError: no metadata, a folder instead of a file, an option the task lacks.
+        UsageError: no metadata and no options describing the model, a folder instead of a
+            file, an option the task lacks.
     """
     tfl = open_model(model, threads=threads, verify=verify)
-    meta = metadata or tfl.require_metadata()
+    meta = metadata or resolve_metadata(tfl, described)
     cls = runner_class(meta.task)
     return cls(tfl, make_options(cls, meta.task, {"threads": threads, **options}),
                metadata=meta)

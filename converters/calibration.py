@@ -41,12 +41,17 @@ class CalibrationImages:
     source: str
     labels: tuple[str, ...] | None = None
     held_out_targets: np.ndarray | None = None
+    # Detection datasets: per held-out image (boxes xyxy in its pixels, classes, width, height)
+    held_out_boxes: tuple | None = None
 
 
 def float_preprocessor(spec: InputSpec) -> Preprocessor:
-    """The runtime preprocessor, producing float32 ``(pixel - mean) / std`` instead of int8."""
+    """The runtime preprocessor, producing float32 ``(pixel - mean) / std`` instead of int8,
+    NHWC whatever the model's own layout."""
     info = TensorInfo(index=0, name="image", shape=(1, spec.height, spec.width, spec.channels),
                       dtype=np.dtype(np.float32), scale=0.0, zero_point=0)
+    if spec.layout != "NHWC":
+        spec = InputSpec(**{**spec.__dict__, "layout": "NHWC"})
     return Preprocessor(spec, info)
 
 
@@ -139,14 +144,21 @@ def _detection_images(spec: str, info: RunInfo, size: int, held_out: int) -> Cal
     dataset = load_detection_dataset(spec, seed=int(info.seed))
     rng = np.random.default_rng(int(info.seed))
     train = [dataset.train[i].image_path for i in rng.permutation(len(dataset.train))]
-    val = [dataset.val[i].image_path for i in rng.permutation(len(dataset.val))]
     calib = _read_images(train[:size], info.color)
-    held = _read_images(val[:held_out], info.color) if val else []
     if not calib:
         raise UsageError(f"no readable training images in {spec} to calibrate on",
                          "check the dataset with 'edgecnn data check'")
-    return CalibrationImages(calib, held or calib[:held_out], info.color, spec,
-                             tuple(dataset.names))
+    held, truth = [], []
+    for sample in [dataset.val[i] for i in rng.permutation(len(dataset.val))][:held_out]:
+        image = _read_images([sample.image_path], info.color)
+        if image:   # kept only with its boxes, so the two lists stay aligned
+            held += image
+            truth.append((sample.boxes, sample.classes, sample.width, sample.height))
+    if not held:
+        return CalibrationImages(calib, calib[:held_out], info.color, spec,
+                                 tuple(dataset.names))
+    return CalibrationImages(calib, held, info.color, spec, tuple(dataset.names),
+                             held_out_boxes=tuple(truth))
 
 
 def _looks_like_detection(path: Path) -> bool:

@@ -19,31 +19,24 @@ import numpy as np
 
 from converters import calibration as cal
 from converters import formats
-from converters.agreement import Agreement, classification_agreement, output_agreement
+from converters.agreement import Agreement
+from converters.parity import DetectionAgreement, MapScorer, parity
 from converters.recipes import IOType, Quant, Recipe
 from converters.sources.base import Layout, SourceModel
 from edgecnn.errors import UsageError
 from edgecnn.fsutil import ensure_writable_dir, write_atomic
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
+from edgecnn.runtime.describe import (ULTRALYTICS_THRESHOLDS, MetadataOptions, guess_decoder,
+                                      parse_floats, parse_labels)
 from edgecnn.runtime.model import TFLiteModel
 
-# [1, 4 + nc, N]: cx, cy, w, h divided by the input size (0..1), then class probabilities
-YOLO_DECODER = "ultralytics_yolo"
-YOLO_END2END_DECODER = "ultralytics_end2end"   # [1, N, 6]: x1 y1 x2 y2 score class
+__all__ = ["ForeignOptions", "ForeignResult", "convert_foreign", "parse_floats",
+           "parse_labels"]
 
 
-@dataclass(frozen=True)
-class ForeignOptions:
-    """What the source may not say about itself (``None``: read from the source or default)."""
-
-    task: str | None = None
-    labels: tuple[str, ...] | None = None
-    layout: str | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    resize: str | None = None
-    color: str = "RGB"
+# What the source may not say about itself: the runtime's own description options.
+ForeignOptions = MetadataOptions
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ class ForeignResult:
     outputs: tuple[dict, ...]
     metadata: dict
     source_metadata: dict
-    agreement: Agreement | None
+    agreement: Agreement | DetectionAgreement | None
     agreement_source: str
     calib_samples: int
     seconds: float
@@ -73,36 +66,6 @@ class ForeignResult:
                 "agreement": self.agreement.to_dict() if self.agreement else None,
                 "agreement_source": self.agreement_source, "calib_samples": self.calib_samples,
                 "seconds": round(self.seconds, 2), "notes": list(self.notes)}
-
-
-def parse_labels(value: str | None) -> tuple[str, ...] | None:
-    """``--labels``: a file with one name per line, or ``a,b,c``."""
-    if value is None:
-        return None
-    path = Path(value)
-    if path.is_file():
-        names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    else:
-        names = [n.strip() for n in value.split(",")]
-    names = [n for n in names if n]
-    if not names:
-        raise UsageError(f"--labels {value!r} names no class", "pass a file or a,b,c")
-    return tuple(names)
-
-
-def parse_floats(value: str | None, option: str) -> tuple[float, ...] | None:
-    """``--mean``/``--std``: one number or one per channel (``r,g,b``)."""
-    if value is None:
-        return None
-    try:
-        numbers = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise UsageError(f"{option} {value!r} is not a number or r,g,b numbers",
-                         f"e.g. {option} 127.5 or {option} 123.7,116.3,103.5") from None
-    if len(numbers) not in (1, 3) or (option == "--std" and min(numbers) <= 0):
-        raise UsageError(f"{option} {value!r} needs 1 or 3 values"
-                         + (" above 0" if option == "--std" else ""))
-    return numbers
 
 
 def load_source(path: Path, fmt: formats.SourceFormat, layout: str | None) -> SourceModel:
@@ -119,10 +82,10 @@ def load_source(path: Path, fmt: formats.SourceFormat, layout: str | None) -> So
 
 def convert_foreign(source: str | Path, output: str | Path | None = None,
                     quant: str | Quant | None = "int8", *, io: str | IOType | None = None,
-                    options: ForeignOptions = ForeignOptions(), calib: str | None = None,
+                    options: ForeignOptions | None = None, calib: str | None = None,
                     calib_size: int = cal.DEFAULT_CALIB_SIZE,
-                    held_out: int = cal.DEFAULT_HELD_OUT, verbose: bool = False
-                    ) -> ForeignResult:
+                    held_out: int = cal.DEFAULT_HELD_OUT, verbose: bool = False,
+                    map_scorer: MapScorer | None = None) -> ForeignResult:
     """Convert a model edgecnn did not train to a ``.tflite`` with edgecnn metadata.
 
     Args:
@@ -136,6 +99,9 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
         calib_size: calibration images to use.
         held_out: images for the parity report against the source framework (0 skips it).
         verbose: show the route's own output.
+        map_scorer: detectors with held-out boxes (``--calib data.yaml``): scores the mAP of
+            the source and the ``.tflite`` (the CLI passes ``edgecnn eval``'s COCO mAP; this
+            layer may not import it). None: matched-box IoU only.
 
     Example:
         convert_foreign("yolo11n.onnx", "yolo11n_int8.tflite", "int8", calib="data.yaml")
@@ -150,16 +116,14 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
         raise UsageError("--quant keep only applies to a .tflite source",
                          "choose float32, dynamic, float16 or int8")
     recipe = Recipe.parse(quant or "float32", io)
+    options = options or ForeignOptions()
     model = load_source(path, fmt, options.layout)
     task = _task(model, options)
     labels = _labels(model, options, task)
     h, w, c = model.input.hwc
     if c not in (1, 3):
         raise UsageError(f"the model input has {c} channels; edgecnn feeds 1 (GRAY) or 3 (RGB)")
-    color = "GRAY" if c == 1 else options.color
-    spec = md.InputSpec(height=h, width=w, channels=c, layout=Layout.NHWC.value, color=color,
-                        resize=options.resize or ("letterbox" if task == "detect" else "stretch"),
-                        mean=tuple(options.mean or (0.0,)), std=tuple(options.std or (255.0,)))
+    spec = _input_spec(model, options, task)
     out_path = _output_path(output, path, model.name, "keep" if keep else recipe.name)
     ensure_writable_dir(out_path.parent, "choose a writable -o path")
     images = _images(spec, calib, calib_size, held_out, recipe, keep)
@@ -174,8 +138,8 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     converted = _load(flat)
     layout = _check_layout(converted, model, spec)
     spec = md.InputSpec(**{**spec.__dict__, "layout": layout.value})
-    decoder = _decoder(model, converted, task, labels)
-    activation = _activation(model, task)
+    decoder = _decoder(model, converted, task, labels, options)
+    activation = options.activation or _activation(model, task)
     meta = md.Metadata(task=task, labels=labels, input=spec, name=model.name, arch=fmt.name,
                        output_activation=activation, decoder=decoder,
                        quantization="keep" if keep else recipe.quant.value,
@@ -194,7 +158,9 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
             agreement_source = f"{len(held)} random-pixel images (no --calib given)"
         else:
             agreement_source = f"{len(held)} held-out images of {images.source}"
-        agreement = parity(model, final, meta, held, color_in, boxes)
+        truth = images.held_out_boxes if images is not None else None
+        agreement = parity(model, final, meta, held, color_in, boxes,
+                           truth[:len(held)] if truth else None, map_scorer)
     elif model.reference is None:
         notes.append(f"no parity report: the {fmt.name} runtime is not installed")
     write_atomic(out_path, data)
@@ -207,6 +173,21 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
         agreement_source=agreement_source,
         calib_samples=0 if calib_x is None else len(calib_x),
         seconds=time.perf_counter() - start, notes=tuple(notes + list(model.notes)))
+
+
+def _input_spec(model: SourceModel, options: MetadataOptions, task: str) -> md.InputSpec:
+    """NHWC for calibration (the final layout is the converted model's); Ultralytics' models
+    get the single bilinear resize they were trained with."""
+    h, w, c = model.input.hwc
+    if c not in (1, 3):
+        raise UsageError(f"the model input has {c} channels; edgecnn feeds 1 (GRAY) or 3 (RGB)")
+    ultralytics = model.metadata.producer == "ultralytics"
+    return md.InputSpec(
+        height=h, width=w, channels=c, layout=Layout.NHWC.value,
+        color="GRAY" if c == 1 else options.color or "RGB",
+        resize=options.resize or ("letterbox" if task == "detect" else "stretch"),
+        mean=tuple(options.mean or (0.0,)), std=tuple(options.std or (255.0,)),
+        interpolation=options.interpolation or ("linear" if ultralytics else "area"))
 
 
 def _task(model: SourceModel, options: ForeignOptions) -> str:
@@ -333,19 +314,23 @@ def _check_layout(converted: TFLiteModel, model: SourceModel, spec: md.InputSpec
                      "pass --layout to say which axis holds the channels")
 
 
-def _decoder(model: SourceModel, converted: TFLiteModel, task: str, labels) -> md.DecoderSpec | None:
+def _decoder(model: SourceModel, converted: TFLiteModel, task: str, labels,
+             options: MetadataOptions) -> md.DecoderSpec | None:
+    """The decoder the options name, or the one the converted outputs point to (the runtime's
+    own guess, :func:`edgecnn.runtime.describe.guess_decoder`)."""
     if task != "detect":
         return None
-    shapes = [o.shape for o in converted.outputs]
-    if len(shapes) == 1 and len(shapes[0]) == 3:
-        n_ch = 4 + len(labels)
-        if shapes[0][2] == 6 and model.metadata.end2end is not False:
-            return md.DecoderSpec(type=YOLO_END2END_DECODER, output=0)
-        if n_ch in shapes[0][1:]:
-            return md.DecoderSpec(type=YOLO_DECODER, output=0)
-    raise UsageError(f"no known detection layout for outputs {[list(s) for s in shapes]}: "
-                     f"expected [1, 4+{len(labels)}, N] (Ultralytics YOLO) or [1, N, 6] "
-                     "(end-to-end YOLO)", "convert with --task classify, or a YOLO export")
+    shapes = [tuple(o.shape) for o in converted.outputs]
+    section = dict(options.decoder) if options.decoder else \
+        guess_decoder(shapes, labels, model.metadata)
+    if section is None:
+        raise UsageError(f"no known detection layout for outputs {[list(s) for s in shapes]}: "
+                         f"expected [1, 4+{len(labels)}, N] (Ultralytics YOLO), [1, N, 6] "
+                         "(end-to-end YOLO) or the 4 outputs of TFLite_Detection_PostProcess",
+                         "pass --decoder TYPE[:key=value,...], or convert with --task classify")
+    if not options.decoder and section["type"].startswith("ultralytics"):
+        section.update(ULTRALYTICS_THRESHOLDS)
+    return md.DecoderSpec.from_dict(section)
 
 
 def _activation(model: SourceModel, task: str) -> str:
@@ -356,72 +341,6 @@ def _activation(model: SourceModel, task: str) -> str:
     y = model.reference(rng.uniform(0, 1, model.input.shape).astype(np.float32))[0]
     row = np.asarray(y, np.float64).reshape(-1)
     return "softmax" if row.min() >= 0 and abs(row.sum() - 1.0) < 1e-3 else "none"
-
-
-def parity(model: SourceModel, converted: TFLiteModel, meta: md.Metadata,
-           images: list[np.ndarray], color: str, boxes: tuple[int, int] | None = None
-           ) -> Agreement:
-    """The source framework against the ``.tflite`` on the same uint8 images.
-
-    Both get the device's preprocessing; the source gets it in its own layout, float.
-    ``boxes = (h, w)``: the converted YOLO head's boxes are normalized; so is the reference.
-    """
-    from edgecnn.runtime.preprocess import Preprocessor
-
-    x = cal.to_model_inputs(images, meta.input, color)            # NHWC float
-    ref_in = x.transpose(0, 3, 1, 2) if model.input.layout is Layout.NCHW else x
-    ref = [np.concatenate(parts) for parts in
-           zip(*[model.reference(ref_in[i:i + 1]) for i in range(len(x))])]
-    if boxes is not None:
-        h, w = boxes
-        ref[0] = ref[0].copy()
-        ref[0][:, :4] /= np.array([w, h, w, h], np.float32).reshape(1, 4, 1)
-    pre = Preprocessor(meta.input, converted.input)
-    got: list[list[np.ndarray]] = [[] for _ in converted.outputs]
-    for im in images:
-        tensor, _ = pre(im, color)
-        if meta.input.layout == Layout.NCHW.value:
-            tensor = np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
-        converted.set_input(tensor)
-        converted.invoke()
-        for i in range(len(converted.outputs)):
-            got[i].append(converted.get_output(i))
-    cand = align_outputs([r.shape for r in ref], [np.concatenate(g) for g in got])
-    if meta.task == "classify":
-        return classification_agreement(_probs(ref[0], meta), _probs(cand[0], meta))
-    return output_agreement(ref, cand)
-
-
-def _probs(y: np.ndarray, meta: md.Metadata) -> np.ndarray:
-    y = y.reshape(len(y), -1).astype(np.float64)
-    if meta.output_activation == "softmax":
-        return y
-    e = np.exp(y - y.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def align_outputs(ref_shapes: list[tuple], outputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Converted outputs in the source's order and shapes (routes may reorder or transpose)."""
-    left = list(range(len(outputs)))
-    aligned = []
-    for shape in ref_shapes:
-        for j in left:
-            y = outputs[j]
-            if y.shape == tuple(shape):
-                pick = y
-            elif y.ndim == 3 and y.shape == (shape[0], shape[2], shape[1]):
-                pick = y.transpose(0, 2, 1)
-            elif y.size == int(np.prod(shape)) and y.ndim == 2:
-                pick = y.reshape(shape)
-            else:
-                continue
-            aligned.append(pick)
-            left.remove(j)
-            break
-        else:
-            raise UsageError(f"no converted output matches the source's output of shape "
-                             f"{list(shape)} (got {[list(o.shape) for o in outputs]})")
-    return aligned
 
 
 def _output_path(output, source: Path, name: str, recipe_name: str) -> Path:

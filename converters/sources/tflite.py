@@ -9,9 +9,6 @@ A model that is already quantized is only kept (``--quant keep``).
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,26 +17,12 @@ from converters.sources.base import SourceMetadata, SourceModel, image_input, pa
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.model import TFLiteModel
-
-ULTRALYTICS_JSON = "metadata.json"
-MAX_JSON_BYTES = 1 << 20
+from edgecnn.runtime.sourcemeta import ultralytics_props
 
 
 def bundled_props(data: bytes) -> dict | None:
     """The JSON object Ultralytics appends (``metadata.json`` in a trailing zip), or None."""
-    _, bundle = md.split_bundle(data)
-    if bundle is None:
-        return None
-    try:
-        with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
-            if ULTRALYTICS_JSON not in zf.namelist():
-                return None
-            if zf.getinfo(ULTRALYTICS_JSON).file_size > MAX_JSON_BYTES:
-                return None
-            doc = json.loads(zf.read(ULTRALYTICS_JSON).decode("utf-8"))
-    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError, OSError):
-        return None
-    return doc if isinstance(doc, dict) else None
+    return ultralytics_props(md.split_bundle(data)[1])
 
 
 def is_float(model: TFLiteModel) -> bool:

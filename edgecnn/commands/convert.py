@@ -6,6 +6,8 @@ import json
 
 import click
 
+from edgecnn.commands import options as shared
+
 
 @click.command(short_help="Convert a model to .tflite with post-training quantization.")
 @click.argument("model", type=click.Path())
@@ -33,30 +35,20 @@ import click
                    "ranking) in float.")
 @click.option("--keep-names", is_flag=True,
               help="Keep the converter's long tensor names (default: shortened, smaller file).")
-@click.option("--task", type=click.Choice(["classify", "detect"]), default=None,
-              help="Foreign models: the task, when the file does not say.")
-@click.option("--labels", default=None,
-              help="Foreign models: class names, a file (one per line) or a,b,c.")
-@click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False),
-              default=None, help="Foreign models: the input layout, when the shape is ambiguous.")
-@click.option("--mean", default=None,
-              help="Foreign models: input mean, pixel units, one value or r,g,b (default 0).")
-@click.option("--std", default=None,
-              help="Foreign models: input std, pixel units, one value or r,g,b (default 255).")
-@click.option("--resize", type=click.Choice(["letterbox", "stretch"]), default=None,
-              help="Foreign models: how frames are fitted (default: letterbox for detect).")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output .tflite (or a folder). Default: <run>/<name>_<recipe>.tflite.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@shared.describe_model
 @click.pass_context
 def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, debug_quant,
-            float_layers, float_worst, keep_names, task, labels, layout, mean, std, resize,
-            output, as_json) -> None:
+            float_layers, float_worst, keep_names, output, as_json, described) -> None:
     """Convert MODEL to a .tflite with edgecnn metadata.
 
     MODEL is an edgecnn run directory or .keras file, or a model from elsewhere: ONNX (.onnx),
     a PyTorch ExportedProgram (.pt2), a Keras 3 .keras file, a SavedModel folder, or a
     .tflite. Pickled PyTorch checkpoints (.pt/.pth) are refused: loading them runs code.
+    For models from elsewhere, --task, --labels, --decoder, --mean/--std, --layout, --resize,
+    --activation and --interpolation say what the file does not.
 
     \b
     Example:
@@ -68,9 +60,15 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
     verbose = bool((ctx.find_root().obj or {}).get("verbose"))
     fmt = formats.detect(model)
     if fmt.name not in ("edgecnn", "keras"):   # any .keras: convert_model handles bare ones
-        _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, task,
-                         labels, layout, mean, std, resize, verbose, as_json)
+        _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, described,
+                         verbose, as_json)
         return
+    if described is not None and fmt.name == "edgecnn":
+        from edgecnn.errors import UsageError
+
+        raise UsageError("--task, --labels, --decoder, ... describe models from elsewhere; "
+                         f"{model} is an edgecnn run and carries all of it",
+                         "drop those options")
     from converters import convert_model
     from converters.selective import parse_float_layers
 
@@ -97,16 +95,15 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
         click.echo(f"  per-layer error report: {result.debug_markdown} (+ .csv)")
 
 
-def _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, task, labels,
-                     layout, mean, std, resize, verbose, as_json) -> None:
-    from converters.foreign import ForeignOptions, convert_foreign, parse_labels, parse_floats
+def _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, described,
+                     verbose, as_json) -> None:
+    from converters.foreign import convert_foreign
+    from edgecnn.runtime.describe import MetadataOptions
 
-    options = ForeignOptions(task=task, labels=parse_labels(labels), layout=layout,
-                             mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
-                             resize=resize)
     result = convert_foreign(model, output, None if quant == "keep" else quant, io=io_type,
-                             options=options, calib=calib, calib_size=calib_size,
-                             held_out=held_out, verbose=verbose)
+                             options=described or MetadataOptions(), calib=calib,
+                             calib_size=calib_size,
+                             held_out=held_out, verbose=verbose, map_scorer=_coco_map)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -127,6 +124,14 @@ def _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out,
                    f"({result.agreement_source})")
     for note in result.notes:
         click.echo(f"  note: {note}")
+
+
+def _coco_map(ground_truth, detections, labels) -> tuple[float, float]:
+    """The parity report's mAP: 'edgecnn eval''s COCO mAP (converters may not import it)."""
+    from edgecnn.evaluate.detect import ImageDetections, coco_map
+
+    result = coco_map(ground_truth, [ImageDetections(*d) for d in detections], labels)
+    return result["map50"], result["map"]
 
 
 def _quant_text(t: dict) -> str:

@@ -10,8 +10,8 @@ same-class converted box, 0 when none is left) and, when the held-out images com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 

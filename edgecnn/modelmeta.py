@@ -81,7 +81,7 @@ class SetResult:
 
 
 def set_metadata(path: str | os.PathLike, output: str | os.PathLike | None = None,
-                 options: MetadataOptions = MetadataOptions(), *, in_place: bool = False,
+                 options: MetadataOptions | None = None, *, in_place: bool = False,
                  overwrite: bool = False, score_threshold: float | None = None,
                  iou_threshold: float | None = None, max_detections: int | None = None,
                  name: str | None = None, verify: bool = True) -> SetResult:
@@ -109,7 +109,7 @@ def set_metadata(path: str | os.PathLike, output: str | os.PathLike | None = Non
     ensure_writable_dir(dest.parent, "choose a writable -o path")
     data = md.read_model_file(src)
     model = open_model(src, threads=1, verify=verify)
-    meta = resolve_metadata(model, options)
+    meta = resolve_metadata(model, options or MetadataOptions())
     changes = {k: v for k, v in (("score_threshold", score_threshold),
                                  ("iou_threshold", iou_threshold),
                                  ("max_detections", max_detections)) if v is not None}

@@ -8,13 +8,12 @@ bundled JSON). The input layout and the metadata keys are read by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from edgecnn.runtime.sourcemeta import (ImageInput, Layout, SourceMetadata, image_input,
-                                        parse_props)
+from edgecnn.runtime.sourcemeta import ImageInput, Layout, SourceMetadata, image_input, parse_props
 
 __all__ = ["ImageInput", "Layout", "SourceMetadata", "SourceModel", "image_input",
            "parse_props"]

@@ -20,16 +20,17 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.decoders import DecoderSpec, decoder_class
-from edgecnn.runtime.model import TFLiteModel, TensorInfo
+from edgecnn.runtime.model import TensorInfo, TFLiteModel
 from edgecnn.runtime.sourcemeta import (Layout, SourceMetadata, image_input, parse_props,
                                         ultralytics_props)
 
@@ -200,7 +201,7 @@ def _build(model: TFLiteModel, options: MetadataOptions, base: md.Metadata | Non
     h, w, c = inp.hwc
     outputs = [tuple(o.shape) for o in model.outputs]
     task = options.task or (base.task.value if base is not None else None) or source.task \
-        or guess_task(outputs, source)
+        or guess_task(outputs, source, options)
     labels = options.labels or (base.labels if base is not None else None) or source.labels \
         or default_labels(task, outputs, options.decoder, source)
     spec = _input_spec(model.input, inp.layout.value, (h, w, c), task, options, base,
@@ -256,13 +257,18 @@ def probe_activation(model: TFLiteModel) -> str:
     return "softmax" if y.min() >= 0 and abs(y.sum() - 1.0) < 0.02 else "none"
 
 
-def guess_task(outputs: Sequence[tuple[int, ...]], source: SourceMetadata) -> str:
-    """``classify`` for one output of one row of scores, ``detect`` for a known detection
-    layout; otherwise a UsageError asking for ``--task``."""
+def guess_task(outputs: Sequence[tuple[int, ...]], source: SourceMetadata,
+               options: MetadataOptions | None = None) -> str:
+    """``detect`` when a decoder is given; ``classify`` for one output of one row of scores;
+    ``detect`` for a known detection layout (read with the labels, when given); otherwise a
+    UsageError asking for ``--task``."""
+    if options is not None and options.decoder is not None:
+        return "detect"
     if len(outputs) == 1 and (len(outputs[0]) == 2 or (
             len(outputs[0]) == 4 and outputs[0][1:3] == (1, 1))):
         return "classify"
-    if guess_decoder(outputs, None, source) is not None:
+    labels = options.labels if options is not None else None
+    if guess_decoder(outputs, labels, source) is not None:
         return "detect"
     raise UsageError(f"cannot tell the task of a model with outputs "
                      f"{[list(s) for s in outputs]}", "pass --task classify or --task detect")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class Layout(str, Enum):
     NHWC = "NHWC"
 
     @classmethod
-    def parse(cls, value: "str | Layout") -> "Layout":
+    def parse(cls, value: str | Layout) -> Layout:
         try:
             return cls(str(getattr(value, "value", value)).upper())
         except ValueError:
@@ -51,7 +51,7 @@ class ImageInput:
         return self.shape[1], self.shape[2], self.shape[3]
 
 
-def image_input(name: str, shape: Sequence, layout: "str | Layout | None" = None) -> ImageInput:
+def image_input(name: str, shape: Sequence, layout: str | Layout | None = None) -> ImageInput:
     """Check a 4-d image input and find its layout (the channel axis holds 1 or 3).
 
     Args:

@@ -17,8 +17,8 @@ within the labels, order by score (ties: lower row first), at most ``max_detecti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

@@ -12,8 +12,8 @@ score (ties: lower row first), at most ``max_detections``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -15,8 +15,8 @@ Decoding: best class per anchor (ties to the lower id), keep ``score >= score_th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

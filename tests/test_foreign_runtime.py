@@ -1,0 +1,287 @@
+"""Models edgecnn did not write, on the device side: the foreign detection decoders on a real
+interpreter's outputs, Ultralytics' metadata.json read as it is, ``--task/--labels/...`` on
+predict, ``edgecnn metadata show|set`` round trips, NCHW inputs, and one-line errors.
+
+The models are tiny ``.tflite`` files built here whose outputs are known constants plus the
+mean of the input: a black image (stretch resize, mean 0) gives exactly the constants, so
+every decoded box is known in advance.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import BLOCK_TENSORFLOW, assert_one_line_error
+
+from edgecnn.runtime import load
+from edgecnn.runtime import metadata as md
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ("a", "b", "c")
+# Ultralytics YOLO head, channels first [1, 4 + 3, N anchors]: cx, cy, w, h in 0..1 of the
+# 64 px input, then class probabilities. Anchor 1 overlaps anchor 0 (IoU 0.92, same class):
+# NMS drops it. Anchor 2 is class 0.
+YOLO = np.array([[0.50, 0.52, 0.25],
+                 [0.50, 0.50, 0.25],
+                 [0.50, 0.50, 0.20],
+                 [0.50, 0.50, 0.20],
+                 [0.05, 0.10, 0.60],
+                 [0.90, 0.80, 0.10],
+                 [0.01, 0.02, 0.03]], np.float32)
+# 5 more anchors scoring 0 (a head has more anchors than channels: [1, 7, 8])
+YOLO = np.concatenate([YOLO, np.tile([[0.5], [0.5], [0.1], [0.1], [0], [0], [0]], 5)],
+                      axis=1)[None].astype(np.float32)
+# In a 128 px image (scale 2): anchor 0 -> [32, 32, 96, 96], anchor 2 -> [19.2, 19.2, 44.8, 44.8]
+YOLO_BOXES = [("b", 0.9, [32.0, 32.0, 96.0, 96.0]), ("a", 0.6, [19.2, 19.2, 44.8, 44.8])]
+# End-to-end YOLO rows: x1 y1 x2 y2 (input pixels), score, class.
+END2END = np.array([[[4, 8, 20, 40, 0.3, 2], [10, 10, 30, 30, 0.8, 1],
+                     [0, 0, 64, 64, 0.1, 0], [1, 1, 2, 2, 0.9, 7]]], np.float32)
+# TFLite_Detection_PostProcess: boxes ymin xmin ymax xmax (0..1), classes, scores, count.
+SSD = (np.array([[[0.25, 0.5, 0.75, 1.0], [0.0, 0.0, 0.5, 0.5], [0, 0, 1, 1]]], np.float32),
+       np.array([[2, 0, 1]], np.float32), np.array([[0.7, 0.95, 0.99]], np.float32),
+       np.array([2], np.float32))
+
+
+def _build(outputs, shape=(1, 64, 64, 3), channel_means: bool = False,
+           signature: bool = False) -> bytes:
+    """A float ``.tflite`` whose outputs are ``constant + mean(input)`` (or, with
+    ``channel_means``, the per-channel means of an NCHW input: a 3-class classifier);
+    ``signature``: through a SavedModel, so the file has a serving signature."""
+    import tensorflow as tf
+
+    consts = [tf.constant(np.asarray(o, np.float32)) for o in outputs]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def model(x):
+        if channel_means:
+            return tf.reduce_mean(x, axis=[2, 3])
+        m = tf.reduce_mean(x)
+        return tuple(c + m for c in consts)
+
+    if not signature:
+        fn = model.get_concrete_function()
+        return tf.lite.TFLiteConverter.from_concrete_functions([fn], model).convert()
+    import tempfile
+
+    module = tf.Module()
+    module.serve = model
+    with tempfile.TemporaryDirectory() as folder:   # a serving signature (ai-edge-quantizer)
+        tf.saved_model.save(module, folder, signatures={"serving_default": model})
+        return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+
+
+def _ultralytics(flat: bytes, **keys) -> bytes:
+    """Append metadata.json the way Ultralytics' LiteRT export does (zipfile in "a" mode)."""
+    buf = io.BytesIO(flat)
+    buf.seek(0, io.SEEK_END)
+    doc = {"description": "Ultralytics YOLO11n model", "author": "Ultralytics",
+           "task": "detect", "stride": 32, "imgsz": [64, 64], "names": {"0": "a", "1": "b",
+                                                                       "2": "c"}, **keys}
+    with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", json.dumps(doc, indent=2))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("foreign")
+    built = {"yolo": _build([YOLO]), "yolo_t": _build([YOLO.transpose(0, 2, 1)]),
+             "end2end": _build([END2END]), "ssd": _build(list(SSD)),
+             "nchw": _build([], shape=(1, 3, 16, 16), channel_means=True)}
+    built["ultra"] = _ultralytics(built["yolo"])
+    paths = {}
+    for name, data in built.items():
+        paths[name] = root / f"{name}.tflite"
+        paths[name].write_bytes(data)
+    black = root / "black.png"
+    cv2.imwrite(str(black), np.zeros((128, 128, 3), np.uint8))
+    red = root / "red.png"
+    cv2.imwrite(str(red), np.full((20, 30, 3), (0, 0, 255), np.uint8))   # BGR on disk
+    return {**paths, "black": black, "red": red}
+
+
+def _boxes(result) -> list[tuple[str, float, list[float]]]:
+    report = json.loads(result.out)
+    return [(d["label"], round(d["score"], 4), [round(v, 3) for v in d["box"]])
+            for d in report["results"][0]["detections"]]
+
+
+def _expect(rows) -> list[tuple[str, float, list[float]]]:
+    return [(label, pytest.approx(score, abs=1e-4), pytest.approx(box, abs=1e-3))
+            for label, score, box in rows]
+
+
+@pytest.mark.parametrize("name", ["yolo", "yolo_t"])
+def test_ultralytics_yolo_layouts_decode_with_labels_given(models, run_cli, name):
+    result = run_cli("predict", models[name], models["black"], "--json", "--task", "detect",
+                     "--labels", ",".join(LABELS), "--resize", "stretch")
+    assert result.exit_code == 0, result.err
+    assert _boxes(result) == _expect(YOLO_BOXES)
+
+
+def test_end2end_rows_are_selected_not_suppressed(models, run_cli):
+    result = run_cli("predict", models["end2end"], models["black"], "--json", "--task",
+                     "detect", "--labels", "a,b,c", "--resize", "stretch",
+                     "--score-threshold", "0.2")
+    assert result.exit_code == 0, result.err
+    # class 7 is no label: dropped; score 0.1 below the threshold; order by score.
+    assert _boxes(result) == _expect([("b", 0.8, [20, 20, 60, 60]),
+                                      ("c", 0.3, [8, 16, 40, 80])])
+
+
+def test_ssd_postprocess_outputs_decode_count_rows_only(models, run_cli):
+    decoder = "ssd_postprocess:box_output=0,class_output=1,score_output=2,count_output=3"
+    result = run_cli("predict", models["ssd"], models["black"], "--json", "--task", "detect",
+                     "--labels", "a,b,c", "--resize", "stretch", "--decoder", decoder)
+    assert result.exit_code == 0, result.err
+    # count 2: the third row (score 0.99) is not valid; ymin xmin ymax xmax -> x1 y1 x2 y2.
+    assert _boxes(result) == _expect([("a", 0.95, [0, 0, 64, 64]),
+                                      ("c", 0.7, [64, 32, 128, 96])])
+    # The four shapes alone point to the same decoder (classes before scores).
+    guessed = run_cli("predict", models["ssd"], models["black"], "--json", "--task", "detect",
+                      "--labels", "a,b,c", "--resize", "stretch")
+    assert _boxes(guessed) == _boxes(result)
+    swapped = decoder.replace("box_output=0,class_output=1", "box_output=1,class_output=0")
+    assert_one_line_error(run_cli("predict", models["ssd"], models["black"], "--task", "detect",
+                                  "--labels", "a,b,c", "--decoder", swapped),
+                          "TFLite_Detection_PostProcess outputs do not fit",
+                          "boxes (output 1) [1, 3]", "expected boxes [1, N, 4]")
+
+
+def test_ultralytics_metadata_json_is_read_without_options(models, run_cli):
+    result = run_cli("predict", models["ultra"], models["black"], "--json")
+    assert result.exit_code == 0, result.err
+    assert _boxes(result) == _expect(YOLO_BOXES)     # a square image: letterbox == stretch
+    shown = run_cli("metadata", "show", models["ultra"], "--json")
+    report = json.loads(shown.out)
+    assert report["source"] == "ultralytics" and report["foreign"]["labels"] == list(LABELS)
+    meta = report["metadata"]
+    assert meta["decoder"]["type"] == "ultralytics_yolo" and meta["decoder"]["iou_threshold"] \
+        == 0.7
+    assert meta["input"]["interpolation"] == "linear" and meta["input"]["resize"] == "letterbox"
+    text = run_cli("metadata", "show", models["ultra"]).out
+    assert "metadata from ultralytics" in text and "3 labels: a, b, c" in text
+
+
+def test_metadata_set_round_trip_keeps_the_model_and_ultralytics_json(models, run_cli,
+                                                                      tmp_path):
+    out = tmp_path / "named.tflite"
+    result = run_cli("metadata", "set", models["ultra"], "-o", out, "--labels", "cat,dog,emu",
+                     "--score-threshold", "0.7", "--name", "yolo_toy")
+    assert result.exit_code == 0, result.err
+    assert "task detect, 3 labels, input NHWC, decoder ultralytics_yolo" in result.out
+    data = out.read_bytes()
+    flat, bundle = md.split_bundle(data)
+    assert flat == md.split_bundle(models["ultra"].read_bytes())[0]   # model byte for byte
+    assert json.loads(md.read_bundle_entry(bundle, "metadata.json"))["author"] == "Ultralytics"
+    meta = md.read(data)
+    assert meta.labels == ("cat", "dog", "emu") and meta.name == "yolo_toy"
+    assert meta.decoder.score_threshold == 0.7
+    shown = json.loads(run_cli("metadata", "show", out, "--json").out)
+    assert shown["source"] == "edgecnn" and shown["metadata"]["labels"] == ["cat", "dog", "emu"]
+    [det] = load(out)(cv2.imread(str(models["black"])))    # 0.6 is now below the threshold
+    assert det.category.label == "dog" and det.category.score == pytest.approx(0.9)
+    again = run_cli("metadata", "set", out, "--in-place", "--score-threshold", "0.5")
+    assert again.exit_code == 0 and md.read(out.read_bytes()).labels == meta.labels
+    assert len(load(out)(cv2.imread(str(models["black"])))) == 2
+
+
+def test_nchw_input_is_fed_channels_first(models, run_cli, tmp_path):
+    result = run_cli("predict", models["nchw"], models["red"], "--json", "--labels",
+                     "red,green,blue")
+    assert result.exit_code == 0, result.err
+    top = json.loads(result.out)["results"][0]["categories"][0]
+    assert top["label"] == "red"
+    out = tmp_path / "nchw_meta.tflite"
+    assert run_cli("metadata", "set", models["nchw"], "-o", out, "--labels", "r,g,b",
+                   "--activation", "none").exit_code == 0
+    meta = md.read(out.read_bytes())
+    assert meta.input.layout == "NCHW" and meta.task.value == "classify"
+    assert_one_line_error(run_cli("metadata", "set", out, "--in-place", "--layout", "NHWC"),
+                          "--layout NHWC does not fit", "[1, 3, 16, 16]")
+
+
+@pytest.mark.parametrize("args,needles", [
+    ([], ["metadata set needs a destination", "--in-place"]),
+    (["-o", "{out}", "--decoder", "ultralytics_yolo", "--labels", "a,b"],
+     ["expected [1, 6, N] or [1, N, 6]", "--labels"]),
+    (["-o", "{out}", "--task", "detect", "--labels", "a"],
+     ["no known detection layout", "[1, 4+1, N]"]),
+    (["-o", "{out}", "--labels", "a"], ["cannot tell the task", "--task"]),
+    (["-o", "{out}", "--decoder", "ssd_postprocess", "--labels", "a,b,c"],
+     ["decoder.class_output = 1 but the model has 1 outputs"]),
+    (["-o", "{out}", "--decoder", "ssd_postprocess"], ["cannot tell the number of classes"]),
+    (["-o", "{out}", "--decoder", "yolo_v9"], ["unknown decoder type 'yolo_v9'"]),
+    (["-o", "{out}", "--mean", "grey"], ["--mean 'grey' is not a number"]),
+    (["-o", "{out}", "--layout", "NCHW"], ["--layout NCHW does not fit"]),
+    (["-o", "{out}", "--task", "classify", "--labels", "a,b,c"], ["do not fit 3 labels"]),
+])
+def test_metadata_set_bad_input_is_one_line_and_writes_nothing(models, run_cli, tmp_path,
+                                                               args, needles):
+    out = tmp_path / "out.tflite"
+    argv = [a.format(out=out) for a in args]
+    assert_one_line_error(run_cli("metadata", "set", models["yolo"], *argv), *needles)
+    assert not out.exists()
+
+
+def test_models_without_metadata_or_options_are_refused(models, run_cli, tmp_path):
+    assert_one_line_error(run_cli("predict", models["yolo"], models["black"]),
+                          "carries no edgecnn metadata", "--labels")
+    shown = run_cli("metadata", "show", models["yolo"])
+    assert shown.exit_code == 0 and "no metadata:" in shown.out
+    out = tmp_path / "o.tflite"
+    out.write_bytes(b"old")
+    assert_one_line_error(run_cli("metadata", "set", models["ultra"], "-o", out),
+                          "exists", "--overwrite")
+    assert out.read_bytes() == b"old"
+
+
+def test_device_side_reads_and_sets_metadata_without_tensorflow(models, tmp_path):
+    out = tmp_path / "set.tflite"
+    code = BLOCK_TENSORFLOW + f"""
+from edgecnn.cli import main
+assert main(["metadata", "show", {str(models['ultra'])!r}]) == 0
+assert main(["metadata", "set", {str(models['yolo'])!r}, "-o", {str(out)!r}, "--task",
+             "detect", "--labels", "a,b,c"]) == 0
+assert main(["predict", {str(out)!r}, {str(models['black'])!r}, "--json"]) == 0
+mods = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))
+assert not mods, mods
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"label": "b"' in proc.stdout
+
+
+def test_float_tflite_detector_requantized_with_detection_parity(models, run_cli, tmp_path):
+    src = tmp_path / "yolo_sig.tflite"
+    src.write_bytes(_build([YOLO], signature=True))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(calib / f"{i}.png"), rng.integers(0, 256, (80, 80, 3), np.uint8))
+    out = tmp_path / "yolo_int8.tflite"
+    result = run_cli("convert", src, "--quant", "int8", "--calib", calib, "--task", "detect",
+                     "--labels", "a,b,c", "-o", out, "--json")
+    assert result.exit_code == 0, result.err
+    report = json.loads(result.out)
+    assert report["metadata"]["decoder"]["type"] == "ultralytics_yolo"
+    assert report["outputs"][0]["dtype"] == "int8"
+    parity = report["agreement"]
+    # Random images shift every score by their mean: each float box is found again in int8.
+    assert parity["samples"] == 6 and parity["source_boxes"] == parity["converted_boxes"] >= 12
+    assert parity["matched"] == 1.0 and parity["mean_iou"] > 0.98
+    dets = _boxes(run_cli("predict", out, models["black"], "--json"))
+    assert [d[0] for d in dets] == ["b", "a"]
+    for (_, score, box), (_, want_score, want_box) in zip(dets, YOLO_BOXES):
+        assert score == pytest.approx(want_score, abs=0.01)      # one int8 step: 0.0055
+        assert box == pytest.approx(want_box, abs=1.0)

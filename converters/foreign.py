@@ -27,8 +27,13 @@ from edgecnn.errors import UsageError
 from edgecnn.fsutil import ensure_writable_dir, write_atomic
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
-from edgecnn.runtime.describe import (ULTRALYTICS_THRESHOLDS, MetadataOptions, guess_decoder,
-                                      parse_floats, parse_labels)
+from edgecnn.runtime.describe import (
+    ULTRALYTICS_THRESHOLDS,
+    MetadataOptions,
+    guess_decoder,
+    parse_floats,
+    parse_labels,
+)
 from edgecnn.runtime.model import TFLiteModel
 
 __all__ = ["ForeignOptions", "ForeignResult", "convert_foreign", "parse_floats",
@@ -127,6 +132,9 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     out_path = _output_path(output, path, model.name, "keep" if keep else recipe.name)
     ensure_writable_dir(out_path.parent, "choose a writable -o path")
     images = _images(spec, calib, calib_size, held_out, recipe, keep)
+    if options.labels is None and model.metadata.labels is None and images is not None \
+            and images.labels and len(images.labels) == len(labels):
+        labels = images.labels   # the names of the --calib dataset, when nothing else says
     calib_x = None
     if images is not None and len(images.calib):
         calib_x = cal.full_range_inputs(cal.to_model_inputs(images.calib, spec, images.color),

@@ -10,19 +10,18 @@ same-class converted box, 0 when none is left) and, when the held-out images com
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from converters import calibration as cal
+from converters.agreement import Agreement, classification_agreement, output_agreement
 from converters.sources.base import Layout, SourceModel
 from edgecnn.errors import UsageError
-from converters.agreement import Agreement, classification_agreement, output_agreement
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.model import TFLiteModel
 from edgecnn.runtime.postprocess import box_iou
-
 
 # How both detectors are decoded before matching: what 'edgecnn eval' uses for mAP
 # (edgecnn.evaluate.detect MAP_*, a higher layer than converters).

@@ -285,3 +285,35 @@ def test_float_tflite_detector_requantized_with_detection_parity(models, run_cli
     for (_, score, box), (_, want_score, want_box) in zip(dets, YOLO_BOXES):
         assert score == pytest.approx(want_score, abs=0.01)      # one int8 step: 0.0055
         assert box == pytest.approx(want_box, abs=1.0)
+
+
+def test_detector_parity_scores_map_of_both_on_held_out_boxes(run_cli, tmp_path):
+    """--calib data.yaml: the held-out images come with boxes, so the report has the mAP of
+    the float source and of the int8 file (the toy model's boxes are the ground truth)."""
+    src = tmp_path / "yolo_sig.tflite"
+    src.write_bytes(_build([YOLO], signature=True))
+    rng = np.random.default_rng(1)
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        for i in range(3):
+            image = rng.integers(0, 256, (128, 128, 3), np.uint8) if split == "train" \
+                else np.zeros((128, 128, 3), np.uint8)
+            cv2.imwrite(str(tmp_path / "images" / split / f"{i}.png"), image)
+            (tmp_path / "labels" / split / f"{i}.txt").write_text(
+                "1 0.5 0.5 0.5 0.5\n0 0.25 0.25 0.2 0.2\n")
+    (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: images/train\n"
+                                        "val: images/val\nnames: [a, b, c]\n")
+    result = run_cli("convert", src, "--quant", "int8", "--calib", tmp_path / "data.yaml",
+                     "--task", "detect", "-o", tmp_path / "int8.tflite", "--json")
+    assert result.exit_code == 0, result.err
+    report = json.loads(result.out)
+    assert report["metadata"]["labels"] == ["a", "b", "c"]     # the dataset's names
+    parity = report["agreement"]
+    assert parity["samples"] == 3 and parity["matched"] == 1.0
+    assert parity["map50_source"] == pytest.approx(1.0) and parity["map_source"] == \
+        pytest.approx(1.0)
+    assert parity["map50_converted"] == pytest.approx(1.0) and parity["map_converted"] > 0.8
+    text = run_cli("convert", src, "--quant", "int8", "--calib", tmp_path / "data.yaml",
+                   "--task", "detect", "-o", tmp_path / "int8b.tflite").out
+    assert "mAP@0.5 1.000 -> 1.000" in text

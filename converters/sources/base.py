@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecnn.runtime.sourcemeta import ImageInput, Layout, SourceMetadata, image_input, parse_props
+from edgecnn.runtime.sourcemeta import (
+    ImageInput,
+    Layout,
+    SourceMetadata,
+    image_input,
+    parse_props,
+)
 
 __all__ = ["ImageInput", "Layout", "SourceMetadata", "SourceModel", "image_input",
            "parse_props"]

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.sources.base import SourceMetadata, SourceModel, image_input, parse_props
+from converters.sources.base import (
+    SourceMetadata,
+    SourceModel,
+    image_input,
+    parse_props,
+)
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.model import TFLiteModel

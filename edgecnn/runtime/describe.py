@@ -31,8 +31,13 @@ from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.decoders import DecoderSpec, decoder_class
 from edgecnn.runtime.model import TensorInfo, TFLiteModel
-from edgecnn.runtime.sourcemeta import (Layout, SourceMetadata, image_input, parse_props,
-                                        ultralytics_props)
+from edgecnn.runtime.sourcemeta import (
+    Layout,
+    SourceMetadata,
+    image_input,
+    parse_props,
+    ultralytics_props,
+)
 
 OPTIONS_HINT = ("pass what the model needs: --task classify|detect, --labels FILE|a,b,c, "
                 "--mean/--std, --layout, --resize (or attach them once with 'edgecnn metadata "

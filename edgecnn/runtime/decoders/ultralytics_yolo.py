@@ -24,8 +24,13 @@ from edgecnn.errors import UsageError
 from edgecnn.runtime.decoders import register_decoder
 from edgecnn.runtime.decoders.base import Decoder, DecoderParams
 from edgecnn.runtime.model import TensorInfo
-from edgecnn.runtime.postprocess import (RawDetections, as_float, best_class_candidates,
-                                         nms_class_aware, nms_reference)
+from edgecnn.runtime.postprocess import (
+    RawDetections,
+    as_float,
+    best_class_candidates,
+    nms_class_aware,
+    nms_reference,
+)
 
 TYPE = "ultralytics_yolo"
 

@@ -113,22 +113,14 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     """
     start = time.perf_counter()
     path = Path(source)
-    fmt = formats.detect(path)
-    if fmt.name == "edgecnn":
-        raise UsageError(f"{path} was trained by edgecnn", "convert it with convert_model")
-    keep = quant is None
-    if keep and fmt.name != "tflite":
-        raise UsageError("--quant keep only applies to a .tflite source",
-                         "choose float32, dynamic, float16 or int8")
+    fmt, keep = _source_format(path, quant)
     recipe = Recipe.parse(quant or "float32", io)
     options = options or ForeignOptions()
     model = load_source(path, fmt, options.layout)
     task = _task(model, options)
     labels = _labels(model, options, task)
-    h, w, c = model.input.hwc
-    if c not in (1, 3):
-        raise UsageError(f"the model input has {c} channels; edgecnn feeds 1 (GRAY) or 3 (RGB)")
-    spec = _input_spec(model, options, task)
+    spec = _input_spec(model, options, task)   # checks the channels
+    h, w = spec.height, spec.width
     out_path = _output_path(output, path, model.name, "keep" if keep else recipe.name)
     ensure_writable_dir(out_path.parent, "choose a writable -o path")
     images = _images(spec, calib, calib_size, held_out, recipe, keep)
@@ -157,18 +149,8 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     final = _load(data)
     agreement, agreement_source = None, "skipped"
     if held_out > 0 and model.reference is not None:
-        held = list(images.held_out)[:held_out] if images is not None else []
-        color_in = images.color if images is not None else spec.color
-        if not held:
-            rng = np.random.default_rng(0)
-            held = [rng.integers(0, 256, (h, w, c), dtype=np.uint8) for _ in range(8)]
-            color_in = spec.color
-            agreement_source = f"{len(held)} random-pixel images (no --calib given)"
-        else:
-            agreement_source = f"{len(held)} held-out images of {images.source}"
-        truth = images.held_out_boxes if images is not None else None
-        agreement = parity(model, final, meta, held, color_in, boxes,
-                           truth[:len(held)] if truth else None, map_scorer)
+        agreement, agreement_source = _parity_report(model, final, meta, images, held_out,
+                                                     boxes, map_scorer)
     elif model.reference is None:
         notes.append(f"no parity report: the {fmt.name} runtime is not installed")
     write_atomic(out_path, data)
@@ -181,6 +163,36 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
         agreement_source=agreement_source,
         calib_samples=0 if calib_x is None else len(calib_x),
         seconds=time.perf_counter() - start, notes=tuple(notes + list(model.notes)))
+
+
+def _source_format(path: Path, quant) -> tuple[formats.SourceFormat, bool]:
+    """The source's format and whether it is kept as it is (``quant`` None: a ``.tflite``)."""
+    fmt = formats.detect(path)
+    if fmt.name == "edgecnn":
+        raise UsageError(f"{path} was trained by edgecnn", "convert it with convert_model")
+    if quant is None and fmt.name != "tflite":
+        raise UsageError("--quant keep only applies to a .tflite source",
+                         "choose float32, dynamic, float16 or int8")
+    return fmt, quant is None
+
+
+def _parity_report(model: SourceModel, final: TFLiteModel, meta: md.Metadata, images,
+                   held_out: int, boxes, map_scorer: MapScorer | None):
+    """The source against the written file on held-out images (random pixels without
+    ``--calib``); returns ``(agreement, what it was measured on)``."""
+    held = list(images.held_out)[:held_out] if images is not None else []
+    color_in = images.color if images is not None else meta.input.color
+    if not held:
+        rng = np.random.default_rng(0)
+        spec = meta.input
+        held = [rng.integers(0, 256, (spec.height, spec.width, spec.channels), dtype=np.uint8)
+                for _ in range(8)]
+        color_in, source = spec.color, f"{len(held)} random-pixel images (no --calib given)"
+    else:
+        source = f"{len(held)} held-out images of {images.source}"
+    truth = images.held_out_boxes if images is not None else None
+    return parity(model, final, meta, held, color_in, boxes,
+                  truth[:len(held)] if truth else None, map_scorer), source
 
 
 def _input_spec(model: SourceModel, options: MetadataOptions, task: str) -> md.InputSpec:

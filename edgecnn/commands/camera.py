@@ -88,7 +88,6 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
     from edgecnn.camera.writer import check_output_path
     from edgecnn.errors import EdgeCNNError, UsageError
     from edgecnn.runtime import load
-    from edgecnn.runtime.metadata import read, read_model_file
 
     if threads is None:
         threads = max(1, min(4, os.cpu_count() or 1))
@@ -117,11 +116,7 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
                         auth_token, stream_fps)
     high = score
     if plan.tracking:
-        meta = read(read_model_file(model))
-        given = (described.decoder or {}) if described is not None else {}
-        default = meta.decoder.score_threshold if meta and meta.decoder \
-            else given.get("score_threshold", 0.25)
-        score, high = deploy.detector_threshold(plan, score, default)
+        score, high = deploy.detector_threshold(plan, score, _default_score(model, described))
     deployment = deploy.Deployment(plan)  # binds --serve's port now: busy -> error, exit 2
     try:
         options = {} if score is None else {"score_threshold": score}
@@ -149,3 +144,13 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
         raise EdgeCNNError(f"{summary.stopped_by} after {summary.frames} frames",
                            "check the camera or stream")
     sys.stdout.flush()
+
+
+def _default_score(model: str, described) -> float:
+    """The detector's own score threshold: its metadata's, the --decoder's, else 0.25."""
+    from edgecnn.runtime.metadata import read, read_model_file
+
+    meta = read(read_model_file(model))
+    given = (described.decoder or {}) if described is not None else {}
+    return meta.decoder.score_threshold if meta and meta.decoder \
+        else given.get("score_threshold", 0.25)

@@ -72,8 +72,10 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         raise UsageError(f"--max-samples must be >= 1, got {max_samples}")
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}", "use --threads 1 or more")
-    if iou_threshold is not None and not 0.0 <= iou_threshold <= 1.0:
+    if iou_threshold is not None and not 0.0 < iou_threshold <= 1.0:
         raise UsageError(f"--iou-threshold must be within 0..1, got {iou_threshold}")
+    if iou_threshold is not None and Path(model).suffix != ".tflite":
+        raise UsageError("--iou-threshold applies to .tflite detectors only", "drop it")
     task = model_task(model, described)
     if task == Task.DETECT:
         from edgecnn.evaluate.detect import evaluate_detection

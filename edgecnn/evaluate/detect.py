@@ -214,8 +214,6 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
     path = Path(model_path)
     if not path.exists():
         raise UsageError(f"model not found: {path}", "check the path")
-    if iou_threshold is not None and path.suffix != ".tflite":
-        raise UsageError("--iou-threshold applies to .tflite detectors only", "drop it")
     t0 = time.perf_counter()
     if path.suffix == ".tflite":
         from edgecnn.evaluate import model_task
@@ -224,9 +222,8 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         if model_task(path, described) != Task.DETECT:
             raise UsageError(f"{path} is not a detection model", "use it with a classify dataset")
         detector = load(path, threads=threads, verify=verify, described=described,
-                        score_threshold=MAP_SCORE_THRESHOLD,
-                        iou_threshold=MAP_IOU_THRESHOLD if iou_threshold is None else iou_threshold,
-                        max_detections=MAP_MAX_DETECTIONS)
+                        score_threshold=MAP_SCORE_THRESHOLD, max_detections=MAP_MAX_DETECTIONS,
+                        iou_threshold=iou_threshold or MAP_IOU_THRESHOLD)
         if data_spec is None:
             raise UsageError("a .tflite needs --data", "pass the dataset SPEC to evaluate on")
         names = tuple(detector.labels)

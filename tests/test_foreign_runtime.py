@@ -287,23 +287,55 @@ def test_float_tflite_detector_requantized_with_detection_parity(models, run_cli
         assert box == pytest.approx(want_box, abs=1.0)
 
 
+def _toy_dataset(root: Path) -> Path:
+    """A YOLO dataset whose val images are black with the toy detector's two boxes as ground
+    truth (random training images, for calibration)."""
+    rng = np.random.default_rng(1)
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(3):
+            image = rng.integers(0, 256, (128, 128, 3), np.uint8) if split == "train" \
+                else np.zeros((128, 128, 3), np.uint8)
+            cv2.imwrite(str(root / "images" / split / f"{i}.png"), image)
+            (root / "labels" / split / f"{i}.txt").write_text(
+                "1 0.5 0.5 0.5 0.5\n0 0.25 0.25 0.2 0.2\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\n"
+                                    "val: images/val\nnames: [a, b, c]\n")
+    return root / "data.yaml"
+
+
+def test_eval_and_camera_run_a_foreign_detector(models, run_cli, tmp_path):
+    data = _toy_dataset(tmp_path)
+    result = run_cli("eval", models["ultra"], "--data", data, "--split", "val", "--json",
+                     "--iou-threshold", "0.7")
+    assert result.exit_code == 0, result.err
+    report = json.loads(result.out)
+    assert report["map50"] == pytest.approx(1.0) and report["map"] == pytest.approx(1.0)
+    wrong = run_cli("eval", models["ultra"], "--data", data, "--split", "val", "--json",
+                    "--labels", "a,b,c", "--decoder", "ultralytics_yolo:normalized=false")
+    assert wrong.exit_code == 0 and json.loads(wrong.out)["map50"] < 0.5  # boxes 64x too small
+    video = tmp_path / "black.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 128))
+    for _ in range(3):
+        writer.write(np.zeros((128, 128, 3), np.uint8))
+    writer.release()
+    frames = tmp_path / "frames.jsonl"
+    cam = run_cli("camera", models["yolo"], "--source", video, "--json", frames, "--task",
+                  "detect", "--labels", "a,b,c", "--resize", "stretch")
+    assert cam.exit_code == 0, cam.err
+    lines = [json.loads(ln) for ln in frames.read_text().splitlines() if ln.strip()]
+    assert len(lines) == 4 and "summary" in lines[-1]    # 3 frames, then the summary
+    assert [d["label"] for d in lines[0]["detections"]] == ["b", "a"]
+    assert lines[0]["detections"][0]["box"] == pytest.approx([32, 32, 96, 96], abs=0.01)
+
+
 def test_detector_parity_scores_map_of_both_on_held_out_boxes(run_cli, tmp_path):
     """--calib data.yaml: the held-out images come with boxes, so the report has the mAP of
     the float source and of the int8 file (the toy model's boxes are the ground truth)."""
     src = tmp_path / "yolo_sig.tflite"
     src.write_bytes(_build([YOLO], signature=True))
-    rng = np.random.default_rng(1)
-    for split in ("train", "val"):
-        (tmp_path / "images" / split).mkdir(parents=True)
-        (tmp_path / "labels" / split).mkdir(parents=True)
-        for i in range(3):
-            image = rng.integers(0, 256, (128, 128, 3), np.uint8) if split == "train" \
-                else np.zeros((128, 128, 3), np.uint8)
-            cv2.imwrite(str(tmp_path / "images" / split / f"{i}.png"), image)
-            (tmp_path / "labels" / split / f"{i}.txt").write_text(
-                "1 0.5 0.5 0.5 0.5\n0 0.25 0.25 0.2 0.2\n")
-    (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: images/train\n"
-                                        "val: images/val\nnames: [a, b, c]\n")
+    _toy_dataset(tmp_path)
     result = run_cli("convert", src, "--quant", "int8", "--calib", tmp_path / "data.yaml",
                      "--task", "detect", "-o", tmp_path / "int8.tflite", "--json")
     assert result.exit_code == 0, result.err

@@ -51,7 +51,9 @@ def show(model, as_json, no_verify) -> None:
     click.echo(f"  task {meta['task']}, {len(labels)} labels: "
                f"{', '.join(labels[:8])}{' ...' if len(labels) > 8 else ''}")
     click.echo(f"  input {inp['height']}x{inp['width']}x{inp['channels']} {inp['layout']} "
-               f"{inp['color']}, {inp['resize']}, (pixel - {inp['mean']}) / {inp['std']}")
+               f"{inp['color']}, {inp['resize']}"
+               + (" (one bilinear resize)" if inp.get("interpolation") == "linear" else "")
+               + f", (pixel - {inp['mean']}) / {inp['std']}")
     if meta.get("decoder"):
         click.echo(f"  decoder {describe_decoder(meta['decoder'])}")
     if meta.get("output"):

@@ -69,7 +69,7 @@ def test_metadata_that_does_not_describe_the_model_is_refused(run_cli, app, tmp_
     wrong = tmp_path / "wrong.tflite"
     wrong.write_bytes(md.attach(data, meta.replace(task="classify", decoder=None)))
     res = run_cli("export", "android", wrong, "--app", app)
-    assert_one_line_error(res, "outputs but metadata lists 3 labels")
+    assert_one_line_error(res, "do not fit 3 labels", "expected one output [1, 3]")
     assert _files(app) == []
 
 

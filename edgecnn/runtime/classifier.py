@@ -69,7 +69,7 @@ class Classifier(TaskRunner):
         super().__init__(model, options, metadata)
         self.output = self.model.outputs[0]
         n = int(np.prod(self.output.shape[1:]))
-        if n != len(self.labels) or len(self.model.outputs) != 1:
+        if n != len(self.labels):
             raise UsageError(f"the classifier's output{'s' if len(self.model.outputs) > 1 else ''}"
                              f" {[list(o.shape) for o in self.model.outputs]} do not fit "
                              f"{len(self.labels)} labels: expected one output [1, "

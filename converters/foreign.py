@@ -10,6 +10,7 @@ atomically. Nothing is written when any step fails.
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from edgecnn.runtime.describe import (
     parse_labels,
 )
 from edgecnn.runtime.model import TFLiteModel
+from edgecnn.runtime.task import Task
 
 __all__ = ["ForeignOptions", "ForeignResult", "convert_foreign", "parse_floats",
            "parse_labels"]
@@ -74,14 +76,8 @@ class ForeignResult:
 
 
 def load_source(path: Path, fmt: formats.SourceFormat, layout: str | None) -> SourceModel:
-    if fmt.name == "onnx":
-        from converters.sources import onnx as src
-    elif fmt.name == "pt2":
-        from converters.sources import pt2 as src
-    elif fmt.name == "tflite":
-        from converters.sources import tflite as src
-    else:
-        from converters.sources import keras as src
+    name = fmt.name if fmt.name in ("onnx", "pt2", "tflite") else "keras"
+    src = importlib.import_module(f"converters.sources.{name}")   # each pulls its framework
     return src.load(path, layout)
 
 
@@ -140,7 +136,7 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     spec = md.InputSpec(**{**spec.__dict__, "layout": layout.value})
     decoder = _decoder(model, converted, task, labels, options)
     activation = options.activation or _activation(model, task)
-    meta = md.Metadata(task=task, labels=labels, input=spec, name=model.name, arch=fmt.name,
+    meta = md.Metadata(task=Task(task), labels=labels, input=spec, name=model.name, arch=fmt.name,
                        output_activation=activation, decoder=decoder,
                        quantization="keep" if keep else recipe.quant.value,
                        io={"inputs": [t.to_dict() for t in converted.inputs],
@@ -225,6 +221,9 @@ def _labels(model: SourceModel, options: ForeignOptions, task: str) -> tuple[str
     classes = _num_classes(model, task)
     labels = options.labels or model.metadata.labels
     if labels is None:
+        if classes is None:
+            raise UsageError("the model's outputs do not say how many classes it has",
+                             "pass --labels FILE or --labels a,b,c")
         return tuple(str(i) for i in range(classes))
     if classes is not None and len(labels) != classes:
         raise UsageError(f"{len(labels)} labels given but the model outputs {classes} classes",
@@ -249,7 +248,7 @@ def _images(spec: md.InputSpec, calib, calib_size, held_out, recipe: Recipe, kee
                          "pass --calib DIR (images) or --calib data.yaml (a dataset)")
     if not calib:
         return None
-    probe = RunInfo(task="classify", arch="", labels=["?"], imgsz=(spec.height, spec.width),
+    probe = RunInfo(task=Task.CLASSIFY, arch="", labels=["?"], imgsz=(spec.height, spec.width),
                     channels=spec.channels, color=spec.color, data=calib)
     return cal.load_calibration_images(probe, calib, calib_size, held_out)
 
@@ -309,7 +308,8 @@ def _route(path: Path, fmt, model: SourceModel, recipe: Recipe, keep: bool,
         return torch_route.apply_recipe(flat, recipe, calib_x, verbose)
     from converters.sources import keras as keras_source
 
-    representative = cal.representative_dataset(calib_x) if recipe.needs_calibration else None
+    representative = (cal.representative_dataset(calib_x)
+                      if recipe.needs_calibration and calib_x is not None else None)
     return keras_source.to_tflite(path, fmt, recipe, representative, verbose)
 
 

@@ -10,7 +10,6 @@ is 4.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -71,7 +70,7 @@ def decoder_spec(info: RunInfo, positions: Mapping[str, int]) -> DecoderSpec:
                          f"{SCORE_OUTPUT!r}; it has {sorted(positions)}",
                          "build detectors from the model registry")
     base = info.decoder or DecoderSpec()
-    return replace(base, box_output=positions[BOX_OUTPUT], score_output=positions[SCORE_OUTPUT])
+    return base.replace(box_output=positions[BOX_OUTPUT], score_output=positions[SCORE_OUTPUT])
 
 
 def build_metadata(info: RunInfo, model: TFLiteModel, recipe: Recipe, name: str,

@@ -83,10 +83,14 @@ def parity(model: SourceModel, converted: TFLiteModel, meta: md.Metadata,
     """
     from edgecnn.runtime.preprocess import Preprocessor
 
+    reference = model.reference
+    if reference is None:
+        raise UsageError(f"{model.name}: its framework cannot run it here, so there is nothing "
+                         "to compare the .tflite with", "pass --held-out 0")
     x = cal.to_model_inputs(images, meta.input, color)            # NHWC float
     ref_in = x.transpose(0, 3, 1, 2) if model.input.layout is Layout.NCHW else x
     ref = [np.concatenate(parts) for parts in
-           zip(*[model.reference(ref_in[i:i + 1]) for i in range(len(x))])]
+           zip(*[reference(ref_in[i:i + 1]) for i in range(len(x))])]
     if boxes is not None:
         h, w = boxes
         ref[0] = ref[0].copy()
@@ -120,7 +124,7 @@ def detection_agreement(raw: Agreement, reference: np.ndarray, converted: TFLite
     measure = Detector(converted, DetectorOptions(score_threshold=SCORE_FLOOR,
                                                   iou_threshold=NMS_IOU),
                        metadata=meta)
-    threshold = meta.decoder.score_threshold
+    threshold = meta.decoder.score_threshold if meta.decoder is not None else SCORE_FLOOR
     src_dets, conv_dets = [], []
     for i, im in enumerate(images):
         tensor, box = measure.preprocess(im, color)

@@ -123,8 +123,11 @@ def set_metadata(path: str | os.PathLike, output: str | os.PathLike | None = Non
     kept = _foreign_entries(model.bundle)
     out = md.attach(data, meta, extra=kept)
     load(out, threads=1)   # the runner's own checks: labels, decoder shapes, layout
+    written = md.read(out)
+    if written is None:
+        raise UsageError("the new metadata did not read back (internal error)")
     write_atomic(dest, out)
-    return SetResult(dest, md.read(out).to_dict(), tuple(kept))
+    return SetResult(dest, written.to_dict(), tuple(kept))
 
 
 def _destination(src: Path, output, in_place: bool, overwrite: bool) -> Path:

@@ -82,7 +82,8 @@ def _no_pickle(torch):
         load = staticmethod(refuse)
 
     saved = (torch.load, _package.pickle, torch._C._pickle_load_obj)  # noqa: SLF001
-    torch.load, _package.pickle, torch._C._pickle_load_obj = safe_load, _NoPickle, refuse
+    torch.load, torch._C._pickle_load_obj = safe_load, refuse
+    setattr(_package, "pickle", _NoPickle)   # a module attribute replaced by a class
     try:
         yield
     finally:

@@ -10,6 +10,7 @@ first convolution). docs/DECISIONS.md, "Foreign models", has the measurements be
 from __future__ import annotations
 
 import tempfile
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def normalized_boxes(module, height: int, width: int):
     input size (see :func:`converters.sources.onnx.normalize_yolo_boxes` for why)."""
     torch = require("torch", extra="convert", purpose="converting PyTorch models")
 
-    class NormalizedBoxes(torch.nn.Module):
+    module_base: Any = torch.nn.Module   # torch is imported at run time
+
+    class NormalizedBoxes(module_base):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner

@@ -139,12 +139,12 @@ def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
     split = _resolve_split(split, dataset, _is_builtin(data)
                            or dataset_reference(data) == trained_on)
     x, y = _pick(dataset, split, max_samples)
-    predictions = []
+    parts = []
     for i in range(0, len(x), 256):
         batch = to_model_inputs(x[i:i + 256], spec, dataset.color)
         out = kmodel(batch, training=False)
-        predictions.append(np.asarray(out).reshape(len(batch), -1).argmax(1))
-    predictions = np.concatenate(predictions)
+        parts.append(np.asarray(out).reshape(len(batch), -1).argmax(1))
+    predictions = np.concatenate(parts)
     return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="keras",
                            data=str(data), split=split, seconds=time.perf_counter() - start,
                            warnings=tuple(dataset.warnings),

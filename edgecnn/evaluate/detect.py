@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def coco_map(ground_truth, detections, names) -> dict:
             results.append({"image_id": img_id, "category_id": int(cls) + 1,
                             "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]),
                                      float(box[3] - box[1])], "score": float(score)})
-    out = {"map50": 0.0, "map": 0.0, "per_class": {}, "per_class_map": {},
+    out: dict[str, Any] = {"map50": 0.0, "map": 0.0, "per_class": {}, "per_class_map": {},
            "images": len(images), "instances": len(annotations), "detections": len(results)}
     if not annotations:
         return out

@@ -31,6 +31,7 @@ from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.decoders import DecoderSpec, decoder_class
 from edgecnn.runtime.model import TensorInfo, TFLiteModel
+from edgecnn.runtime.task import Task
 from edgecnn.runtime.sourcemeta import (
     Layout,
     SourceMetadata,
@@ -218,7 +219,7 @@ def _build(model: TFLiteModel, options: MetadataOptions, base: md.Metadata | Non
                                         else probe_activation(model) if task == "classify"
                                         else "softmax")
     return md.Metadata(
-        task=task, labels=tuple(labels), input=spec,
+        task=Task(task), labels=tuple(labels), input=spec,
         name=base.name if base is not None else (Path(model.path).stem if model.path
                                                   else "model"),
         arch=base.arch if base is not None else (source.producer or "foreign"),
@@ -343,13 +344,14 @@ def _decoder_spec(options: MetadataOptions, base: md.Metadata | None, source: So
     elif base is not None and base.decoder is not None:
         return base.decoder
     else:
-        section = guess_decoder(outputs, labels, source)
-        if section is None:
+        guessed = guess_decoder(outputs, labels, source)
+        if guessed is None:
             raise UsageError(f"no known detection layout for outputs "
                              f"{[list(s) for s in outputs]} with {len(labels)} labels: "
                              f"expected [1, 4+{len(labels)}, N] (Ultralytics YOLO), [1, N, 6] "
                              "(end-to-end YOLO) or the 4 outputs of TFLite_Detection_PostProcess",
                              "pass --decoder TYPE[:key=value,...] or --task classify")
+        section = guessed
         if section["type"].startswith("ultralytics"):
             section.update(ULTRALYTICS_THRESHOLDS)
     return DecoderSpec.from_dict(section)

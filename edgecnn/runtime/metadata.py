@@ -140,7 +140,7 @@ class Metadata:
             activation = schema.text(out.get("activation", "softmax"), "output.activation",
                                      choices=schema.ACTIVATIONS)
         return cls(
-            task=task, labels=labels, input=inp,
+            task=Task(task), labels=labels, input=inp,
             name=schema.text(doc.get("name", "model"), "name"),
             arch=schema.text(doc.get("arch", ""), "arch"),
             output_activation=activation, decoder=decoder,

@@ -142,7 +142,8 @@ def io_section(value) -> dict:
         return {}
     if not isinstance(value, dict):
         raise fail(f"'io' must be an object, got {show(value)}")
-    stack, items = [(value, 1)], 0
+    stack: list[tuple[dict | list, int]] = [(value, 1)]
+    items = 0
     while stack:  # iterative: a deep document must not become a RecursionError here
         node, depth = stack.pop()
         if depth > MAX_IO_DEPTH:

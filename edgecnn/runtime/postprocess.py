@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -182,9 +183,9 @@ def nms_class_aware(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     xywh = np.array(boxes, dtype=np.float64)
     xywh[:, 2:] -= xywh[:, :2]
     xywh[:, :2] -= xywh[:, :2].min()
-    keep = cv2.dnn.NMSBoxesBatched(xywh, np.asarray(scores, dtype=np.float32),
-                                   np.asarray(classes, dtype=np.int32), -1.0,
-                                   float(iou_threshold))
+    nms: Any = cv2.dnn.NMSBoxesBatched   # its stubs say Sequence; it takes numpy arrays
+    keep = nms(xywh, np.asarray(scores, dtype=np.float32), np.asarray(classes, dtype=np.int32),
+               -1.0, float(iou_threshold))
     return np.asarray(keep, dtype=np.int64).reshape(-1)[:max_detections]
 
 

@@ -196,7 +196,8 @@ class Preprocessor:
             return cv2.LUT(fitted, np.ascontiguousarray(lut).reshape(1, 256, self.channels))
         return np.stack([lut[fitted[:, :, c], c] for c in range(self.channels)], axis=-1)
 
-    def _letterbox_int(self, image: np.ndarray, swap: bool) -> tuple[np.ndarray, Letterbox]:
+    def _letterbox_int(self, image: np.ndarray, swap: bool, lut3: np.ndarray
+                       ) -> tuple[np.ndarray, Letterbox]:
         """Fast path for int8/uint8 colour models: only the content region is resized, swapped
         and looked up (straight into a fresh output tensor); the padding is one fill."""
         h, w = image.shape[:2]
@@ -226,14 +227,14 @@ class Preprocessor:
         else:
             if swap:
                 content = cv2.cvtColor(content, cv2.COLOR_BGR2RGB, dst=self._buffers["swapped"])
-            cv2.LUT(content, self._lut3, dst=region)
+            cv2.LUT(content, lut3, dst=region)
         return out, Letterbox(nw / w, nh / h, float(px), float(py), w, h)
 
     def __call__(self, image: np.ndarray, color: str = "BGR") -> tuple[np.ndarray, Letterbox]:
         """``(input tensor, Letterbox)``: the tensor in the model's layout (NHWC or NCHW)."""
         image, swap = self.to_model_color(image, color)
         if self._lut3 is not None:
-            out, box = self._letterbox_int(image, swap)
+            out, box = self._letterbox_int(image, swap, self._lut3)
         else:
             fitted, box = self.fit(image)
             out = self._apply_lut(fitted, swap).reshape(1, self.height, self.width,

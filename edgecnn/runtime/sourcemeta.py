@@ -69,18 +69,19 @@ def image_input(name: str, shape: Sequence, layout: str | Layout | None = None) 
         raise UsageError(f"input {name!r} has shape {list(shape)}: the batch must be 1 and "
                          "height, width and channels fixed",
                          "re-export with a fixed input size (Ultralytics: dynamic=False)")
-    nchw_ok, nhwc_ok = dims[1] in (1, 3), dims[3] in (1, 3)
+    fixed = tuple(int(d or 0) for d in dims)   # every side is known from here on
+    nchw_ok, nhwc_ok = fixed[1] in (1, 3), fixed[3] in (1, 3)
     if layout is not None:
         want = Layout.parse(layout)
         if (want is Layout.NCHW and not nchw_ok) or (want is Layout.NHWC and not nhwc_ok):
             raise UsageError(f"--layout {want.value} does not fit input {name!r} of shape "
                              f"{dims}: its {'second' if want is Layout.NCHW else 'last'} axis "
                              "is not 1 or 3 channels", "drop --layout or pass the other one")
-        return ImageInput(name, tuple(dims), want)
+        return ImageInput(name, fixed, want)
     if nchw_ok and not nhwc_ok:
-        return ImageInput(name, tuple(dims), Layout.NCHW)
+        return ImageInput(name, fixed, Layout.NCHW)
     if nhwc_ok and not nchw_ok:
-        return ImageInput(name, tuple(dims), Layout.NHWC)
+        return ImageInput(name, fixed, Layout.NHWC)
     if nchw_ok and nhwc_ok:
         raise UsageError(f"input {name!r} of shape {dims} could be NCHW or NHWC",
                          "pass --layout NCHW or --layout NHWC")

@@ -299,5 +299,5 @@ def test_cli_help(run_cli):
     res = run_cli("camera", "--help")
     assert res.exit_code == 0
     for opt in ("--source", "--save", "--json", "--max-frames", "--duration", "--realtime",
-                "--display", "--headless", "--threads", "--no-draw", "--score"):
+                "--display", "--headless", "--threads", "--no-draw", "--score-threshold"):
         assert opt in res.out

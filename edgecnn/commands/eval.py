@@ -32,7 +32,8 @@ def eval_command(model, data, split, threads, data_dir, max_samples, as_json, no
     from edgecnn.evaluate import evaluate_model
 
     result = evaluate_model(model, data, split=split, threads=threads, data_dir=data_dir,
-                            max_samples=max_samples, verify=not no_verify)
+                            max_samples=max_samples, verify=not no_verify,
+                            progress=lambda line: click.echo(f"  {line}", err=True))
     for warning in result.get("warnings", []) or []:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

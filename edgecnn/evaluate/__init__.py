@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime.task import Task
@@ -41,7 +42,8 @@ def model_task(model: str | os.PathLike) -> Task:
 
 def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: str | None = None,
                    threads: int | None = None, data_dir: str | None = None,
-                   max_samples: int | None = None, verify: bool = True) -> dict:
+                   max_samples: int | None = None, verify: bool = True,
+                   progress: Callable[[str], None] | None = None) -> dict:
     """Evaluate a classifier (accuracy) or detector (COCO mAP) on dataset ``data``.
 
     Args:
@@ -55,6 +57,8 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         data_dir: where built-in datasets live.
         max_samples: evaluate at most this many samples (quick checks).
         verify: refuse a ``.tflite`` whose flatbuffer does not match its metadata's SHA-256.
+        progress: gets a line with the count and an ETA every few seconds of inference
+            (``edgecnn eval`` prints them to stderr).
 
     Returns:
         classify: ``{"accuracy", "samples", "per_class", ...}``;
@@ -69,9 +73,9 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         from edgecnn.evaluate.detect import evaluate_detection
 
         return evaluate_detection(model, data, split=split, threads=threads,
-                                  max_images=max_samples, verify=verify)
+                                  max_images=max_samples, verify=verify, progress=progress)
     from edgecnn.evaluate.classify import evaluate_classifier
 
     return evaluate_classifier(model, data, split=split, threads=threads,
                                data_dir=data_dir, max_samples=max_samples,
-                               verify=verify).to_dict()
+                               verify=verify, progress=progress).to_dict()

@@ -23,7 +23,7 @@ from converters.agreement import Agreement, classification_agreement, output_agr
 from converters.recipes import IOType, Quant, Recipe
 from converters.sources.base import Layout, SourceModel
 from edgecnn.errors import UsageError
-from edgecnn.fsutil import ensure_writable_dir, write_atomic
+from edgecnn.fsutil import check_output_file, ensure_writable_dir, write_atomic
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.model import TFLiteModel
@@ -121,8 +121,8 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
                     quant: str | Quant | None = "int8", *, io: str | IOType | None = None,
                     options: ForeignOptions = ForeignOptions(), calib: str | None = None,
                     calib_size: int = cal.DEFAULT_CALIB_SIZE,
-                    held_out: int = cal.DEFAULT_HELD_OUT, verbose: bool = False
-                    ) -> ForeignResult:
+                    held_out: int = cal.DEFAULT_HELD_OUT, verbose: bool = False,
+                    overwrite: bool = False) -> ForeignResult:
     """Convert a model edgecnn did not train to a ``.tflite`` with edgecnn metadata.
 
     Args:
@@ -136,6 +136,8 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
         calib_size: calibration images to use.
         held_out: images for the parity report against the source framework (0 skips it).
         verbose: show the route's own output.
+        overwrite: replace an existing output that edgecnn did not write; without it that is
+            an error, before any work.
 
     Example:
         convert_foreign("yolo11n.onnx", "yolo11n_int8.tflite", "int8", calib="data.yaml")
@@ -162,6 +164,7 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
                         mean=tuple(options.mean or (0.0,)), std=tuple(options.std or (255.0,)))
     out_path = _output_path(output, path, model.name, "keep" if keep else recipe.name)
     ensure_writable_dir(out_path.parent, "choose a writable -o path")
+    check_output_file(out_path, overwrite, "-o")
     images = _images(spec, calib, calib_size, held_out, recipe, keep)
     calib_x = None
     if images is not None and len(images.calib):

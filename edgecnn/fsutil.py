@@ -161,7 +161,7 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False,
         raise UsageError(f"{option} {path} is a folder", f"pass a file name to {option}")
     if (path.exists() or path.is_symlink()) and not overwrite and not written_by_edgecnn(path):
         raise UsageError(f"{option} {path} exists and edgecnn did not write it",
-                         f"choose another {option} name, or pass --overwrite to replace it")
+                         f"choose another {option}, or pass --overwrite to replace it")
     ensure_writable_dir(path.parent, f"choose a writable {option} path")
     return path
 

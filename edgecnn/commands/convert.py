@@ -47,11 +47,13 @@ import click
               help="Foreign models: how frames are fitted (default: letterbox for detect).")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output .tflite (or a folder). Default: <run>/<name>_<recipe>.tflite.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing -o file that edgecnn did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, debug_quant,
             float_layers, float_worst, keep_names, task, labels, layout, mean, std, resize,
-            output, as_json) -> None:
+            output, overwrite, as_json) -> None:
     """Convert MODEL to a .tflite with edgecnn metadata.
 
     MODEL is an edgecnn run directory or .keras file, or a model from elsewhere: ONNX (.onnx),
@@ -60,7 +62,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
 
     \b
     Example:
-      edgecnn convert runs/fm --quant int8 -o fm_int8.tflite
+      edgecnn convert runs/fashion --quant int8 -o fashion_int8.tflite
       edgecnn convert yolo11n.onnx --calib data.yaml -o yolo11n_int8.tflite
     """
     from converters import formats
@@ -69,7 +71,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
     fmt = formats.detect(model)
     if fmt.name not in ("edgecnn", "keras"):   # any .keras: convert_model handles bare ones
         _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, task,
-                         labels, layout, mean, std, resize, verbose, as_json)
+                         labels, layout, mean, std, resize, verbose, overwrite, as_json)
         return
     from converters import convert_model
     from converters.selective import parse_float_layers
@@ -77,7 +79,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
     result = convert_model(model, output, quant, io=io_type, calib=calib, calib_size=calib_size,
                            held_out=held_out, data_dir=data_dir, debug_quant=debug_quant,
                            keep_names=keep_names, float_layers=parse_float_layers(float_layers),
-                           float_worst=float_worst, verbose=verbose)
+                           float_worst=float_worst, verbose=verbose, overwrite=overwrite)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -98,7 +100,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
 
 
 def _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, task, labels,
-                     layout, mean, std, resize, verbose, as_json) -> None:
+                     layout, mean, std, resize, verbose, overwrite, as_json) -> None:
     from converters.foreign import ForeignOptions, convert_foreign, parse_labels, parse_floats
 
     options = ForeignOptions(task=task, labels=parse_labels(labels), layout=layout,
@@ -106,7 +108,7 @@ def _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out,
                              resize=resize)
     result = convert_foreign(model, output, None if quant == "keep" else quant, io=io_type,
                              options=options, calib=calib, calib_size=calib_size,
-                             held_out=held_out, verbose=verbose)
+                             held_out=held_out, verbose=verbose, overwrite=overwrite)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -76,12 +76,14 @@ class QuickstartContext:
         options: sizes of the run.
         done: results of the steps finished so far, in order (resumed ones included).
         stream: where progress lines go (indented under the step by the runner).
+        shown: the folder as the user named it (``quickstart-run``), for commands in messages.
     """
 
     folder: Path
     options: QuickstartOptions
     done: dict[str, StepResult] = field(default_factory=dict)
     stream: TextIO = sys.stdout
+    shown: str = ""
 
     def path(self, *parts: str) -> Path:
         return self.folder.joinpath(*parts)

@@ -68,21 +68,21 @@ def _markdown(ctx: QuickstartContext, steps: Sequence[Step], complete: bool) -> 
                   "without `--fast` for real ones.", ""]
     if not complete:
         lines += [f"> **Unfinished:** {len(ctx.done)} of {len(steps)} steps. "
-                  f"`edgecnn quickstart --out {ctx.folder.name}"
+                  f"`edgecnn quickstart --out {ctx.shown or ctx.folder}"
                   f"{' --fast' if ctx.options.fast else ''} --resume` continues.", ""]
     lines += ["| step | time | result |", "|---|---|---|"]
     lines += [f"| {name} | {r.seconds:.1f} s | {r.summary} |" for name, r in ctx.done.items()]
     lines += [""] + [r.report for r in ctx.done.values() if r.report]
     if complete:
-        lines += [_next_steps(ctx.folder.name)]
+        lines += [_next_steps(ctx.shown or str(ctx.folder))]
     return "\n".join(lines) + "\n"
 
 
 def _next_steps(name: str) -> str:
     return f"""## Next steps
 
-Every command below works on what this quickstart wrote (run them from the folder that holds
-`{name}/`):
+Every command below works on what this quickstart wrote (run them from the folder the
+quickstart ran in):
 
 ```bash
 edgecnn eval {name}/digits_int8.tflite --data digits     # accuracy of the int8 file

@@ -20,7 +20,7 @@ from typing import Sequence, TextIO
 from edgecnn.errors import UsageError
 from edgecnn.quickstart.core import (SMOKE_NOTE, QuickstartContext, QuickstartOptions, Step,
                                      StepResult)
-from edgecnn.quickstart.report import REPORT, STATE, read_state, write_state
+from edgecnn.quickstart.report import REPORT, read_state, write_state
 
 PREFIX = "      "   # progress lines sit under the step lines' "[1/8] " column
 
@@ -87,7 +87,7 @@ def run_quickstart(out: str | Path, fast: bool = False, *, resume: bool = False,
     steps = list(STEPS if steps is None else steps)
     options = QuickstartOptions(fast=fast)
     kept, foreign = _prepare(out, options, steps, resume, overwrite, stream)
-    ctx = QuickstartContext(folder=out.resolve(), options=options,
+    ctx = QuickstartContext(folder=out.resolve(), options=options, shown=str(out),
                             stream=_Indented(stream))  # type: ignore[arg-type]
     _say(stream, f"edgecnn quickstart{' --fast' if fast else ''}: {len(steps)} steps into "
                  f"{out}/" + (f" (a smoke test: {SMOKE_NOTE})" if fast else ""))

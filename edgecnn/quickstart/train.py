@@ -35,8 +35,7 @@ def run(ctx: QuickstartContext) -> StepResult:
     r = classifier_recipe(ctx.options)
     config = TrainConfig(task="classify", data=DATA, arch=r.arch, out=str(ctx.path(RUN)),
                          imgsz=r.imgsz, epochs=r.epochs, batch=64, lr=r.lr, optimizer="adamw",
-                         weight_decay=5e-4, label_smoothing=0.1, seed=ctx.options.seed,
-                         deterministic=False)
+                         weight_decay=5e-4, label_smoothing=0.1, seed=ctx.options.seed)
     train_classifier(config, stream=ctx.stream)
     m = RunInfo.load(ctx.path(RUN)).metrics
     report = (f"## Training\n\n`{r.arch}` on `{DATA}` ({r.imgsz}x{r.imgsz} gray), {r.epochs} "

@@ -33,9 +33,12 @@ def run(ctx: QuickstartContext) -> StepResult:
     from edgecnn.train.config import TrainConfig
 
     r = classifier_recipe(ctx.options)
+    # op determinism on (opt-in since issue 16): the README shows this run's outputs, and on
+    # 8x8 digits it costs a second or two
     config = TrainConfig(task="classify", data=DATA, arch=r.arch, out=str(ctx.path(RUN)),
                          imgsz=r.imgsz, epochs=r.epochs, batch=64, lr=r.lr, optimizer="adamw",
-                         weight_decay=5e-4, label_smoothing=0.1, seed=ctx.options.seed)
+                         weight_decay=5e-4, label_smoothing=0.1, seed=ctx.options.seed,
+                         deterministic=True)
     train_classifier(config, stream=ctx.stream)
     m = RunInfo.load(ctx.path(RUN)).metrics
     report = (f"## Training\n\n`{r.arch}` on `{DATA}` ({r.imgsz}x{r.imgsz} gray), {r.epochs} "

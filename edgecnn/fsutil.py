@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from edgecnn import interrupts
 from edgecnn.errors import UsageError

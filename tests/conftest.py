@@ -86,6 +86,6 @@ def fast_quickstart(tmp_path_factory) -> QuickstartRun:
     out, err = proc.communicate(timeout=600)
     interrupted = CliResult(proc.returncode, "".join(head) + out, err)
     done = subprocess.run(args + ["--resume"], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=900, check=False)
     return QuickstartRun(root, root / "quickstart-run", interrupted,
                          CliResult(done.returncode, done.stdout, done.stderr))

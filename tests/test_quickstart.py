@@ -8,8 +8,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import assert_one_line_error
+
 from edgecnn.quickstart import QuickstartContext, Step, StepResult, run_quickstart
 from edgecnn.quickstart.steps import STEPS
 

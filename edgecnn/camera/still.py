@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -38,7 +38,7 @@ def enlarge(image: np.ndarray, min_side: int = MIN_SIDE) -> tuple[np.ndarray, fl
     if short >= min_side or short == 0:
         return image.copy(), 1.0
     factor = float(int(np.ceil(min_side / short))) if short <= 64 else min_side / short
-    size = (int(round(w * factor)), int(round(h * factor)))
+    size = (round(w * factor), round(h * factor))
     interp = cv2.INTER_NEAREST if short <= 64 else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interp), factor
 
@@ -78,11 +78,11 @@ def annotate(image: np.ndarray, results: Iterable, min_side: int = MIN_SIDE) -> 
 
 def _caption(image: np.ndarray, categories: Sequence[Category]) -> np.ndarray:
     """``image`` with a white band below holding one ``label  score`` row per category."""
-    h, w = image.shape[:2]
+    w = image.shape[1]
     band = np.full((CAPTION_ROW * len(categories) + 8, w, 3), 255, np.uint8)
     for i, cat in enumerate(categories):
         y = CAPTION_ROW * (i + 1)
-        bar = int(round((w - 16) * min(1.0, max(0.0, float(cat.score)))))
+        bar = round((w - 16) * min(1.0, max(0.0, float(cat.score))))
         cv2.rectangle(band, (8, y - CAPTION_ROW + 6), (8 + bar, y + 2),
                       _light(class_color(cat.index)), cv2.FILLED)
         _label_box(band, f"{cat.label}  {cat.score:.2f}", 8, y, class_color(cat.index),
@@ -119,7 +119,7 @@ def fit(image: np.ndarray, cell: int) -> np.ndarray:
     """``image`` scaled to fit a ``cell`` x ``cell`` square, centred on grey."""
     h, w = image.shape[:2]
     factor = cell / max(h, w)
-    size = (max(1, int(round(w * factor))), max(1, int(round(h * factor))))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
     interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
     small = cv2.resize(image, size, interpolation=interp)
     tile = np.full((cell, cell, 3), 96, np.uint8)

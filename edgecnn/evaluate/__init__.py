@@ -13,8 +13,8 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime.task import Task

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -213,7 +213,7 @@ def _check_fit(dataset, spec, model_labels) -> None:
 
 
 def _is_builtin(data) -> bool:
-    from edgecnn.data.classification import BUILTINS, _ALIASES
+    from edgecnn.data.classification import _ALIASES, BUILTINS
 
     name = str(data).lower()
     return _ALIASES.get(name, name) in BUILTINS and not Path(str(data)).exists()

@@ -17,7 +17,12 @@ Example:
 
 from __future__ import annotations
 
-from edgecnn.quickstart.core import QuickstartContext, QuickstartOptions, Step, StepResult
+from edgecnn.quickstart.core import (
+           QuickstartContext,
+           QuickstartOptions,
+           Step,
+           StepResult,
+)
 from edgecnn.quickstart.runner import QuickstartResult, run_quickstart
 
 __all__ = ["QuickstartContext", "QuickstartOptions", "QuickstartResult", "Step", "StepResult",

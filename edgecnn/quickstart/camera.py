@@ -26,7 +26,8 @@ def clip_frames(fast: bool) -> int:
 
 
 def run(ctx: QuickstartContext) -> StepResult:
-    from edgecnn.camera.loop import LoopOptions, run as run_loop
+    from edgecnn.camera.loop import LoopOptions
+    from edgecnn.camera.loop import run as run_loop
     from edgecnn.camera.sources import MemorySource, open_source
     from edgecnn.camera.writer import codec_note, video_codec
     from edgecnn.data.synth_video import write_synthetic_video

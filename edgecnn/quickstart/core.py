@@ -10,9 +10,10 @@ which works the same for a step finished in this run and one kept from an interr
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, TextIO
 
 from edgecnn.errors import UsageError
 
@@ -61,7 +62,7 @@ class StepResult:
                 "report": self.report}
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "StepResult":
+    def from_dict(cls, doc: Mapping[str, Any]) -> StepResult:
         return cls(summary=str(doc["summary"]), outputs=dict(doc.get("outputs") or {}),
                    metrics=dict(doc.get("metrics") or {}), report=str(doc.get("report", "")),
                    seconds=float(doc.get("seconds", 0.0)))

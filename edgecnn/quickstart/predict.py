@@ -27,7 +27,7 @@ def run(ctx: QuickstartContext) -> StepResult:
         for i in range(COUNT):
             # 8x8 pixels blown up without smoothing: what the digits dataset really holds
             image = cv2.resize(data.x_test[i], (64, 64), interpolation=cv2.INTER_NEAREST)
-            ok, png = cv2.imencode(".png", image)
+            _, png = cv2.imencode(".png", image)
             (tmp / sample_name(i)).write_bytes(png.tobytes())
     files = [ctx.path(SAMPLES, sample_name(i)) for i in range(COUNT)]
     with atomic_dir(ctx.path(DRAWN), option="predictions folder") as tmp:

@@ -9,8 +9,8 @@ step, so an interrupted run still describes what it finished.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from edgecnn.errors import UsageError
 from edgecnn.quickstart.core import SMOKE_NOTE, QuickstartContext, Step
@@ -64,12 +64,12 @@ def _markdown(ctx: QuickstartContext, steps: Sequence[Step], complete: bool) -> 
     mode = "--fast: smoke test" if ctx.options.fast else "full run"
     lines = [f"# edgecnn quickstart ({mode})", ""]
     if ctx.options.fast:
-        lines += [f"> **Smoke-test numbers** ({SMOKE_NOTE}); run `edgecnn quickstart` "
-                  "without `--fast` for real ones.", ""]
+        lines += [(f"> **Smoke-test numbers** ({SMOKE_NOTE}); run `edgecnn quickstart` "
+                   "without `--fast` for real ones."), ""]
     if not complete:
-        lines += [f"> **Unfinished:** {len(ctx.done)} of {len(steps)} steps. "
-                  f"`edgecnn quickstart --out {ctx.shown or ctx.folder}"
-                  f"{' --fast' if ctx.options.fast else ''} --resume` continues.", ""]
+        lines += [(f"> **Unfinished:** {len(ctx.done)} of {len(steps)} steps. "
+                   f"`edgecnn quickstart --out {ctx.shown or ctx.folder}"
+                   f"{' --fast' if ctx.options.fast else ''} --resume` continues."), ""]
     lines += ["| step | time | result |", "|---|---|---|"]
     lines += [f"| {name} | {r.seconds:.1f} s | {r.summary} |" for name, r in ctx.done.items()]
     lines += [""] + [r.report for r in ctx.done.values() if r.report]

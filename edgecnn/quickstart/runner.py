@@ -13,13 +13,19 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from edgecnn.errors import UsageError
-from edgecnn.quickstart.core import (SMOKE_NOTE, QuickstartContext, QuickstartOptions, Step,
-                                     StepResult)
+from edgecnn.quickstart.core import (
+    SMOKE_NOTE,
+    QuickstartContext,
+    QuickstartOptions,
+    Step,
+    StepResult,
+)
 from edgecnn.quickstart.report import REPORT, read_state, write_state
 
 PREFIX = "      "   # progress lines sit under the step lines' "[1/8] " column

@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
-from edgecnn.quickstart import bench, camera, convert, detect, evaluate, predict, prune, train
+from edgecnn.quickstart import (
+    bench,
+    camera,
+    convert,
+    detect,
+    evaluate,
+    predict,
+    prune,
+    train,
+)
 from edgecnn.quickstart.core import Step
 
 STEPS: list[Step] = [

@@ -86,9 +86,8 @@ def allocate(interpreter) -> None:
     from edgecnn.quiet import captured_output
 
     # fd 2 is process-wide: one allocation at a time, so no other thread's capture overlaps
-    with _allocate_lock:
-        with captured_output(fds=(2,)) as log:
-            interpreter.allocate_tensors()
+    with _allocate_lock, captured_output(fds=(2,)) as log:
+        interpreter.allocate_tensors()
     rest = [line for line in log.text.splitlines() if line.strip() and line not in _CHATTER]
     if rest:
         print("\n".join(rest), file=sys.stderr, flush=True)

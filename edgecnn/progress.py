@@ -97,6 +97,8 @@ class Progress:
             self._line(self.clock())
 
     def _line(self, now: float) -> None:
+        if self.say is None:
+            return
         self.last_line = now
         elapsed = now - self.start
         eta = eta_text(self.done, self.total, elapsed)

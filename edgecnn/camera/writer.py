@@ -41,7 +41,7 @@ def h264_available() -> bool:
     with tempfile.TemporaryDirectory(prefix="edgecnn-h264-") as folder:
         path = os.path.join(folder, "probe.mp4")
         with captured_output(fds=(2,)):
-            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*H264), 10.0, (64, 48))
+            writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*H264), 10.0, (64, 48))
             ok = writer.isOpened()
             if ok:
                 for _ in range(2):

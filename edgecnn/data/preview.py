@@ -29,7 +29,7 @@ def preview_grid(dataset, count: int = PREVIEW_IMAGES, columns: int = COLUMNS,
     from edgecnn.data.detection import ImageDecodeError, read_image
     from edgecnn.runtime.types import Category, Detection, Rect
 
-    tiles = []
+    tiles: list[np.ndarray] = []
     for sample in (dataset.train + dataset.val):
         if len(tiles) >= count:
             break

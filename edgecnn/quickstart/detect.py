@@ -69,6 +69,7 @@ def run(ctx: QuickstartContext) -> StepResult:
     from edgecnn.data.synth import make_synthetic_dataset
     from edgecnn.evaluate.detect import evaluate_detection
     from edgecnn.rundir import RunInfo
+    from edgecnn.runtime.task import Task
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.detect import train_detector
 
@@ -80,7 +81,7 @@ def run(ctx: QuickstartContext) -> StepResult:
             f"({r.imgsz}x{r.imgsz}) in {time.perf_counter() - start:.1f}s -> {DATA}/")
     # op determinism off: a quarter of the training time on CPU (issue 16's measurement), and
     # the quickstart's detector needs no bit-exact rerun (the digits classifier keeps it)
-    train_detector(TrainConfig(task="detect", data=str(data), arch=r.arch,
+    train_detector(TrainConfig(task=Task.DETECT, data=str(data), arch=r.arch,
                                out=str(ctx.path(RUN)), imgsz=r.imgsz, epochs=r.epochs,
                                batch=r.batch, width=r.width, seed=ctx.options.seed,
                                deterministic=False),

@@ -118,12 +118,12 @@ def run_quickstart(out: str | Path, fast: bool = False, *, resume: bool = False,
               f"'edgecnn quickstart --out {out}{' --fast' if fast else ''} --resume' "
               "continues", file=sys.stderr, flush=True)
         raise
-    result = QuickstartResult(out, out / REPORT, tuple(ctx.done.items()), tuple(kept))
-    _say(stream, f"done in {result.seconds:.1f}s: report {out / REPORT}"
+    summary = QuickstartResult(out, out / REPORT, tuple(ctx.done.items()), tuple(kept))
+    _say(stream, f"done in {summary.seconds:.1f}s: report {out / REPORT}"
                  + (" (smoke-test numbers; run without --fast for real ones)" if fast else ""))
     _say(stream, f"next: edgecnn eval {out}/det_run, edgecnn camera {out}/det_int8.tflite "
                  "--source 0 --display, and more in the report")
-    return result
+    return summary
 
 
 def _line(i: int, total: int, name: str, took: str, summary: str, fast: bool) -> str:

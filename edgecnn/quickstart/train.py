@@ -29,13 +29,14 @@ def classifier_recipe(options: QuickstartOptions) -> ClassifierRecipe:
 
 def run(ctx: QuickstartContext) -> StepResult:
     from edgecnn.rundir import RunInfo
+    from edgecnn.runtime.task import Task
     from edgecnn.train.classify import train_classifier
     from edgecnn.train.config import TrainConfig
 
     r = classifier_recipe(ctx.options)
     # op determinism on (opt-in since issue 16): the README shows this run's outputs, and on
     # 8x8 digits it costs a second or two
-    config = TrainConfig(task="classify", data=DATA, arch=r.arch, out=str(ctx.path(RUN)),
+    config = TrainConfig(task=Task.CLASSIFY, data=DATA, arch=r.arch, out=str(ctx.path(RUN)),
                          imgsz=r.imgsz, epochs=r.epochs, batch=64, lr=r.lr, optimizer="adamw",
                          weight_decay=5e-4, label_smoothing=0.1, seed=ctx.options.seed,
                          deterministic=True)

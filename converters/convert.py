@@ -26,7 +26,7 @@ from converters.keras_tflite import (
 from converters.metadata import build_metadata, match_outputs
 from converters.recipes import IOType, Quant, Recipe, output_name
 from edgecnn.errors import UsageError
-from edgecnn.fsutil import ensure_writable_dir, write_atomic
+from edgecnn.fsutil import check_output_file, ensure_writable_dir, write_atomic
 from edgecnn.quiet import captured_output
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
@@ -75,7 +75,7 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
                   held_out: int = cal.DEFAULT_HELD_OUT, data_dir: str | None = None,
                   debug_quant: bool = False, keep_names: bool = False,
                   float_layers: tuple[str, ...] = (), float_worst: int = 0,
-                  verbose: bool = False) -> ConversionResult:
+                  verbose: bool = False, overwrite: bool = False) -> ConversionResult:
     """Convert a run directory or ``.keras`` file to a ``.tflite`` with metadata.
 
     Args:
@@ -95,6 +95,8 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
         float_worst: int8 only: also leave the N ops of the highest per-layer int8 error
             (the ``debug_quant`` report's ``rmse/scale``) in float.
         verbose: show converter output instead of capturing it.
+        overwrite: replace an existing output that edgecnn did not write (a ``.tflite`` without
+            edgecnn metadata, say); without it that is an error, before any work.
 
     Example:
         result = convert_model("runs/digits", "digits_int8.tflite", "int8")
@@ -105,12 +107,14 @@ def convert_model(model: str | os.PathLike, output: str | os.PathLike | None = N
     # load, export, conversion, interpreter creation): capture all of it unless verbose.
     with captured_output(enabled=not verbose):
         return _convert(Path(model), output, recipe, calib, calib_size, held_out, data_dir,
-                        debug_quant, keep_names, verbose, (tuple(float_layers), float_worst))
+                        debug_quant, keep_names, verbose, (tuple(float_layers), float_worst),
+                        overwrite)
 
 
 def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_out: int,
              data_dir, debug_quant: bool, keep_names: bool, verbose: bool,
-             selective: tuple[tuple[str, ...], int] = ((), 0)) -> ConversionResult:
+             selective: tuple[tuple[str, ...], int] = ((), 0),
+             overwrite: bool = False) -> ConversionResult:
     start = time.perf_counter()
     if (selective[0] or selective[1]) and not recipe.needs_calibration:
         raise UsageError("--float-layers / --float-worst need --quant int8",
@@ -133,7 +137,7 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
         notes.append(_bare_model_note(info, kmodel, images))
     _check_model_matches_run(kmodel, info)
     path = resolve_output(output, source, name, recipe)
-    _check_writable(path)
+    _check_writable(path, overwrite, debug_quant)
 
     if images is None and recipe.needs_calibration:
         images = cal.load_calibration_images(info, calib, calib_size, held_out, data_dir)
@@ -305,9 +309,14 @@ def _model_name(source: Path) -> str:
     return source.resolve().parent.name if source.stem == "model" else source.stem
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before the (slow) conversion, not after it, when the output cannot be written."""
+def _check_writable(path: Path, overwrite: bool, debug_quant: bool) -> None:
+    """Fail before the (slow) conversion, not after it, when the output cannot be written or
+    would replace a file edgecnn did not write."""
+    from converters.debug import report_paths
+
     ensure_writable_dir(path.parent, "choose a writable -o path")
+    for target in (path, *(report_paths(path) if debug_quant else ())):
+        check_output_file(target, overwrite, "-o")
 
 
 def _check_model_matches_run(kmodel, info: RunInfo) -> None:

@@ -21,7 +21,7 @@ from converters.keras_tflite import make_converter
 from edgecnn.quiet import captured_output
 from converters.recipes import Recipe
 from edgecnn.errors import UsageError
-from edgecnn.fsutil import write_atomic
+from edgecnn.fsutil import record_output_file, write_atomic
 from edgecnn.lazy import tensorflow
 
 IDEAL_RMSE_OVER_SCALE = 1.0 / math.sqrt(12.0)
@@ -94,6 +94,7 @@ def write_debug_report(layers: list[LayerError], output: Path) -> DebugReport:
     csv_path, md_path = report_paths(output)
     write_atomic(csv_path, _to_csv(layers))
     write_atomic(md_path, _to_markdown(layers, output.name))
+    record_output_file(csv_path, md_path)
     return DebugReport(csv_path, md_path, tuple(layers))
 
 

@@ -25,7 +25,7 @@ from converters.parity import DetectionAgreement, MapScorer, parity
 from converters.recipes import IOType, Quant, Recipe
 from converters.sources.base import Layout, SourceModel
 from edgecnn.errors import UsageError
-from edgecnn.fsutil import ensure_writable_dir, write_atomic
+from edgecnn.fsutil import check_output_file, ensure_writable_dir, write_atomic
 from edgecnn.rundir import RunInfo
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.describe import (
@@ -86,7 +86,8 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
                     options: ForeignOptions | None = None, calib: str | None = None,
                     calib_size: int = cal.DEFAULT_CALIB_SIZE,
                     held_out: int = cal.DEFAULT_HELD_OUT, verbose: bool = False,
-                    map_scorer: MapScorer | None = None) -> ForeignResult:
+                    map_scorer: MapScorer | None = None, overwrite: bool = False
+                    ) -> ForeignResult:
     """Convert a model edgecnn did not train to a ``.tflite`` with edgecnn metadata.
 
     Args:
@@ -103,6 +104,8 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
         map_scorer: detectors with held-out boxes (``--calib data.yaml``): scores the mAP of
             the source and the ``.tflite`` (the CLI passes ``edgecnn eval``'s COCO mAP; this
             layer may not import it). None: matched-box IoU only.
+        overwrite: replace an existing output that edgecnn did not write; without it that is
+            an error, before any work.
 
     Example:
         convert_foreign("yolo11n.onnx", "yolo11n_int8.tflite", "int8", calib="data.yaml")
@@ -119,6 +122,7 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     h, w = spec.height, spec.width
     out_path = _output_path(output, path, model.name, "keep" if keep else recipe.name)
     ensure_writable_dir(out_path.parent, "choose a writable -o path")
+    check_output_file(out_path, overwrite, "-o")
     images = _images(spec, calib, calib_size, held_out, recipe, keep)
     if options.labels is None and model.metadata.labels is None and images is not None \
             and images.labels and len(images.labels) == len(labels):

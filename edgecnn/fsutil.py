@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterator
 
 from edgecnn import interrupts
 from edgecnn.errors import UsageError
@@ -43,8 +43,13 @@ def apply_umask(path: Path, directory: bool = False) -> None:
         os.chmod(path, mode)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
+def write_atomic(path: str | os.PathLike, data: bytes | str, *,
+                 even_if_interrupted: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder, then rename.
+
+    After Ctrl-C or SIGTERM nothing is committed, unless ``even_if_interrupted``: the record of
+    what an interrupted command finished (the quickstart's state) must still be written.
+    """
     path = Path(path)
     ensure_writable_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -52,7 +57,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         apply_umask(Path(tmp))
-        interrupts.check()   # an interrupted command commits nothing
+        if not even_if_interrupted:
+            interrupts.check()   # an interrupted command commits nothing
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -139,6 +145,67 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False,
     return path
 
 
+def check_output_file(path: str | os.PathLike, overwrite: bool = False,
+                      option: str = "-o") -> Path:
+    """Refuse an output file that would replace one edgecnn did not write; call before slow work.
+
+    An existing file may be replaced when edgecnn wrote it (:func:`written_by_edgecnn`) or with
+    ``overwrite``. Returns the path.
+
+    Raises:
+        UsageError: the path is a folder, the file is someone else's, or its folder cannot be
+            written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder", f"pass a file name to {option}")
+    if (path.exists() or path.is_symlink()) and not overwrite and not written_by_edgecnn(path):
+        raise UsageError(f"{option} {path} exists and edgecnn did not write it",
+                         f"choose another {option}, or pass --overwrite to replace it")
+    ensure_writable_dir(path.parent, f"choose a writable {option} path")
+    return path
+
+
+def written_by_edgecnn(path: str | os.PathLike) -> bool:
+    """Whether edgecnn wrote the file at ``path``: a ``.tflite`` carrying edgecnn's metadata, or
+    a file its folder's manifest records with this very size and modification time (so a file
+    the user put there since, under the same name, is not taken for ours)."""
+    path = Path(path)
+    if not path.is_file() or path.is_symlink():
+        return False
+    if path.suffix == ".tflite" and _converted_here(path):
+        return True
+    stamp = ((_read_manifest(path.parent) or {}).get("stamps") or {}).get(path.name)
+    stat = path.stat()
+    return stamp == [stat.st_size, stat.st_mtime_ns]
+
+
+def record_output_file(*paths: str | os.PathLike) -> None:
+    """Note in their folder's manifest that edgecnn wrote ``paths`` (call once they are in
+    place; several files of one folder are recorded with one manifest write).
+
+    Later runs may then replace them without ``--overwrite``. They are recorded even after
+    Ctrl-C: the files themselves are already there.
+    """
+    by_folder: dict[Path, list[Path]] = {}
+    for p in map(Path, paths):
+        by_folder.setdefault(p.parent, []).append(p)
+    for folder, files in by_folder.items():
+        doc = _read_manifest(folder)
+        if doc is None:   # a run directory from before manifests keeps its files as ours
+            doc = {"files": [n for n in os.listdir(folder) if n not in foreign_entries(folder)]
+                   if (folder / "run.json").is_file() else []}
+        stamps = dict(doc.get("stamps") or {})
+        for f in files:
+            stat = f.stat()
+            stamps[f.name] = [stat.st_size, stat.st_mtime_ns]
+        names = sorted(set(doc["files"]) | {f.name for f in files})
+        with contextlib.suppress(OSError):  # unwritable: only costs the next --overwrite
+            write_atomic(folder / MANIFEST, json.dumps({"tool": "edgecnn", "files": names,
+                                                        "stamps": stamps}) + "\n",
+                         even_if_interrupted=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False,
                option: str = "--out") -> Iterator[Path]:
@@ -153,9 +220,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False,
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        written = sorted(p.name for p in tmp.iterdir() if p.name != MANIFEST)
-        (tmp / MANIFEST).write_text(json.dumps({"tool": "edgecnn", "files": written}) + "\n",
-                                    encoding="utf-8")
+        write_manifest(tmp, (p.name for p in tmp.iterdir()))
         _apply_umask_tree(tmp)
         interrupts.check()
         if path.exists() and foreign_entries(path):
@@ -170,6 +235,34 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False,
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_manifest(folder: Path, names: Iterable[str], *,
+                   even_if_interrupted: bool = False) -> None:
+    """List ``names`` as the entries of ``folder`` that edgecnn wrote (see :func:`foreign_entries`).
+
+    File stamps recorded by :func:`record_output_file` for names still listed are kept.
+    """
+    files = sorted({n for n in names if n != MANIFEST})
+    stamps = {k: v for k, v in (_read_manifest(folder) or {}).get("stamps", {}).items()
+              if k in files}
+    doc: dict = {"tool": "edgecnn", "files": files}
+    if stamps:
+        doc["stamps"] = stamps
+    write_atomic(folder / MANIFEST, json.dumps(doc) + "\n",
+                 even_if_interrupted=even_if_interrupted)
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        doc = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+        return None
+    if not isinstance(doc.get("stamps", {}), dict):
+        doc["stamps"] = {}
+    return doc
 
 
 def _merge_into(src: Path, dst: Path) -> None:

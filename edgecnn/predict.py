@@ -185,7 +185,8 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
                    top_k: int | None = None, score_threshold: float | None = None,
                    iou_threshold: float | None = None, threads: int | None = None,
                    save_dir: str | os.PathLike | None = None, on_skip=None,
-                   verify: bool = True, described=None) -> PredictionReport:
+                   verify: bool = True, described=None, overwrite: bool = False
+                   ) -> PredictionReport:
     """Run ``model`` (a ``.tflite`` with edgecnn metadata) on image files.
 
     Args:
@@ -201,10 +202,11 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
         verify: refuse a model whose flatbuffer does not match its metadata's SHA-256.
         described: a :class:`~edgecnn.runtime.describe.MetadataOptions` for a model without
             edgecnn metadata (or to override fields of it).
+        overwrite: replace files in ``save_dir`` that edgecnn did not write.
 
     Raises:
         UsageError: bad model or options (one that does not apply to the model's task
-            included), or no image could be read.
+            included), a ``save_dir`` file that is not edgecnn's, or no image could be read.
     """
     from edgecnn.runtime import load
 
@@ -213,38 +215,20 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
     files = expand_images(images)
     if not files:
         raise UsageError("no images given", "pass image files or folders of images")
+    names: dict[Path, str] = {}
     if save_dir is not None:
         save_dir = Path(save_dir)
         if save_dir.exists() and not save_dir.is_dir():
             raise UsageError(f"--save {save_dir} exists and is not a folder",
                              "choose another --save folder")
+        names = saved_names(files)
+        from edgecnn.fsutil import check_output_file
+
+        for name in names.values():   # before any work: never a half-done batch
+            check_output_file(save_dir / name, overwrite, "--save")
     runner = load(model, threads=threads, verify=verify, described=described, top_k=top_k,
                   score_threshold=score_threshold, iou_threshold=iou_threshold)
-    results: list[ImagePrediction] = []
-    skipped: list[tuple[str, str]] = []
-    used_names: set[str] = set()
-    for path in files:
-        try:
-            image = read_bgr(path)
-        except ValueError as err:
-            skipped.append((str(path), str(err)))
-            if on_skip is not None:
-                on_skip(str(path), str(err))
-            continue
-        start = time.perf_counter()
-        try:
-            found = tuple(runner(image, "BGR"))
-        except UsageError as err:   # this image only: the batch goes on
-            skipped.append((str(path), err.message))
-            if on_skip is not None:
-                on_skip(str(path), err.message)
-            continue
-        ms = (time.perf_counter() - start) * 1000.0
-        saved = None
-        if save_dir is not None:
-            saved = str(_save(image, path, save_dir, found, used_names))
-        results.append(ImagePrediction(str(path), int(image.shape[1]), int(image.shape[0]), ms,
-                                       found, saved))
+    results, skipped = _run_all(runner, files, save_dir, names, on_skip)
     if not results:
         raise UsageError(f"none of the {len(files)} image(s) could be read "
                          f"({skipped[0][0]}: {skipped[0][1]})", "pass jpg/png image files")
@@ -252,24 +236,65 @@ def predict_images(model: str | os.PathLike, images: Iterable[str | os.PathLike]
                             tuple(skipped))
 
 
-def _save(image, path: Path, folder: Path, found, used: set) -> Path:
+def _run_all(runner, files: list[Path], save_dir: Path | None, names: dict[Path, str],
+             on_skip) -> tuple[list[ImagePrediction], list[tuple[str, str]]]:
+    """Run ``runner`` on each file (skipping and reporting the ones that fail), saving drawn
+    copies; the copies written are noted as edgecnn's even when interrupted."""
+    from edgecnn.fsutil import record_output_file
+
+    results: list[ImagePrediction] = []
+    skipped: list[tuple[str, str]] = []
+    written: list[Path] = []
+    try:
+        for path in files:
+            try:
+                image = read_bgr(path)
+                start = time.perf_counter()
+                found = tuple(runner(image, "BGR"))
+            except (ValueError, UsageError) as err:   # this image only: the batch goes on
+                reason = err.message if isinstance(err, UsageError) else str(err)
+                skipped.append((str(path), reason))
+                if on_skip is not None:
+                    on_skip(str(path), reason)
+                continue
+            ms = (time.perf_counter() - start) * 1000.0
+            if save_dir is not None:
+                written.append(_save(image, save_dir / names[path], found))
+            results.append(ImagePrediction(str(path), int(image.shape[1]), int(image.shape[0]),
+                                           ms, found, str(written[-1]) if save_dir else None))
+    finally:
+        if written:
+            record_output_file(*written)
+    return results, skipped
+
+
+def saved_names(files: list[Path]) -> dict[Path, str]:
+    """The file name each input gets in ``--save``: its own (``.png`` unless a format OpenCV
+    writes), ``_1``, ``_2`` ... added when inputs from several folders share a name."""
+    used: set[str] = set()
+    out: dict[Path, str] = {}
+    for path in files:
+        suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") \
+            else ".png"
+        name, n = path.stem + suffix, 1
+        while name in used:
+            name = f"{path.stem}_{n}{suffix}"
+            n += 1
+        used.add(name)
+        out[path] = name
+    return out
+
+
+def _save(image, out: Path, found) -> Path:
+    """``image`` with ``found`` drawn (:func:`edgecnn.camera.still.annotate`), written to
+    ``out`` atomically."""
     import cv2
 
-    from edgecnn.camera.overlay import draw_results
+    from edgecnn.camera.still import annotate
     from edgecnn.fsutil import write_atomic
 
-    canvas = draw_results(image.copy(), found)
-    suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") \
-        else ".png"
-    name = path.stem + suffix
-    n = 1
-    while name in used:   # two inputs with the same name from different folders
-        name = f"{path.stem}_{n}{suffix}"
-        n += 1
-    used.add(name)
-    ok, encoded = cv2.imencode(suffix, canvas)
+    ok, encoded = cv2.imencode(out.suffix, annotate(image, found))
     if not ok:
-        raise UsageError(f"cannot encode {name}")
-    out = folder / name
+        raise UsageError(f"cannot encode {out.name}")
     write_atomic(out, encoded.tobytes())
     return out

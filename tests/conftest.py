@@ -52,3 +52,40 @@ def assert_one_line_error(result: CliResult, *needles: str, code: int = 2) -> No
     assert "Traceback" not in result.err
     for needle in needles:
         assert needle.lower() in result.err.lower(), (needle, result.err)
+
+
+@dataclass
+class QuickstartRun:
+    """A ``--fast`` quickstart run as a user would: stopped by SIGTERM after its first step,
+    then finished with ``--resume``. ``root`` is the folder it ran in (``root/quickstart-run``)."""
+
+    root: object
+    out: object
+    interrupted: CliResult
+    resumed: CliResult
+
+
+@pytest.fixture(scope="session")
+def fast_quickstart(tmp_path_factory) -> QuickstartRun:
+    """One smoke-test quickstart per session, shared by the quickstart and README tests."""
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("qs")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    args = [sys.executable, "-m", "edgecnn", "quickstart", "--fast", "--out", "quickstart-run"]
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    head = []
+    for line in proc.stdout:   # the first step's line: it finished, the next one is running
+        head.append(line)
+        if line.startswith("[1/"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=600)
+    interrupted = CliResult(proc.returncode, "".join(head) + out, err)
+    done = subprocess.run(args + ["--resume"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+    return QuickstartRun(root, root / "quickstart-run", interrupted,
+                         CliResult(done.returncode, done.stdout, done.stderr))

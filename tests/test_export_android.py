@@ -43,14 +43,15 @@ def test_copies_the_checked_model_into_the_assets(run_cli, app):
 
 
 def test_json_output_and_custom_name_replace_an_older_copy(run_cli, app):
-    _assets(app).mkdir(parents=True)
-    (_assets(app) / "det.tflite").write_bytes(b"old")
+    assert run_cli("export", "android", TINY, "--app", app, "--name", "det.tflite").exit_code == 0
+    first = (_assets(app) / "det.tflite").stat().st_mtime_ns
     res = run_cli("export", "android", TINY, "--app", app, "--name", "det.tflite", "--json")
     assert res.exit_code == 0, res.err
     doc = json.loads(res.out)
     assert doc["task"] == "detect" and doc["input_shape"] == [1, 64, 64, 3]
     assert doc["size_bytes"] == TINY.stat().st_size
     assert (_assets(app) / "det.tflite").read_bytes() == TINY.read_bytes()
+    assert (_assets(app) / "det.tflite").stat().st_mtime_ns != first   # the export replaced it
 
 
 def test_model_without_metadata_is_refused(run_cli, app, tmp_path):

@@ -145,3 +145,120 @@ def test_a_file_in_the_way_is_refused(tmp_path):
     with pytest.raises(UsageError, match="not a directory"):
         with atomic_dir(tmp_path / "f"):
             pass
+
+
+# -- file outputs: each command that writes a file refuses to replace one it did not write ----
+
+GOLDEN = Path(__file__).parent / "golden" / "tiny_detect.tflite"
+
+
+def _users_file(path: Path, data: bytes = b"the user's own bytes") -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _kept(path: Path, data: bytes = b"the user's own bytes") -> bool:
+    return path.read_bytes() == data
+
+
+def test_convert_refuses_a_tflite_without_edgecnn_metadata(run_cli, tmp_path, trained_run):
+    theirs = _users_file(tmp_path / "model.tflite", b"\0\0\0\0TFL3" + b"\0" * 64)
+    result = run_cli("convert", trained_run, "--quant", "float32", "-o", theirs)
+    assert_one_line_error(result, "edgecnn did not write", "--overwrite")
+    assert _kept(theirs, b"\0\0\0\0TFL3" + b"\0" * 64)
+    # a .tflite edgecnn converted (metadata inside) is replaced without a word
+    ours = tmp_path / "ours.tflite"
+    ours.write_bytes(GOLDEN.read_bytes())
+    result = run_cli("convert", trained_run, "--quant", "float32", "-o", ours,
+                     "--held-out", "0")
+    assert result.exit_code == 0, result.err
+    assert ours.read_bytes() != GOLDEN.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    from edgecnn.data.synth_video import write_synthetic_video
+
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    write_synthetic_video(path, frames=4, size=(96, 64), seed=1)
+    return path
+
+
+@pytest.mark.parametrize("option,name", [("--save", "out.mp4"), ("--json", "frames.jsonl")])
+def test_camera_refuses_a_users_file_and_replaces_its_own(run_cli, tmp_path, clip, option,
+                                                          name):
+    theirs = _users_file(tmp_path / name)
+    args = ("camera", GOLDEN, "--source", clip, "-q", option, theirs)
+    assert_one_line_error(run_cli(*args), "edgecnn did not write", option)
+    assert _kept(theirs)
+    assert run_cli(*args, "--overwrite").exit_code == 0
+    assert not _kept(theirs) and stat.S_IMODE(theirs.stat().st_mode) == 0o666 & ~_umask()
+    first = theirs.stat().st_mtime_ns
+    result = run_cli(*args)                 # now it is edgecnn's: replaced without --overwrite
+    assert result.exit_code == 0, result.err
+    assert theirs.stat().st_mtime_ns != first
+    theirs.write_bytes(b"edited by the user since")   # same name, not edgecnn's file any more
+    assert_one_line_error(run_cli(*args), "edgecnn did not write")
+
+
+def _umask() -> int:
+    from edgecnn.fsutil import current_umask
+
+    return current_umask()
+
+
+def test_predict_save_refuses_a_users_file_before_running(run_cli, tmp_path):
+    import cv2
+    import numpy as np
+
+    image = tmp_path / "scene.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    theirs = _users_file(drawn / "scene.png")
+    assert_one_line_error(run_cli("predict", GOLDEN, image, "--save", drawn), "did not write")
+    assert _kept(theirs) and sorted(p.name for p in drawn.iterdir()) == ["scene.png"]
+    assert run_cli("predict", GOLDEN, image, "--save", drawn, "--overwrite").exit_code == 0
+    assert run_cli("predict", GOLDEN, image, "--save", drawn).exit_code == 0   # ours now
+    assert cv2.imread(str(theirs)) is not None
+
+
+@pytest.mark.parametrize("option,name", [("--plot", "bench.png"), ("--csv", "bench.csv")])
+def test_bench_outputs_refuse_a_users_file(run_cli, tmp_path, option, name):
+    theirs = _users_file(tmp_path / name)
+    args = ("bench", GOLDEN, "--runs", "3", "--warmup", "1", "--threads", "1", option, theirs)
+    result = run_cli(*args)
+    assert_one_line_error(result, "edgecnn did not write", option)
+    assert "p50" not in result.out            # refused before measuring
+    assert _kept(theirs)
+    assert run_cli(*args, "--overwrite").exit_code == 0 and not _kept(theirs)
+    assert run_cli(*args).exit_code == 0      # written by edgecnn: replaced again
+
+
+def test_export_android_refuses_an_asset_it_did_not_write(run_cli, tmp_path):
+    app = tmp_path / "android_demo"
+    assets = app / "app" / "src" / "main" / "assets"
+    assets.mkdir(parents=True)
+    theirs = _users_file(assets / "model.tflite")
+    args = ("export", "android", GOLDEN, "--app", app)
+    assert_one_line_error(run_cli(*args), "edgecnn did not write", "--overwrite")
+    assert _kept(theirs)
+    assert run_cli(*args, "--overwrite").exit_code == 0
+    assert theirs.read_bytes() == GOLDEN.read_bytes()
+    assert run_cli(*args).exit_code == 0      # a model with edgecnn metadata is edgecnn's
+
+
+def test_data_check_preview_refuses_a_users_file(run_cli, tmp_path):
+    from edgecnn.data.synth import make_synthetic_dataset
+
+    data = make_synthetic_dataset(tmp_path / "ds", 3, 1, imgsz=64)
+    theirs = _users_file(tmp_path / "preview.png")
+    assert_one_line_error(run_cli("data", "check", data, "--preview", theirs), "did not write")
+    assert _kept(theirs)
+    result = run_cli("data", "check", data, "--preview", theirs, "--overwrite")
+    assert result.exit_code == 0, result.err
+    import cv2
+
+    grid = cv2.imread(str(theirs))
+    assert grid is not None and grid.shape[0] >= 320 and "4 images" in result.out
+    assert run_cli("data", "check", data, "--preview", theirs).exit_code == 0

@@ -65,11 +65,17 @@ def test_save_draws_results(run_cli, digit_images, tmp_path):
     out = tmp_path / "drawn"
     res = run_cli("predict", mf.converted("int8").path, *paths[:3], "--save", out, "--json")
     assert res.exit_code == 0, res.err
-    saved = sorted(out.iterdir())
+    saved = sorted(p for p in out.iterdir() if not p.name.startswith("."))
     assert [p.name for p in saved] == [p.name for p in paths[:3]]
     for src, dst in zip(paths[:3], saved):
         a, b = cv2.imread(str(src)), cv2.imread(str(dst))
-        assert a.shape == b.shape and np.any(a != b)     # the label box was drawn
+        # a small image is enlarged by whole pixels, its top-3 in a caption band below it
+        factor = 320 // a.shape[0]
+        assert b.shape[1] == a.shape[1] * factor and b.shape[0] > a.shape[0] * factor
+        big = cv2.resize(a, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+        assert np.abs(b[:big.shape[0]].astype(int) - big).max() <= 8   # png: lossless
+        band = b[big.shape[0]:]
+        assert (band != 255).any(axis=2).mean() > 0.05           # the labels and score bars
     assert [r["saved"] for r in json.loads(res.out)["results"]] == [str(p) for p in saved]
 
 
@@ -144,7 +150,11 @@ def test_detector_finds_the_square_and_draws_it(run_cli, tmp_path):
     assert abs(x1 - 48) <= 16 and abs(y1 - 32) <= 16 and abs(x2 - 80) <= 16 \
         and abs(y2 - 64) <= 16, dets
     drawn = cv2.imread(str(out / "square.png"))
-    assert np.any(drawn != image)
+    # enlarged to 320 px on the short side (tags stay legible), boxes in the class colour
+    from edgecnn.camera.overlay import class_color
+
+    assert drawn.shape[:2] == (320, round(128 * 320 / 96))
+    assert (drawn == class_color(dets[0]["index"])).all(axis=2).sum() > 100
     res = run_cli("predict", model, path)
     assert "detection(s)" in res.out and "blob" in res.out
 

@@ -109,35 +109,52 @@ def to_csv(results: Sequence[BenchResult]) -> str:
 
 
 def plot(results: Sequence[BenchResult], path: str | os.PathLike, title: str = "") -> None:
-    """Bar chart of p50 (with p90 whiskers) per model, grouped by thread count, as a PNG."""
+    """Horizontal bars of invoke p50 (whisker to p90), one row per model, a bar per thread
+    count, as a PNG that stays readable for any number of models.
+
+    The figure grows with the rows; the time axis is logarithmic when the plotted range
+    (p50 to p90 whiskers) spans more than 20x (a 5 ms detector next to a 20 us classifier), and
+    every bar is labelled with its p50.
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise MissingDependencyError("matplotlib", purpose="--plot") from None
     from edgecnn.fsutil import atomic_output
 
     models = list(dict.fromkeys(r.model for r in results))
     threads = sorted({r.threads for r in results})
-    width = 0.8 / max(1, len(models))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(threads) * len(models)), 3.6), dpi=110)
-    for i, m in enumerate(models):
-        xs, p50, err = [], [], []
-        for j, t in enumerate(threads):
+    height = 0.8 / max(1, len(threads))
+    fig = Figure(figsize=(8.0, 1.2 + 0.32 * len(models) * max(2, len(threads))), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    lows = [r.p50_ms for r in results if r.p50_ms > 0]
+    highs = [max(r.p50_ms, r.p90_ms or 0.0) for r in results]
+    log = bool(lows) and max(highs) / min(lows) > 20
+    for j, t in enumerate(threads):
+        ys, p50, err = [], [], []
+        for i, m in enumerate(models):
             r = next((r for r in results if r.model == m and r.threads == t), None)
             if r is not None:
-                xs.append(j + i * width)
+                ys.append(i + (j - (len(threads) - 1) / 2) * height)
                 p50.append(r.p50_ms)
                 err.append(0.0 if r.p90_ms is None else max(0.0, r.p90_ms - r.p50_ms))
-        ax.bar(xs, p50, width, yerr=[[0] * len(err), err], capsize=3, label=m)
-    ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(threads))])
-    ax.set_xticklabels([f"{t} thread{'s' if t > 1 else ''}" for t in threads])
-    ax.set_ylabel("invoke p50 ms (whisker: p90)")
-    ax.set_title(title or "edgecnn bench")
-    ax.legend(fontsize=8)
+        bars = ax.barh(ys, p50, height * 0.9, xerr=[[0] * len(err), err], capsize=2,
+                       label=f"{t} thread{'s' if t > 1 else ''}")
+        ax.bar_label(bars, labels=[_fmt(v, 2) for v in p50], padding=3, fontsize=7)
+    ax.set_yticks(range(len(models)))
+    ax.set_yticklabels(models, fontsize=8)
+    ax.invert_yaxis()   # the first model (the reference of the speed-up column) on top
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("invoke p50 ms (whisker: p90)" + (", log scale" if log else ""))
+    ax.set_title(title or "edgecnn bench", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.margins(x=0.15)
+    if len(threads) > 1:
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)

@@ -20,7 +20,7 @@ from edgecnn.runtime.tracking import Shape, TrackerOptions, TrackingOptions, par
 
 #: Detections down to this score reach the tracker (ByteTrack's second association).
 LOW_SCORE = 0.1
-#: The tracker's high threshold without --score (ByteTrack's default).
+#: The tracker's high threshold without --score-threshold (ByteTrack's default).
 HIGH_SCORE = 0.5
 
 
@@ -86,8 +86,8 @@ def detector_threshold(options: DeployOptions, score: float | None,
     """``(detector score threshold, tracker high threshold)``.
 
     Tracking wants the low-score detections too (they keep partly hidden objects tracked), so
-    the detector runs at ``min(LOW_SCORE, high)``. The tracker's high threshold is ``--score``
-    when given, else ByteTrack's 0.5 (or the model's own threshold if that is higher): a
+    the detector runs at ``min(LOW_SCORE, high)``. The tracker's high threshold is
+    ``--score-threshold`` when given, else ByteTrack's 0.5 (or the model's own threshold if that is higher): a
     decoder threshold of 0.25 lets too many weak boxes start tracks (measured with the
     8-epoch synthetic detector: MOTA -0.94 at 0.25 against 0.46 at 0.5; docs/BENCHMARKS.md).
     """

@@ -48,6 +48,18 @@ def _text_size(text: str, scale: float, thickness: int) -> tuple[int, int, int]:
     return w, h, base
 
 
+def text_scale(image: np.ndarray) -> tuple[float, int]:
+    """OpenCV font scale and stroke width for tags readable on this image without covering it.
+
+    0.5 (about 10 px high) at 480 px on the short side, growing with the frame (1.0 at 960 px,
+    1080p gets 1.1) and never below 0.35, where the text would stop being legible; images
+    smaller than that need upscaling first (:func:`edgecnn.camera.still.annotate`).
+    """
+    short = min(image.shape[:2])
+    scale = float(np.clip(short / 960.0, 0.35, 1.5))
+    return round(scale, 2), 1 if scale < 0.8 else 2
+
+
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
             or image.shape[2] != 3:
@@ -95,16 +107,16 @@ def outline(image: np.ndarray, x1: int, y1: int, x2: int, y2: int,
 
 
 def draw_detections(image: np.ndarray, detections: Iterable[Detection],
-                    labels: Sequence[str] | None = None, *, thickness: int = 2,
-                    font_scale: float = 0.5, show_score: bool = True) -> np.ndarray:
+                    labels: Sequence[str] | None = None, *, thickness: int | None = None,
+                    font_scale: float | None = None, show_score: bool = True) -> np.ndarray:
     """Draw each detection's box and ``label score`` tag in its class colour.
 
     Args:
         image: BGR uint8 frame, drawn on in place.
         detections: boxes in this image's pixel coordinates (what ``Detector`` returns).
         labels: optional names overriding ``detection.category.label`` by class index.
-        thickness: box line width in pixels.
-        font_scale: OpenCV font scale of the tags.
+        thickness: box line width in pixels (default: 2, 3 from 960 px up).
+        font_scale: OpenCV font scale of the tags (default: :func:`text_scale` of the image).
         show_score: append the score to the tag.
 
     Returns:
@@ -112,7 +124,9 @@ def draw_detections(image: np.ndarray, detections: Iterable[Detection],
     """
     _check_image(image)
     h, w = image.shape[:2]
-    text_thickness = max(1, thickness // 2)
+    fitted, text_thickness = text_scale(image)
+    font_scale = fitted if font_scale is None else font_scale
+    thickness = (2 if min(h, w) < 960 else 3) if thickness is None else thickness
     for det in detections:
         cat = det.category
         color = class_color(cat.index)
@@ -132,15 +146,17 @@ def draw_detections(image: np.ndarray, detections: Iterable[Detection],
 
 
 def draw_categories(image: np.ndarray, categories: Iterable[Category], *, origin=(8, 8),
-                    font_scale: float = 0.6) -> np.ndarray:
+                    font_scale: float | None = None) -> np.ndarray:
     """Draw a classifier's top-k as ``label score`` rows in the top-left corner."""
     _check_image(image)
+    fitted, thickness = text_scale(image)
+    font_scale = fitted * 1.2 if font_scale is None else font_scale
     x, y = origin
     for cat in categories:
         text = f"{cat.label} {cat.score:.2f}"
-        _, th, base = _text_size(text, font_scale, 1)
+        _, th, base = _text_size(text, font_scale, thickness)
         y += th + base + 4
-        _label_box(image, text, x, y, class_color(cat.index), font_scale, 1)
+        _label_box(image, text, x, y, class_color(cat.index), font_scale, thickness)
     return image
 
 
@@ -162,9 +178,10 @@ def draw_results(image: np.ndarray, results: Iterable) -> np.ndarray:
 
 
 def draw_stats(image: np.ndarray, fps: float | None, stage_ms: Mapping[str, float] | None = None,
-               *, font_scale: float = 0.5) -> np.ndarray:
+               *, font_scale: float | None = None) -> np.ndarray:
     """Draw ``FPS`` and per-stage milliseconds in the top-right corner on a dark band."""
     _check_image(image)
+    font_scale = text_scale(image)[0] if font_scale is None else font_scale
     text = stats_text(fps, stage_ms)
     tw, th, base = _text_size(text, font_scale, 1)
     h, w = image.shape[:2]

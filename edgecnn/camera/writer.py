@@ -9,6 +9,7 @@ one JSON object per frame, to a file (same temp-then-rename rule) or to stdout (
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -21,8 +22,54 @@ import numpy as np
 
 from edgecnn.errors import UsageError
 
-# FourCC per container; mp4v is in every FFMPEG build of OpenCV (H.264 encoders often are not).
+# FourCC per container; mp4v is in every FFMPEG build of OpenCV, H.264 (what browsers play)
+# only in builds with an H.264 encoder (the opencv-python wheels have none): tried first.
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+_H264_CONTAINERS = (".mp4", ".m4v", ".mov")
+H264 = "avc1"
+
+
+@functools.lru_cache(maxsize=1)
+def h264_available() -> bool:
+    """Whether this OpenCV build encodes H.264 (``avc1``); probed once per process.
+
+    The probe writes two small frames to a temp file with the encoder's log on stderr captured
+    (a build without an encoder says so in several lines of FFmpeg errors).
+    """
+    from edgecnn.quiet import captured_output
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-h264-") as folder:
+        path = os.path.join(folder, "probe.mp4")
+        with captured_output(fds=(2,)):
+            writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*H264), 10.0, (64, 48))
+            ok = writer.isOpened()
+            if ok:
+                for _ in range(2):
+                    writer.write(np.zeros((48, 64, 3), np.uint8))
+            writer.release()
+        return ok and os.path.getsize(path) > 0
+
+
+def video_codec(path: str | os.PathLike) -> str:
+    """The FourCC a video at ``path`` is written with: ``avc1`` (H.264) for .mp4/.m4v/.mov
+    when this OpenCV has the encoder, else ``mp4v``; ``MJPG`` for .avi/.mkv."""
+    ext = Path(path).suffix.lower()
+    if ext not in _FOURCC:
+        raise UsageError(f"cannot save video as {ext or 'no extension'!r}",
+                         f"use one of {', '.join(sorted(_FOURCC))}")
+    if ext in _H264_CONTAINERS and h264_available():
+        return H264
+    return _FOURCC[ext]
+
+
+def codec_note(fourcc: str) -> str:
+    """What a user should know about a saved video's codec (for summaries)."""
+    if fourcc == H264:
+        return "H.264 (avc1), plays in browsers"
+    if fourcc == "mp4v":
+        return ("MPEG-4 Part 2 (mp4v): this OpenCV build has no H.264 encoder, so browsers may "
+                "not play it; VLC and ffmpeg do")
+    return f"{fourcc}"
 
 
 def _temp_next_to(path: Path, suffix: str) -> Path:
@@ -39,38 +86,53 @@ def _temp_next_to(path: Path, suffix: str) -> Path:
     return Path(tmp)
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Fail early, before a camera opens, when ``path`` cannot be written.
+def check_output_path(path: str | os.PathLike, overwrite: bool = False,
+                      option: str = "--save") -> Path:
+    """Fail early, before a camera opens, when ``path`` cannot or must not be written.
 
     Raises:
-        UsageError: the folder is missing or read-only, or the path is a directory.
+        UsageError: the folder is missing or read-only, the path is a directory, or it is a
+            file edgecnn did not write (unless ``overwrite``).
     """
+    from edgecnn.fsutil import check_output_file
+
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"output {path} is a directory", "pass a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"output folder {path.parent} does not exist",
+                         "create it or choose another path")
+    check_output_file(path, overwrite, option)
     probe = _temp_next_to(path, ".probe")
     probe.unlink()
     return path
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Move a finished output into place with the user's permissions and note it as ours."""
+    from edgecnn.fsutil import apply_umask, record_output_file
+
+    apply_umask(tmp)
+    os.replace(tmp, path)
+    record_output_file(path)
 
 
 class VideoSink:
     """An atomically written video; the writer opens on the first frame (size known then).
 
     Args:
-        path: target file; ``.mp4``/``.m4v``/``.mov`` (mp4v) or ``.avi``/``.mkv`` (MJPG).
+        path: target file; ``.mp4``/``.m4v``/``.mov`` (H.264 when OpenCV has the encoder, else
+            mp4v: :func:`video_codec`) or ``.avi``/``.mkv`` (MJPG).
         fps: frame rate stored in the file (the source's FPS, or the loop's if unknown).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0):
         self.path = Path(path)
         ext = self.path.suffix.lower()
-        if ext not in _FOURCC:
-            raise UsageError(f"cannot save video as {ext or 'no extension'!r}",
-                             f"use one of {', '.join(sorted(_FOURCC))}")
         if self.path.is_dir():
             raise UsageError(f"output {self.path} is a directory", "pass a file name like out.mp4")
         self.fps = float(fps) if fps and fps > 0 else 30.0
-        self.fourcc = _FOURCC[ext]
+        self.fourcc = video_codec(self.path)
         self.tmp = _temp_next_to(self.path, ext)
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
@@ -103,7 +165,7 @@ class VideoSink:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp)
             return None
-        os.replace(self.tmp, self.path)
+        _commit(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -153,5 +215,5 @@ class JsonLinesSink:
             self.fh.flush()
             return None
         self.fh.close()
-        os.replace(self.tmp, self.path)
+        _commit(self.tmp, self.path)
         return self.path

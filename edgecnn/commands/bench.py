@@ -37,6 +37,8 @@ def _parse_threads(text: str) -> tuple[int, ...]:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also write a bar chart PNG (needs matplotlib).")
 @click.option("--plain", is_flag=True, help="Plain-text table instead of markdown.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a --csv / --plot file that edgecnn did not write.")
 @click.option("--adb", "adb_serial", default=None,
               help="Run on this Android device (serial from 'adb devices') with benchmark_model.")
 @click.option("--benchmark-binary", default=None,
@@ -45,12 +47,12 @@ def _parse_threads(text: str) -> tuple[int, ...]:
 def bench(models: tuple[str, ...], threads: str, runs: int, warmup: int, e2e: bool,
           images: str | None, as_json: bool, csv_path: str | None, plot_path: str | None,
           plain: bool, adb_serial: str | None, benchmark_binary: str | None,
-          no_verify: bool) -> None:
+          no_verify: bool, overwrite: bool) -> None:
     """Measure the latency of one or more MODELS (.tflite); ratios against the first."""
     from edgecnn.bench import table
     from edgecnn.bench.machine import machine_info
     from edgecnn.errors import UsageError
-    from edgecnn.fsutil import write_atomic
+    from edgecnn.fsutil import check_output_file, record_output_file, write_atomic
 
     thread_counts = _parse_threads(threads)
     if runs < 1:
@@ -59,6 +61,9 @@ def bench(models: tuple[str, ...], threads: str, runs: int, warmup: int, e2e: bo
         raise UsageError(f"--warmup must be >= 0, got {warmup}")
     if benchmark_binary and not adb_serial:
         raise UsageError("--benchmark-binary is only used with --adb SERIAL", "add --adb")
+    for path, option in ((csv_path, "--csv"), (plot_path, "--plot")):
+        if path:   # before the measurement, not after it
+            check_output_file(path, overwrite, option)
     if plot_path:
         try:
             import matplotlib  # noqa: F401 - fail before the measurement, not after it
@@ -89,8 +94,10 @@ def bench(models: tuple[str, ...], threads: str, runs: int, warmup: int, e2e: bo
         machine = machine_info()
     if csv_path:
         write_atomic(csv_path, table.to_csv(results))
+        record_output_file(csv_path)
     if plot_path:
         table.plot(results, plot_path)
+        record_output_file(plot_path)
     if as_json:
         click.echo(table.to_json(results, machine))
         return

@@ -24,11 +24,14 @@ from edgecnn.commands import options as shared
 @click.option("--json", "json_out", is_flag=False, flag_value="-", default=None,
               metavar="[FILE]",
               help="JSON Lines, one object per frame (stdout if no FILE); last line: summary.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a --save / --json file that edgecnn did not write.")
 @click.option("--max-frames", type=int, default=None, help="Stop after N processed frames.")
 @click.option("--duration", type=float, default=None, help="Stop after S seconds.")
 @click.option("--realtime", is_flag=True,
               help="Play a file like a camera: at its FPS, dropping stale frames.")
-@click.option("--score", type=float, default=None, help="Score threshold (0..1).")
+@shared.score_threshold("Minimum detection score (0..1; default: the model's own). With "
+                        "--track: the score a box needs to start a track.")
 @click.option("--no-draw", is_flag=True, help="Do not draw results on the frames.")
 @click.option("--sequential", is_flag=True,
               help="Run stages one after another instead of pipelined in threads.")
@@ -69,12 +72,13 @@ from edgecnn.commands import options as shared
 def camera(model: str, source: str, width: int | None, height: int | None, fps: float | None,
            threads: int | None, display: bool, headless: bool, save: str | None,
            json_out: str | None, max_frames: int | None, duration: float | None,
-           realtime: bool, score: float | None, no_draw: bool, sequential: bool,
+           realtime: bool, score_threshold: float | None, no_draw: bool, sequential: bool,
            reconnect: int, read_timeout: float, quiet: bool, track: bool,
            lines: tuple[str, ...], zones: tuple[str, ...], on_event: str | None,
            webhook: str | None,
            hooks: tuple[str, ...], event_rate: float, serve: str | None,
-           auth_token: str | None, stream_fps: float, no_verify: bool, described=None) -> None:
+           auth_token: str | None, stream_fps: float, no_verify: bool, overwrite: bool,
+           described=None) -> None:
     """Run MODEL (.tflite with edgecnn metadata, Ultralytics' metadata, or described by
     --task/--labels/...) on frames from --source until it ends, --max-frames / --duration is
     reached, or Ctrl-C; print a summary at exit."""
@@ -100,17 +104,18 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
             raise UsageError(f"{name} must be > 0, got {value}")
     if reconnect < 0:
         raise UsageError(f"--reconnect must be >= 0, got {reconnect}")
+    score = score_threshold
     if score is not None and not 0.0 <= score <= 1.0:
-        raise UsageError(f"--score must be within 0..1, got {score}")
+        raise UsageError(f"--score-threshold must be within 0..1, got {score}")
     if display and headless:
         raise UsageError("--display and --headless contradict each other", "pick one")
     if display and not opencv_has_gui():
         raise UsageError("--display needs OpenCV with GUI support; this one has none "
                          "(opencv-python-headless)",
                          "use --save OUT.mp4 / --json, or pip install opencv-python")
-    for path in (save, None if json_out in (None, "-") else json_out):
+    for path, option in ((save, "--save"), (None if json_out == "-" else json_out, "--json")):
         if path is not None:
-            check_output_path(path)
+            check_output_path(path, overwrite, option)
 
     plan = deploy.check(track, lines, zones, on_event, webhook, hooks, event_rate, serve,
                         auth_token, stream_fps)
@@ -137,7 +142,9 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
     if not quiet:
         click.echo(summary.format_text(), err=True)
         if save and summary.frames:
-            click.echo(f"saved {save}", err=True)
+            from edgecnn.camera.writer import codec_note, video_codec
+
+            click.echo(f"saved {save}: {codec_note(video_codec(save))}", err=True)
     if summary.frames == 0 and summary.errors:
         raise EdgeCNNError(f"no frame could be processed: {summary.error_messages[0]}")
     if summary.stopped_by.startswith("source lost"):

@@ -37,11 +37,13 @@ from edgecnn.commands import options as shared
               help="Keep the converter's long tensor names (default: shortened, smaller file).")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output .tflite (or a folder). Default: <run>/<name>_<recipe>.tflite.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing -o file that edgecnn did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @shared.describe_model
 @click.pass_context
 def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, debug_quant,
-            float_layers, float_worst, keep_names, output, as_json, described) -> None:
+            float_layers, float_worst, keep_names, output, overwrite, as_json, described) -> None:
     """Convert MODEL to a .tflite with edgecnn metadata.
 
     MODEL is an edgecnn run directory or .keras file, or a model from elsewhere: ONNX (.onnx),
@@ -52,7 +54,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
 
     \b
     Example:
-      edgecnn convert runs/fm --quant int8 -o fm_int8.tflite
+      edgecnn convert runs/fashion --quant int8 -o fashion_int8.tflite
       edgecnn convert yolo11n.onnx --calib data.yaml -o yolo11n_int8.tflite
     """
     from converters import formats
@@ -61,7 +63,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
     fmt = formats.detect(model)
     if fmt.name not in ("edgecnn", "keras"):   # any .keras: convert_model handles bare ones
         _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, described,
-                         verbose, as_json)
+                         verbose, overwrite, as_json)
         return
     if described is not None and fmt.name == "edgecnn":
         from edgecnn.errors import UsageError
@@ -75,7 +77,7 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
     result = convert_model(model, output, quant, io=io_type, calib=calib, calib_size=calib_size,
                            held_out=held_out, data_dir=data_dir, debug_quant=debug_quant,
                            keep_names=keep_names, float_layers=parse_float_layers(float_layers),
-                           float_worst=float_worst, verbose=verbose)
+                           float_worst=float_worst, verbose=verbose, overwrite=overwrite)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -96,14 +98,14 @@ def convert(ctx, model, quant, io_type, calib, calib_size, held_out, data_dir, d
 
 
 def _convert_foreign(model, output, quant, io_type, calib, calib_size, held_out, described,
-                     verbose, as_json) -> None:
+                     verbose, overwrite, as_json) -> None:
     from converters.foreign import convert_foreign
     from edgecnn.runtime.describe import MetadataOptions
 
     result = convert_foreign(model, output, None if quant == "keep" else quant, io=io_type,
                              options=described or MetadataOptions(), calib=calib,
-                             calib_size=calib_size,
-                             held_out=held_out, verbose=verbose, map_scorer=_coco_map)
+                             calib_size=calib_size, held_out=held_out, verbose=verbose,
+                             map_scorer=_coco_map, overwrite=overwrite)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

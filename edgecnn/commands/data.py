@@ -60,12 +60,24 @@ def synth(out: str, n_train: int, n_val: int, imgsz: int, seed: int, variant: st
               help="File names listed per problem kind.")
 @click.option("--decode", is_flag=True,
               help="Also decode every image (slow) to find files that fail to decode.")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None, metavar="OUT.jpg",
+              help="Write a grid of the first images with their boxes and class names.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a --preview file that edgecnn did not write.")
 def check(spec: str, as_json: bool, strict: bool, images_dir: str | None, max_files: int,
-          decode: bool) -> None:
+          decode: bool, preview: str | None, overwrite: bool) -> None:
     """Read a detection dataset (YOLO data.yaml, VOC folder, COCO json) and report problems."""
     from edgecnn.data.detection import check_dataset
+    from edgecnn.fsutil import check_output_file
 
+    if preview:
+        check_output_file(preview, overwrite, "--preview")
     dataset = check_dataset(spec, images=images_dir, decode=decode)
+    if preview:
+        from edgecnn.data.preview import write_preview
+
+        shown = write_preview(dataset, preview)
+        click.echo(f"preview: {shown} images with their boxes -> {preview}", err=as_json)
     report = dataset.report
     if as_json:
         payload = {"spec": spec, "format": dataset.format, "layout": dataset.layout,

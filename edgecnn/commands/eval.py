@@ -37,7 +37,8 @@ def eval_command(model, data, split, threads, data_dir, max_samples, iou_thresho
 
     result = evaluate_model(model, data, split=split, threads=threads, data_dir=data_dir,
                             max_samples=max_samples, verify=not no_verify,
-                            described=described, iou_threshold=iou_threshold)
+                            described=described, iou_threshold=iou_threshold,
+                            progress=lambda line: click.echo(f"  {line}", err=True))
     for warning in result.get("warnings", []) or []:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

@@ -19,8 +19,11 @@ def export() -> None:
                    "else ./android_demo).")
 @click.option("--name", default="model.tflite", show_default=True,
               help="File name in app/src/main/assets (the app loads model.tflite first).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an asset of that name that edgecnn did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def android(model: Path, app_dir: Path | None, name: str, as_json: bool) -> None:
+def android(model: Path, app_dir: Path | None, name: str, overwrite: bool,
+            as_json: bool) -> None:
     """Check MODEL.tflite the way the Android app will and copy it into the app's assets.
 
     The model must carry edgecnn metadata (written by 'edgecnn convert') with a task the app
@@ -29,7 +32,7 @@ def android(model: Path, app_dir: Path | None, name: str, as_json: bool) -> None
     """
     from edgecnn.export.android import export_android
 
-    result = export_android(model, app_dir, name)
+    result = export_android(model, app_dir, name, overwrite)
     if as_json:
         import json
 

@@ -14,18 +14,20 @@ from edgecnn.commands import options as shared
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top-k", type=int, default=None,
               help="Classes per image (classify models only; default 5).")
-@click.option("--score-threshold", type=float, default=None,
-              help="Minimum score (default: 0 for classify, the model's own for detect).")
+@shared.score_threshold("Minimum score (default: 0 for classify, the model's own for "
+                        "detect).")
 @click.option("--iou-threshold", type=float, default=None,
               help="NMS IoU threshold (detect models only; default: the model's own).")
 @click.option("--threads", type=int, default=None, help="Interpreter threads.")
 @click.option("--save", "save_dir", type=click.Path(), default=None,
               help="Folder to write each image with its results drawn on it.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace files in --save that edgecnn did not write.")
 @shared.no_verify
 @shared.describe_model
 def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_dir,
-            as_json, no_verify, described) -> None:
+            as_json, overwrite, no_verify, described) -> None:
     """Run MODEL.tflite on IMAGE files (or folders of images).
 
     A model without edgecnn metadata runs with the metadata Ultralytics writes into its
@@ -45,7 +47,8 @@ def predict(model, images, top_k, score_threshold, iou_threshold, threads, save_
 
     report = predict_images(model, images, top_k=top_k, score_threshold=score_threshold,
                             iou_threshold=iou_threshold, threads=threads, save_dir=save_dir,
-                            on_skip=warn, verify=not no_verify, described=described)
+                            on_skip=warn, verify=not no_verify, described=described,
+                            overwrite=overwrite)
     if report.skipped:
         click.echo(f"warning: {len(report.skipped)} image(s) could not be read", err=True)
     if as_json:

@@ -1,4 +1,4 @@
-"""``edgecnn quickstart``: train, convert, evaluate and predict on the embedded dataset."""
+"""``edgecnn quickstart``: the whole pipeline on the embedded datasets, offline."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ import click
 
 @click.command(short_help="Run the whole pipeline on the embedded default dataset.")
 @click.option("--out", type=click.Path(), default="quickstart", show_default=True,
-              help="Folder for the run, the .tflite files and report.md (replaced at the end).")
+              help="Folder for the runs, the .tflite files, the videos and report.md.")
+@click.option("--fast", is_flag=True,
+              help="Tiny models and few epochs: a smoke test in seconds per step (its numbers "
+                   "say nothing about accuracy).")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted quickstart in --out: its finished steps are kept.")
 @click.option("--overwrite", is_flag=True,
-              help="Write into an existing folder that holds other files (only same-named "
-                   "entries are replaced; nothing else is deleted).")
-@click.option("--fast", is_flag=True, help="Tiny model and few epochs: a smoke test in seconds.")
-def quickstart(out: str, fast: bool, overwrite: bool) -> None:
-    """Train a classifier on scikit-learn's digits, convert it to int8 TFLite, compare float
-    and int8 accuracy, classify a few images, and write a markdown report into --out.
-    Works offline.
+              help="Write into an existing folder that holds other files (they stay; only "
+                   "same-named entries are replaced), or start an unfinished quickstart over.")
+def quickstart(out: str, fast: bool, resume: bool, overwrite: bool) -> None:
+    """Train a classifier on scikit-learn's digits and a detector on generated shapes, convert
+    both to int8 TFLite, measure accuracy and mAP, prune, run the detector through the camera
+    loop on a generated video, time everything with bench, and write report.md into --out.
+
+    Works offline. Ctrl-C keeps the finished steps; --resume continues after them.
     """
     from edgecnn.quickstart import run_quickstart
 
-    run_quickstart(out, fast=fast, overwrite=overwrite)
+    run_quickstart(out, fast=fast, resume=resume, overwrite=overwrite)

@@ -17,8 +17,8 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
 
 
 @click.command(short_help="Train a classifier or detector from a dataset.")
-@click.option("--task", type=click.Choice(["classify", "detect"]), default="classify",
-              show_default=True, is_eager=True, help="What to train.")
+@click.option("--task", type=click.Choice(["classify", "detect"]), default=None,
+              is_eager=True, help="What to train (default: the task of --arch).")
 @click.option("--list-archs", is_flag=True, expose_value=False, is_eager=True,
               callback=_list_archs, help="List the registered architectures and exit.")
 @click.option("--data", "data", required=True,
@@ -92,8 +92,11 @@ def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, 
       edgecnn train --task detect --data more/ --arch det_lite0 --weights runs/kangaroo \\
           --out runs/more          # start from a run (new head if the classes differ)
     """
+    from edgecnn.models.registry import get_entry
     from edgecnn.train.api import train as train_model
     from edgecnn.train.config import TrainConfig
+
+    task = get_entry(arch, task).task   # an unknown name or a detector with --task classify: error
 
     config = TrainConfig(task=task, data=data, arch=arch, out=out, imgsz=imgsz, epochs=epochs,
                          batch=batch, lr=lr, optimizer=optimizer, seed=seed, data_dir=data_dir,

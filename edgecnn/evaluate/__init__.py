@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from edgecnn.errors import UsageError
@@ -46,7 +47,8 @@ def model_task(model: str | os.PathLike, described=None) -> Task:
 def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: str | None = None,
                    threads: int | None = None, data_dir: str | None = None,
                    max_samples: int | None = None, verify: bool = True,
-                   described=None, iou_threshold: float | None = None) -> dict:
+                   described=None, iou_threshold: float | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict:
     """Evaluate a classifier (accuracy) or detector (COCO mAP) on dataset ``data``.
 
     Args:
@@ -63,6 +65,8 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
         described: a :class:`~edgecnn.runtime.describe.MetadataOptions` for a ``.tflite``
             without edgecnn metadata (``--task``, ``--labels``, ...).
         iou_threshold: detectors: the NMS IoU while measuring (default 0.6).
+        progress: gets a line with the count and an ETA every few seconds of inference
+            (``edgecnn eval`` prints them to stderr).
 
     Returns:
         classify: ``{"accuracy", "samples", "per_class", ...}``;
@@ -82,11 +86,11 @@ def evaluate_model(model: str | os.PathLike, data: str | None = None, *, split: 
 
         return evaluate_detection(model, data, split=split, threads=threads,
                                   max_images=max_samples, verify=verify, described=described,
-                                  iou_threshold=iou_threshold)
+                                  iou_threshold=iou_threshold, progress=progress)
     if iou_threshold is not None:
         raise UsageError("--iou-threshold applies to detectors only", "drop it")
     from edgecnn.evaluate.classify import evaluate_classifier
 
     return evaluate_classifier(model, data, split=split, threads=threads,
                                data_dir=data_dir, max_samples=max_samples,
-                               verify=verify, described=described).to_dict()
+                               verify=verify, described=described, progress=progress).to_dict()

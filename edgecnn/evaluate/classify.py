@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.progress import Progress
 from edgecnn.runtime.task import Task
 
 SPLITS = ("test", "val", "train", "all")
@@ -68,12 +70,14 @@ def accuracy_report(predictions: np.ndarray, targets: np.ndarray, labels: tuple[
 def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
                         split: str | None = None, threads: int | None = None,
                         data_dir: str | None = None, max_samples: int | None = None,
-                        verify: bool = True, described=None) -> ClassificationReport:
+                        verify: bool = True, described=None,
+                        progress: Callable[[str], None] | None = None) -> ClassificationReport:
     """Accuracy of a ``.tflite`` (runtime) or run directory / ``.keras`` (Keras) classifier.
 
     ``split`` None picks the held-out images: the dataset's test split, else the validation
     split of the run's own training data (or of a built-in dataset), else every image: a folder
-    that is not the model's training data counts whole.
+    that is not the model's training data counts whole. ``progress`` gets a line with the
+    count and an ETA every few seconds of inference.
 
     Raises:
         UsageError: unknown split, missing data, or a dataset that does not fit the model
@@ -85,12 +89,12 @@ def evaluate_classifier(model: str | os.PathLike, data: str | None = None, *,
     start = time.perf_counter()
     if path.is_file() and path.suffix.lower() != ".keras":
         return _evaluate_tflite(path, data, split, threads, data_dir, max_samples, start,
-                                verify, described)
-    return _evaluate_keras(path, data, split, data_dir, max_samples, start)
+                                verify, described, progress)
+    return _evaluate_keras(path, data, split, data_dir, max_samples, start, progress)
 
 
 def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, start,
-                     verify: bool = True, described=None) -> ClassificationReport:
+                     verify: bool = True, described=None, progress=None) -> ClassificationReport:
     from edgecnn.runtime import load
 
     clf = load(path, threads=threads, verify=verify, described=described)
@@ -104,16 +108,19 @@ def _evaluate_tflite(path: Path, data, split, threads, data_dir, max_samples, st
     split = _resolve_split(split, dataset, _is_builtin(data))
     x, y = _pick(dataset, split, max_samples)
     predictions = np.empty(len(x), np.int64)
+    counter = Progress(len(x), f"eval {path.name}", progress)
     for i, image in enumerate(x):
+        counter.update(i)
         # The runner's own top-1 (ties to the lower class id, as on the device).
         predictions[i] = clf(image, dataset.color)[0].index
+    counter.finish()
     return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="tflite",
                            data=str(data), split=split, seconds=time.perf_counter() - start,
                            warnings=tuple(dataset.warnings),
                            skipped_images=dataset.skipped_images)
 
 
-def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
+def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start, progress=None
                     ) -> ClassificationReport:
     from converters.calibration import to_model_inputs
     from edgecnn.rundir import load_keras_model
@@ -140,10 +147,13 @@ def _evaluate_keras(path: Path, data, split, data_dir, max_samples, start
                            or dataset_reference(data) == trained_on)
     x, y = _pick(dataset, split, max_samples)
     parts = []
+    counter = Progress(len(x), f"eval {path.name}", progress)
     for i in range(0, len(x), 256):
+        counter.update(i)
         batch = to_model_inputs(x[i:i + 256], spec, dataset.color)
         out = kmodel(batch, training=False)
         parts.append(np.asarray(out).reshape(len(batch), -1).argmax(1))
+    counter.finish()
     predictions = np.concatenate(parts)
     return accuracy_report(predictions, y, dataset.labels, model=str(path), backend="keras",
                            data=str(data), split=split, seconds=time.perf_counter() - start,
@@ -203,7 +213,7 @@ def _check_fit(dataset, spec, model_labels) -> None:
 
 
 def _is_builtin(data) -> bool:
-    from edgecnn.data.classification import BUILTINS, _ALIASES
+    from edgecnn.data.classification import _ALIASES, BUILTINS
 
     name = str(data).lower()
     return _ALIASES.get(name, name) in BUILTINS and not Path(str(data)).exists()

@@ -16,6 +16,7 @@ import contextlib
 import io
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.progress import Progress
 from edgecnn.runtime.task import Task
 
 MAP_SCORE_THRESHOLD = 0.001
@@ -111,7 +113,7 @@ def keras_predict(model, arrays, strides, batch: int = 32,
                   score_threshold: float = MAP_SCORE_THRESHOLD,
                   iou_threshold: float = MAP_IOU_THRESHOLD,
                   max_detections: int = MAP_MAX_DETECTIONS, mean=(0.0,),
-                  std=(255.0,)) -> list[ImageDetections]:
+                  std=(255.0,), progress: Progress | None = None) -> list[ImageDetections]:
     """Run a Keras detector on letterboxed arrays; decode with the runtime's post-processing.
 
     Args:
@@ -119,6 +121,7 @@ def keras_predict(model, arrays, strides, batch: int = 32,
         arrays: :class:`edgecnn.data.detect_pipeline.DetectionArrays`.
         strides: decoder strides.
         mean, std: the model's input contract ``x = (pixel - mean) / std`` (run.json's).
+        progress: told the count of images done after every batch.
     """
     from edgecnn.runtime import postprocess as pp
     from edgecnn.runtime.decoders.anchor_free_ltrb import decode_head
@@ -138,6 +141,10 @@ def keras_predict(model, arrays, strides, batch: int = 32,
             w, h = (int(v) for v in arrays.sizes[i])
             out.append(ImageDetections(pp.to_image(raw.boxes, sx, sy, px, py, w, h),
                                        raw.scores, raw.classes))
+        if progress is not None:
+            progress.update(len(out))
+    if progress is not None:
+        progress.finish()
     return out
 
 
@@ -156,7 +163,8 @@ def _compiled_forward(model):
     return cached
 
 
-def tflite_predict(detector, samples) -> tuple[list[ImageDetections], list[str]]:
+def tflite_predict(detector, samples, progress: Progress | None = None
+                   ) -> tuple[list[ImageDetections], list[str]]:
     """Run a runtime detector (the runner protocol) over ``samples``' images.
 
     Returns:
@@ -167,7 +175,9 @@ def tflite_predict(detector, samples) -> tuple[list[ImageDetections], list[str]]
     from edgecnn.data.detection import ImageDecodeError, read_image
 
     out, skipped = [], []
-    for s in samples:
+    for i, s in enumerate(samples):
+        if progress is not None:
+            progress.update(i)
         try:
             image = read_image(s.image_path)
         except ImageDecodeError:
@@ -179,6 +189,9 @@ def tflite_predict(detector, samples) -> tuple[list[ImageDetections], list[str]]
         out.append(ImageDetections(boxes, np.array([d.category.score for d in found],
                                                    np.float32),
                                    np.array([d.category.index for d in found], np.int32)))
+    if progress is not None:
+        progress.update(len(samples))
+        progress.finish()
     return out, skipped
 
 
@@ -192,7 +205,8 @@ def require_coco_eval() -> None:
 def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = None,
                        split: str | None = None, threads: int | None = None,
                        max_images: int | None = None, verify: bool = True,
-                       described=None, iou_threshold: float | None = None) -> dict:
+                       described=None, iou_threshold: float | None = None,
+                       progress: Callable[[str], None] | None = None) -> dict:
     """COCO mAP of a detector on a dataset split.
 
     Args:
@@ -205,6 +219,7 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         verify: refuse a ``.tflite`` whose flatbuffer does not match its metadata's SHA-256.
         described: options describing a ``.tflite`` without edgecnn metadata.
         iou_threshold: NMS IoU for a ``.tflite`` (default 0.6; Ultralytics' val uses 0.7).
+        progress: gets a line with the count and an ETA every few seconds of inference.
 
     Returns:
         :func:`coco_map`'s dict plus ``"model"``, ``"data"``, ``"split"`` and ``"seconds"``.
@@ -232,7 +247,8 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         split = split or ("val" if ds.own_val else "all")
         samples = _split(ds, split, max_images)
         _check_names(ds.names, names)
-        detections, skipped = tflite_predict(detector, samples)
+        detections, skipped = tflite_predict(detector, samples,
+                                             Progress(len(samples), f"eval {path.name}", progress))
         if not detections:
             raise UsageError(f"none of the {len(samples)} {split} images could be decoded, "
                              f"e.g. {skipped[0]}", "run 'edgecnn data check --decode' on it")
@@ -260,7 +276,8 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
         arrays = load_arrays(samples, imgsz)
         skipped = list(arrays.skipped)
         norm = {"mean": info.mean, "std": info.std} if info is not None else {}
-        detections = keras_predict(model, arrays, strides, **norm)
+        detections = keras_predict(model, arrays, strides, **norm, progress=Progress(
+            len(samples), f"eval {path.name}", progress))
     # Ground truth of the images that were scored: a skipped image is neither hit nor missed.
     failed = set(skipped)
     scored = [s for s in samples if str(s.image_path) not in failed]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import UsageError
-from edgecnn.fsutil import write_atomic
+from edgecnn.fsutil import check_output_file, write_atomic
 from edgecnn.runtime import metadata as md
 from edgecnn.runtime.task import Task
 
@@ -114,7 +114,7 @@ def check_model(path: str | os.PathLike) -> tuple[bytes, md.Metadata, tuple[int,
 
 
 def export_android(model_path: str | os.PathLike, app_dir: str | os.PathLike | None = None,
-                   name: str = DEFAULT_NAME) -> AndroidExport:
+                   name: str = DEFAULT_NAME, overwrite: bool = False) -> AndroidExport:
     """Check ``model_path`` and copy it to ``APP/app/src/main/assets/NAME``.
 
     Args:
@@ -122,6 +122,8 @@ def export_android(model_path: str | os.PathLike, app_dir: str | os.PathLike | N
         app_dir: the Android project (``android_demo``); default: :func:`default_app_dir`.
         name: file name in the assets; the app loads ``model.tflite`` first, else the only
             ``.tflite`` there.
+        overwrite: replace an asset of that name that edgecnn did not write (a model without
+            edgecnn metadata); an earlier export is replaced without it.
     """
     if not name.endswith(".tflite") or Path(name).name != name or name.startswith("."):
         raise UsageError(f"--name {name!r} must be a plain file name ending in .tflite",
@@ -130,8 +132,9 @@ def export_android(model_path: str | os.PathLike, app_dir: str | os.PathLike | N
     if not (app / "app" / "src" / "main").is_dir():
         raise UsageError(f"{app} does not look like the edgecnn Android app (no app/src/main)",
                          "pass --app PATH/TO/android_demo")
-    data, meta, shape, dtype = check_model(model_path)
     destination = app / ASSETS / name
+    data, meta, shape, dtype = check_model(model_path)
+    check_output_file(destination, overwrite, "--name")
     try:
         write_atomic(destination, data)
     except OSError as err:

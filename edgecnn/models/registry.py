@@ -77,7 +77,12 @@ def list_models(task: str | None = None) -> list[ModelEntry]:
 def get_entry(name: str, task: str | None = None) -> ModelEntry:
     _load_builders()
     entry = _REGISTRY.get(name)
-    if entry is None or (task is not None and entry.task != task):
+    if entry is not None and task is not None and entry.task != task:
+        what = {"detect": "a detector", "classify": "a classifier"}.get(entry.task, entry.task)
+        raise UsageError(f"architecture {name!r} is {what} (task {entry.task}), not {task}",
+                         f"use --task {entry.task}, or leave --task out: the architecture "
+                         "sets it")
+    if entry is None:
         names = ", ".join(e.name for e in list_models(task))
         raise UsageError(f"unknown architecture {name!r} for task {task or 'any'}",
                          f"choose one of: {names}")

@@ -49,13 +49,17 @@ def qat_finetune(model_path, out, options: QatOptions = QatOptions(),
     from edgecnn.train.task_data import evaluate_task, load_task_data
 
     stream = stream or sys.stdout
+    say = ((lambda line: print(line, file=stream, flush=True)) if options.verbose
+           else (lambda line: None))
+    t0 = time.perf_counter()
+    say(f"loading {model_path} (Keras)")   # importing TensorFlow alone takes seconds
     source = open_source_run(model_path, out, options.data, options.data_dir, options.overwrite)
     info = source.info
     options = options.for_task(info.task)
-    say = ((lambda line: print(line, file=stream, flush=True)) if options.verbose
-           else (lambda line: None))
+    say(f"data  {source.spec}")
     task_data = load_task_data(info, source.model, source.spec, source.data_dir,
                                options.max_train, options.batch)
+    say(f"measuring the float model on the val split ({time.perf_counter() - t0:.1f}s)")
     start = time.perf_counter()
     float_before = evaluate_task(info, source.model, task_data)
     sim_metrics, history = _finetune_through_simulation(source, task_data, options, stream,
@@ -93,6 +97,8 @@ def _finetune_through_simulation(source, task_data, options: QatOptions, stream,
                              verbose=options.verbose, lr=lr, ema_decay=ema_decay,
                              keep_best=keep_best)
     sim = simulate_int8(source.model)
+    say(f"simulating the int8 model: {len(sim.quantizers)} activation quantizers, calibrated "
+        f"on up to {CALIB_IMAGES} training images")
     try:
         sim.calibrate(_calibration_batches(info, task_data, options.seed))
         sim_before = evaluate_task(info, sim.model, task_data)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import threading
 from functools import lru_cache
 
 from edgecnn.errors import UsageError
@@ -62,3 +65,29 @@ def make_interpreter(model_content: bytes, num_threads: int | None = None,
         raise UsageError(f"not a valid TFLite model: {str(err).splitlines()[0]}",
                          "the file may be truncated or damaged; re-copy it or re-run "
                          "'edgecnn convert'") from None
+
+
+# What the interpreter's C++ logging prints on its own when XNNPACK takes a model: a line on
+# stderr, once per process. It says nothing a user can act on (inspect and bench report
+# whether XNNPACK took the model); real errors still get through.
+_CHATTER = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+_allocate_lock = threading.Lock()
+
+
+def allocate(interpreter) -> None:
+    """``interpreter.allocate_tensors()``, with the interpreter's INFO chatter on stderr kept
+    out of the user's terminal unless ``--verbose`` (``EDGECNN_VERBOSE=1``).
+
+    Anything else it writes to stderr (a warning, an error) is passed on.
+    """
+    if os.environ.get("EDGECNN_VERBOSE") == "1":
+        interpreter.allocate_tensors()
+        return
+    from edgecnn.quiet import captured_output
+
+    # fd 2 is process-wide: one allocation at a time, so no other thread's capture overlaps
+    with _allocate_lock, captured_output(fds=(2,)) as log:
+        interpreter.allocate_tensors()
+    rest = [line for line in log.text.splitlines() if line.strip() and line not in _CHATTER]
+    if rest:
+        print("\n".join(rest), file=sys.stderr, flush=True)

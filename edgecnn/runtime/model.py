@@ -11,7 +11,7 @@ import numpy as np
 
 from edgecnn.errors import UsageError
 from edgecnn.runtime import metadata as md
-from edgecnn.runtime.interpreter import make_interpreter
+from edgecnn.runtime.interpreter import allocate, make_interpreter
 from edgecnn.runtime.modelcheck import ModelCheckError, Probe, check_model, probe_model
 
 
@@ -99,7 +99,7 @@ class TFLiteModel:
                 probe_model(flatbuffer, threads, self.check)
             start = time.perf_counter()  # init_ms: the interpreter's own start-up
             self.interpreter = make_interpreter(flatbuffer, threads)
-            self.interpreter.allocate_tensors()
+            allocate(self.interpreter)
             self.inputs = [_tensor_info(d) for d in self.interpreter.get_input_details()]
             self.outputs = [_tensor_info(d) for d in self.interpreter.get_output_details()]
         except ModelCheckError as err:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from edgecnn.lazy import keras
+from edgecnn.progress import epochs_eta
 from edgecnn.train.common import current_lr
 
 
@@ -43,6 +44,9 @@ def progress_callback(epochs: int, monitor: str = "val_accuracy", stream=None):
                     parts.append(f"{key} {logs[key]:.4f}")
             parts.append(f"lr {current_lr(self.model.optimizer):.2e}")
             parts.append(f"{took:.1f}s{' *' if improved else ''}")
+            eta = epochs_eta(self.seconds, epochs)
+            if eta:
+                parts.append(eta)
             print("  ".join(parts), file=self.out, flush=True)
 
     return Progress()

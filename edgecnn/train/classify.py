@@ -92,9 +92,10 @@ def train_classifier(config: TrainConfig, stream=None) -> Path:
         metrics["kept_epoch"] = fit.best_epoch if best else metrics["epochs_run"]
         _run_info(config, data, metrics, norm, weights).save(tmp)
         common.write_history_csv(tmp / "history.csv", fit.history)
-        from edgecnn.report.plots import plot_curves
+        from edgecnn.train.curves import dataset_label, plot_curves
 
-        plot_curves(fit.history, tmp / "curves.png", title=f"{config.arch} on {config.data}")
+        plot_curves(fit.history, tmp / "curves.png",
+                    title=f"{config.arch} on {dataset_label(config.data)}")
     test = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
     say(config, out, f"done  kept epoch {metrics['kept_epoch']} ({config.keep}): val accuracy "
          f"{metrics['val_accuracy']:.4f}{test}; {fit.seconds:.1f}s training "

@@ -194,10 +194,10 @@ def _write_run(run_dir: Path, config: TrainConfig, model, data, fit, weights) ->
         info.save(tmp)
         common.write_history_csv(tmp / "history.csv", fit.history)
         try:
-            from edgecnn.report.plots import plot_curves
+            from edgecnn.train.curves import dataset_label, plot_curves
 
             plot_curves({k: v for k, v in fit.history.items() if k not in USAGE_KEYS},
-                        tmp / "curves.png", title=f"{config.arch} on {config.data}")
+                        tmp / "curves.png", title=f"{config.arch} on {dataset_label(config.data)}")
         except ImportError:
             pass
 

@@ -215,7 +215,8 @@ class DetectorEngine:
                                                  current_lr(self.optimizer), seconds,
                                                  usage.samples_per_second, usage.cores)):
                 fit.history[key].append(float(value))
-            say(_epoch_line(epoch, recipe.epochs, means, scores, seconds, usage))
+            say(_epoch_line(epoch, recipe.epochs, means, scores, seconds, usage)
+                + _eta(fit.history["seconds"], recipe.epochs))
             if recipe.patience and best.bad_evals >= recipe.patience:
                 say(f"early stop: no mAP improvement in {best.bad_evals} evaluations")
                 fit.stopped_early = True
@@ -282,6 +283,13 @@ def _optimizer(model, recipe: DetectorRecipe, lr):
         variables = [v for layer in backbone_layers(model) for v in layer.trainable_weights]
         scale_learning_rate(optimizer, variables, recipe.backbone_lr_scale)
     return optimizer
+
+
+def _eta(seconds: list[float], epochs: int) -> str:
+    from edgecnn.progress import epochs_eta
+
+    eta = epochs_eta(seconds, epochs)
+    return f"  {eta}" if eta else ""
 
 
 def _epoch_line(epoch: int, epochs: int, means, scores: dict, seconds: float,

@@ -1,1 +1,0 @@
-"""Plots (matplotlib, Agg backend) and markdown reports of runs. Imported only when used."""

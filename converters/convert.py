@@ -34,6 +34,7 @@ from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.model import TFLiteModel
 from edgecnn.runtime.modelcheck import Probe
 from edgecnn.runtime.preprocess import Preprocessor
+from edgecnn.runtime.task import Task
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
         if debug_quant:
             from converters.debug import run_quantization_debugger
 
-            debug_layers = run_quantization_debugger(saved, recipe, representative, verbose)
+            if representative is not None:   # --debug-quant was checked to come with int8
+                debug_layers = run_quantization_debugger(saved, recipe, representative, verbose)
 
     if not keep_names:
         from converters.flatbuffer import shorten_tensor_names
@@ -247,6 +249,8 @@ def measure_agreement(kmodel, converted: TFLiteModel, meta: md.Metadata,
         for i in range(len(converted.outputs)):
             outs[i].append(converted.get_output(i)[0])
     dec = meta.decoder
+    if dec is None:
+        raise UsageError("the converted detector has no decoder section (internal error)")
     reference = [ref["boxes"], ref["scores"]]
     candidate = [np.stack(outs[dec.box_output]), np.stack(outs[dec.score_output])]
     return output_agreement(reference, candidate)
@@ -274,7 +278,7 @@ def default_run_info(kmodel, labels: tuple[str, ...] | None, data: str = "") -> 
         raise UsageError(f"the --calib dataset has {len(labels)} classes but the model has "
                          f"{classes} outputs", "pass the dataset the model was trained on")
     mean, std = (list(norm.mean), list(norm.std)) if norm is not None else ([0.0], [255.0])
-    return RunInfo(task="classify", arch=arch,
+    return RunInfo(task=Task.CLASSIFY, arch=arch,
                    labels=list(labels or [str(i) for i in range(classes)]), imgsz=(h, w),
                    channels=c, color="GRAY" if c == 1 else "RGB", data=data, mean=mean, std=std)
 
@@ -336,7 +340,7 @@ def _images_for_bare_model(kmodel, calib, calib_size, held_out, data_dir, recipe
                              "calibration data", "pass --calib SPEC (the training dataset)")
         return None
     h, w, c = model_input_shape(kmodel)
-    probe = RunInfo(task="classify", arch="", labels=["?"], imgsz=(h, w), channels=c,
+    probe = RunInfo(task=Task.CLASSIFY, arch="", labels=["?"], imgsz=(h, w), channels=c,
                     color="GRAY" if c == 1 else "RGB", data=calib)
     return cal.load_calibration_images(probe, calib, calib_size, held_out, data_dir)
 

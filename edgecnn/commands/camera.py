@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from edgecnn.commands import options as shared
@@ -124,7 +126,7 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
         score, high = deploy.detector_threshold(plan, score, _default_score(model, described))
     deployment = deploy.Deployment(plan)  # binds --serve's port now: busy -> error, exit 2
     try:
-        options = {} if score is None else {"score_threshold": score}
+        options: dict[str, Any] = {} if score is None else {"score_threshold": score}
         runner_model = load(model, threads=threads, verify=not no_verify, described=described,
                             **options)
         deployment.attach(runner_model, high if high is not None else 0.25)

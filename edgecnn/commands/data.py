@@ -34,15 +34,14 @@ def synth(out: str, n_train: int, n_val: int, imgsz: int, seed: int, variant: st
     """Write a YOLO-format synthetic detection dataset to OUT (OUT/data.yaml)."""
     import time
 
-    from edgecnn.data.synth import make_synthetic_dataset
+    from edgecnn.data.synth import DEFAULT_CLASSES, make_synthetic_dataset
 
-    kwargs = {}
-    if classes:
-        kwargs["classes"] = tuple(c.strip() for c in classes.split(",") if c.strip())
+    names = (tuple(c.strip() for c in classes.split(",") if c.strip()) if classes
+             else DEFAULT_CLASSES)
     start = time.perf_counter()
     yaml_path = make_synthetic_dataset(out, n_train=n_train, n_val=n_val, imgsz=imgsz,
                                        seed=seed, variant=variant, overwrite=overwrite,
-                                       **kwargs)
+                                       classes=names)
     seconds = time.perf_counter() - start
     total = n_train + n_val
     click.echo(f"wrote {total} images ({n_train} train, {n_val} val, {imgsz}x{imgsz}, "

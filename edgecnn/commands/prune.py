@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -100,7 +101,7 @@ def prune(model, method, sparsity, target_macs, data, data_dir, epochs, batch, l
                            batch=batch, lr=lr, max_train=max_train, seed=seed,
                            verbose=0 if (quiet or as_json) else 1, overwrite=overwrite)
     result = prune_model(model, out, options,
-                         stream=click.get_text_stream("stderr") if as_json else None)
+                         stream=sys.stderr if as_json else None)
     if as_json:
         click.echo(json.dumps({"out": str(result.out), **result.report}, indent=2))
     else:

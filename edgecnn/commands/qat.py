@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -54,7 +55,7 @@ def qat(model, data, data_dir, epochs, batch, lr, ema_decay, keep_last, max_trai
                          max_train=max_train, seed=seed, verbose=0 if (quiet or as_json) else 1,
                          overwrite=overwrite)
     result = qat_finetune(model, out, options,
-                          stream=click.get_text_stream("stderr") if as_json else None)
+                          stream=sys.stderr if as_json else None)
     if as_json:
         click.echo(json.dumps({"out": str(result.out), **result.report}, indent=2))
     else:

@@ -117,14 +117,7 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
              selective: tuple[tuple[str, ...], int] = ((), 0),
              overwrite: bool = False) -> ConversionResult:
     start = time.perf_counter()
-    if (selective[0] or selective[1]) and not recipe.needs_calibration:
-        raise UsageError("--float-layers / --float-worst need --quant int8",
-                         "float recipes keep every layer in float already")
-    if debug_quant and not recipe.needs_calibration:
-        raise UsageError("--debug-quant needs --quant int8",
-                         "per-layer errors exist only for fully quantized models")
-    if held_out < 0:
-        raise UsageError(f"held-out samples must be >= 0, got {held_out}")
+    _check_options(recipe, selective, debug_quant, held_out)
     from edgecnn.rundir import load_keras_model
 
     kmodel, info = load_keras_model(source)
@@ -140,16 +133,8 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
     path = resolve_output(output, source, name, recipe)
     _check_writable(path, overwrite, debug_quant)
 
-    if images is None and recipe.needs_calibration:
-        images = cal.load_calibration_images(info, calib, calib_size, held_out, data_dir)
-    elif images is None and held_out > 0 and (calib or info.data):
-        try:
-            images = cal.load_calibration_images(info, calib, calib_size, held_out, data_dir)
-        except UsageError as err:
-            if calib:   # data the user named explicitly must load
-                raise
-            # A float recipe needs data only for the agreement figure: say why it is missing.
-            notes.append(f"agreement measured on random pixels: {err.message}")
+    if images is None:
+        images = _run_images(info, recipe, calib, calib_size, held_out, data_dir, notes)
     spec = info.input_spec()
     calib_x = None
     representative = None
@@ -161,25 +146,8 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
                                         spec)
         representative = cal.representative_dataset(calib_x)
 
-    debug_layers = None
-    float_tensors: tuple[str, ...] = ()
-    with exported_saved_model(kmodel, verbose) as saved:
-        if selective[0] or selective[1]:
-            from converters.selective import convert_selective
-
-            chosen = convert_selective(saved, recipe, representative, *selective,
-                                       verbose=verbose)
-            flatbuffer, float_tensors = chosen.flatbuffer, chosen.float_tensors
-            notes.append(f"{len(float_tensors)} ops left in float ("
-                         f"{', '.join(selective[0]) or 'none named'}"
-                         f"{f', the {selective[1]} worst' if selective[1] else ''})")
-        else:
-            flatbuffer = convert_saved_model(saved, recipe, representative, verbose)
-        if debug_quant:
-            from converters.debug import run_quantization_debugger
-
-            if representative is not None:   # --debug-quant was checked to come with int8
-                debug_layers = run_quantization_debugger(saved, recipe, representative, verbose)
+    flatbuffer, float_tensors, debug_layers = _flatbuffer(kmodel, recipe, representative,
+                                                          selective, debug_quant, verbose, notes)
 
     if not keep_names:
         from converters.flatbuffer import shorten_tensor_names
@@ -197,15 +165,7 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
     if final.metadata is None or final.metadata.to_dict() != meta.to_dict():
         raise UsageError("the metadata bundle did not read back intact (internal error)")
 
-    agreement, agreement_source = None, "skipped"
-    if held_out > 0:
-        if images is not None and len(images.held_out):
-            held, color, agreement_source = list(images.held_out), images.color, \
-                f"{min(len(images.held_out), held_out)} held-out images of {images.source}"
-        else:
-            held, color = _random_images(spec, min(held_out, 32)), _channels_color(spec)
-            agreement_source = f"{len(held)} random-pixel images (no data given)"
-        agreement = measure_agreement(kmodel, final, meta, held[:held_out], color)
+    agreement, agreement_source = _agreement(kmodel, final, meta, images, held_out, spec)
 
     write_atomic(path, data)
     debug_csv = debug_md = None
@@ -223,6 +183,72 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
         calib_source=images.source if (images is not None and calib_x is not None) else "",
         seconds=time.perf_counter() - start, debug_csv=debug_csv, debug_markdown=debug_md,
         notes=tuple(notes), float_tensors=float_tensors)
+
+
+def _check_options(recipe: Recipe, selective: tuple[tuple[str, ...], int], debug_quant: bool,
+                   held_out: int) -> None:
+    if (selective[0] or selective[1]) and not recipe.needs_calibration:
+        raise UsageError("--float-layers / --float-worst need --quant int8",
+                         "float recipes keep every layer in float already")
+    if debug_quant and not recipe.needs_calibration:
+        raise UsageError("--debug-quant needs --quant int8",
+                         "per-layer errors exist only for fully quantized models")
+    if held_out < 0:
+        raise UsageError(f"held-out samples must be >= 0, got {held_out}")
+
+
+def _run_images(info: RunInfo, recipe: Recipe, calib, calib_size: int, held_out: int, data_dir,
+                notes: list[str]):
+    """Calibration and held-out images of a run: required for int8, optional otherwise."""
+    if recipe.needs_calibration:
+        return cal.load_calibration_images(info, calib, calib_size, held_out, data_dir)
+    if held_out > 0 and (calib or info.data):
+        try:
+            return cal.load_calibration_images(info, calib, calib_size, held_out, data_dir)
+        except UsageError as err:
+            if calib:   # data the user named explicitly must load
+                raise
+            # A float recipe needs data only for the agreement figure: say why it is missing.
+            notes.append(f"agreement measured on random pixels: {err.message}")
+    return None
+
+
+def _flatbuffer(kmodel, recipe: Recipe, representative, selective: tuple[tuple[str, ...], int],
+                debug_quant: bool, verbose: bool, notes: list[str]):
+    """``(flatbuffer, float tensors, per-layer errors or None)`` of the Keras model."""
+    debug_layers = None
+    float_tensors: tuple[str, ...] = ()
+    with exported_saved_model(kmodel, verbose) as saved:
+        if selective[0] or selective[1]:
+            from converters.selective import convert_selective
+
+            chosen = convert_selective(saved, recipe, representative, *selective,
+                                       verbose=verbose)
+            flatbuffer, float_tensors = chosen.flatbuffer, chosen.float_tensors
+            notes.append(f"{len(float_tensors)} ops left in float ("
+                         f"{', '.join(selective[0]) or 'none named'}"
+                         f"{f', the {selective[1]} worst' if selective[1] else ''})")
+        else:
+            flatbuffer = convert_saved_model(saved, recipe, representative, verbose)
+        if debug_quant and representative is not None:   # checked to come with int8
+            from converters.debug import run_quantization_debugger
+
+            debug_layers = run_quantization_debugger(saved, recipe, representative, verbose)
+    return flatbuffer, float_tensors, debug_layers
+
+
+def _agreement(kmodel, final: TFLiteModel, meta: md.Metadata, images, held_out: int,
+               spec) -> tuple[Agreement | None, str]:
+    """The converted model against Keras on held-out images (random pixels without data)."""
+    if held_out <= 0:
+        return None, "skipped"
+    if images is not None and len(images.held_out):
+        held, color = list(images.held_out), images.color
+        source = f"{min(len(images.held_out), held_out)} held-out images of {images.source}"
+    else:
+        held, color = _random_images(spec, min(held_out, 32)), _channels_color(spec)
+        source = f"{len(held)} random-pixel images (no data given)"
+    return measure_agreement(kmodel, final, meta, held[:held_out], color), source
 
 
 def measure_agreement(kmodel, converted: TFLiteModel, meta: md.Metadata,

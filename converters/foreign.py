@@ -120,17 +120,13 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     labels = _labels(model, options, task)
     spec = _input_spec(model, options, task)   # checks the channels
     h, w = spec.height, spec.width
-    out_path = _output_path(output, path, model.name, "keep" if keep else recipe.name)
-    ensure_writable_dir(out_path.parent, "choose a writable -o path")
-    check_output_file(out_path, overwrite, "-o")
+    out_path = _checked_output(output, path, model.name, "keep" if keep else recipe.name,
+                               overwrite)
     images = _images(spec, calib, calib_size, held_out, recipe, keep)
     if options.labels is None and model.metadata.labels is None and images is not None \
             and images.labels and len(images.labels) == len(labels):
         labels = images.labels   # the names of the --calib dataset, when nothing else says
-    calib_x = None
-    if images is not None and len(images.calib):
-        calib_x = cal.full_range_inputs(cal.to_model_inputs(images.calib, spec, images.color),
-                                        spec)
+    calib_x = _calib_inputs(images, spec)
     notes: list[str] = []
     boxes = (h, w) if task == "detect" and _yolo_layout(model) and fmt.name in ("onnx", "pt2") \
         else None
@@ -163,6 +159,20 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
         agreement_source=agreement_source,
         calib_samples=0 if calib_x is None else len(calib_x),
         seconds=time.perf_counter() - start, notes=tuple(notes + list(model.notes)))
+
+
+def _checked_output(output, source: Path, name: str, recipe: str, overwrite: bool) -> Path:
+    """The output path, its folder writable and no file of the user's in the way."""
+    path = _output_path(output, source, name, recipe)
+    ensure_writable_dir(path.parent, "choose a writable -o path")
+    check_output_file(path, overwrite, "-o")
+    return path
+
+
+def _calib_inputs(images, spec: md.InputSpec) -> np.ndarray | None:
+    if images is None or not len(images.calib):
+        return None
+    return cal.full_range_inputs(cal.to_model_inputs(images.calib, spec, images.color), spec)
 
 
 def _source_format(path: Path, quant) -> tuple[formats.SourceFormat, bool]:

@@ -97,18 +97,10 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
 
     if threads is None:
         threads = max(1, min(4, os.cpu_count() or 1))
-    if threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}", "use --threads 1 or more")
-    for name, value in (("--width", width), ("--height", height), ("--fps", fps),
-                        ("--max-frames", max_frames), ("--duration", duration),
-                        ("--read-timeout", read_timeout)):
-        if value is not None and value <= 0:
-            raise UsageError(f"{name} must be > 0, got {value}")
-    if reconnect < 0:
-        raise UsageError(f"--reconnect must be >= 0, got {reconnect}")
+    _check_numbers(threads, reconnect, score_threshold, {
+        "--width": width, "--height": height, "--fps": fps, "--max-frames": max_frames,
+        "--duration": duration, "--read-timeout": read_timeout})
     score = score_threshold
-    if score is not None and not 0.0 <= score <= 1.0:
-        raise UsageError(f"--score-threshold must be within 0..1, got {score}")
     if display and headless:
         raise UsageError("--display and --headless contradict each other", "pick one")
     if display and not opencv_has_gui():
@@ -153,6 +145,21 @@ def camera(model: str, source: str, width: int | None, height: int | None, fps: 
         raise EdgeCNNError(f"{summary.stopped_by} after {summary.frames} frames",
                            "check the camera or stream")
     sys.stdout.flush()
+
+
+def _check_numbers(threads: int, reconnect: int, score: float | None,
+                   positive: dict[str, float | None]) -> None:
+    from edgecnn.errors import UsageError
+
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}", "use --threads 1 or more")
+    for name, value in positive.items():
+        if value is not None and value <= 0:
+            raise UsageError(f"{name} must be > 0, got {value}")
+    if reconnect < 0:
+        raise UsageError(f"--reconnect must be >= 0, got {reconnect}")
+    if score is not None and not 0.0 <= score <= 1.0:
+        raise UsageError(f"--score-threshold must be within 0..1, got {score}")
 
 
 def _default_score(model: str, described) -> float:

@@ -253,31 +253,8 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
             raise UsageError(f"none of the {len(samples)} {split} images could be decoded, "
                              f"e.g. {skipped[0]}", "run 'edgecnn data check --decode' on it")
     else:
-        from edgecnn.data.detect_pipeline import load_arrays
-        from edgecnn.rundir import load_keras_model
-
-        model, info = load_keras_model(path)
-        if info is not None and info.task != Task.DETECT:
-            raise UsageError(f"{path} is a {info.task.value} model, not a detector")
-        spec = data_spec or (info.data if info is not None else None)
-        if not spec:
-            raise UsageError(f"{path} has no run.json naming its dataset", "pass --data SPEC")
-        ds = load_detection_dataset(spec, split_val=info.val_split if info else 0.1,
-                                    seed=info.split.seed if info else 0)
-        from edgecnn.rundir import dataset_reference
-
-        trained_on = info is not None and dataset_reference(spec) == info.data
-        split = split or ("val" if ds.own_val or trained_on else "all")
-        samples = _split(ds, split, max_images)
-        names = tuple(info.labels) if info is not None else ds.names
-        _check_names(ds.names, names)
-        strides = tuple(info.decoder.strides) if info and info.decoder else (8, 16, 32)
-        imgsz = int(model.inputs[0].shape[1])
-        arrays = load_arrays(samples, imgsz)
-        skipped = list(arrays.skipped)
-        norm = {"mean": info.mean, "std": info.std} if info is not None else {}
-        detections = keras_predict(model, arrays, strides, **norm, progress=Progress(
-            len(samples), f"eval {path.name}", progress))
+        spec, split, samples, names, detections, skipped = _keras_detections(
+            path, data_spec, split, max_images, progress)
     # Ground truth of the images that were scored: a skipped image is neither hit nor missed.
     failed = set(skipped)
     scored = [s for s in samples if str(s.image_path) not in failed]
@@ -286,6 +263,35 @@ def evaluate_detection(model_path: str | os.PathLike, data_spec: str | None = No
                    "seconds": round(time.perf_counter() - t0, 3),
                    "skipped_images": len(skipped), "warnings": _skip_warnings(skipped)})
     return result
+
+
+def _keras_detections(path: Path, data_spec, split, max_images, progress):
+    """A run directory or ``.keras`` detector on its dataset (the run's own split by default)."""
+    from edgecnn.data.detect_pipeline import load_arrays
+    from edgecnn.data.detection import load_detection_dataset
+    from edgecnn.rundir import dataset_reference, load_keras_model
+
+    model, info = load_keras_model(path)
+    if info is not None and info.task != Task.DETECT:
+        raise UsageError(f"{path} is a {info.task.value} model, not a detector")
+    spec = data_spec or (info.data if info is not None else None)
+    if not spec:
+        raise UsageError(f"{path} has no run.json naming its dataset", "pass --data SPEC")
+    ds = load_detection_dataset(spec, split_val=info.val_split if info else 0.1,
+                                seed=info.split.seed if info else 0)
+    trained_on = info is not None and dataset_reference(spec) == info.data
+    split = split or ("val" if ds.own_val or trained_on else "all")
+    samples = _split(ds, split, max_images)
+    names = tuple(info.labels) if info is not None else ds.names
+    _check_names(ds.names, names)
+    strides = tuple(info.decoder.strides) if info and info.decoder else (8, 16, 32)
+    imgsz = int(model.inputs[0].shape[1])
+    arrays = load_arrays(samples, imgsz)
+    skipped = list(arrays.skipped)
+    norm = {"mean": info.mean, "std": info.std} if info is not None else {}
+    detections = keras_predict(model, arrays, strides, **norm, progress=Progress(
+        len(samples), f"eval {path.name}", progress))
+    return spec, split, samples, names, detections, skipped
 
 
 def _skip_warnings(skipped: list[str]) -> list[str]:

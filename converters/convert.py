@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from converters import calibration as cal
+from converters.outliers import robust_detector_calibration
 from converters.agreement import Agreement, classification_agreement, output_agreement
 from converters.keras_tflite import (
     convert_saved_model,
@@ -142,8 +143,11 @@ def _convert(source: Path, output, recipe: Recipe, calib, calib_size: int, held_
         if images is None or not len(images.calib):
             raise UsageError("int8 quantization needs calibration images",
                              "pass --calib SPEC (a dataset or a folder of images)")
-        calib_x = cal.full_range_inputs(cal.to_model_inputs(images.calib, spec, images.color),
-                                        spec)
+        calib_x = cal.to_model_inputs(images.calib, spec, images.color)
+        if info.task == Task.DETECT:
+            calib_x, note = robust_detector_calibration(kmodel, calib_x)
+            notes.extend([note] if note else [])
+        calib_x = cal.full_range_inputs(calib_x, spec)
         representative = cal.representative_dataset(calib_x)
 
     flatbuffer, float_tensors, debug_layers = _flatbuffer(kmodel, recipe, representative,

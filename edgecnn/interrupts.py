@@ -57,7 +57,8 @@ def _redeliver_later() -> None:
     # handler inside the hook, where the exception would be dropped again
     def deliver() -> None:
         time.sleep(0.005)
-        _thread.interrupt_main()
+        if _swallowed:   # the block may have ended meanwhile: then nothing is left to stop
+            _thread.interrupt_main()
     _thread.start_new_thread(deliver, ())
 
 

@@ -159,14 +159,34 @@ def family_models(args, work: Path, trained: dict[str, str]) -> dict[str, str]:
             continue
         arch = name.split("_w")[0]
         model = create_model(arch, (IMGSZ, IMGSZ, 3), 1, task="detect", **kwargs)
-        keras_path = work / f"lat_{name}.keras"
-        model.save(keras_path)
-        result = convert_model(keras_path, work / f"lat_{name}_int8.tflite", "int8",
-                               calib=args.calib, calib_size=32, held_out=0)
+        run_dir = untrained_run(work / f"lat_{name}", arch, model)
+        result = convert_model(run_dir, work / f"lat_{name}_int8.tflite", "int8",
+                               calib=args.calib, calib_size=32, held_out=0, overwrite=True)
         paths[name] = str(result.path)
     for i, path in enumerate(args.yolo_int8 or []):
         paths[f"yolo11n_int8{'' if i == 0 else f'_{i}'}"] = path
     return paths
+
+
+def untrained_run(run_dir: Path, arch: str, model) -> Path:
+    """A run directory for a detector with random weights: ``convert`` reads a detector's
+    decoder and input contract from run.json (a bare ``.keras`` must be a classifier)."""
+    from edgecnn.models.registry import Normalization, get_entry
+    from edgecnn.models.detect import detector_strides
+    from edgecnn.rundir import MODEL_FILE, RunInfo
+    from edgecnn.runtime.metadata import DecoderSpec
+    from edgecnn.runtime.task import Task
+
+    norm = get_entry(arch, task="detect").normalization or Normalization()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / MODEL_FILE)
+    RunInfo(task=Task.DETECT, arch=arch, labels=["kangaroo"], imgsz=(IMGSZ, IMGSZ),
+            resize="letterbox", mean=list(norm.mean), std=list(norm.std),
+            output_activation="sigmoid",
+            decoder=DecoderSpec(type="anchor_free_ltrb",
+                                strides=tuple(int(s) for s in detector_strides(arch)),
+                                box_output=0, score_output=1)).save(run_dir)
+    return run_dir
 
 
 def latency(paths: dict[str, str], runs: int) -> list[dict]:

@@ -22,7 +22,8 @@ GOLDEN = ROOT / "tests" / "golden" / "detect_golden.json"
 pytestmark = pytest.mark.slow
 
 TEST_CLASSES = ("GoldenTest", "TinyModelTest", "BundleTest", "JsonTest", "MetadataTest",
-                "DetectTest", "PreprocessTest", "ModelCheckTest", "TrackerTest")
+                "DetectTest", "PreprocessTest", "ModelCheckTest", "TrackerTest",
+                "DecodersGoldenTest")
 
 
 def _need_toolchain() -> None:
@@ -100,3 +101,21 @@ def test_tracker_golden_comparison_can_fail(core_run, tmp_path):
     proc = _run(build, EDGECNN_TRACK_GOLDEN=str(bad))
     assert proc.returncode != 0
     assert "tracksMatchPythonFrameByFrame" in proc.stdout
+
+
+@pytest.mark.parametrize("field,delta", [("score", 1e-6), ("anchor", 1)])
+def test_foreign_decoder_golden_comparison_can_fail(core_run, tmp_path, field, delta):
+    """One foreign-layout detection's score moved by 1e-6 (or its anchor by one) must make the
+    Kotlin comparison fail: the tolerances are that tight."""
+    build, first = core_run
+    assert first.returncode == 0
+    doc = json.loads((ROOT / "tests" / "golden" / "decoders_golden.json").read_text())
+    case = next(c for c in doc["detect"] if c["decoder"]["type"] == "ssd_postprocess"
+                and c["detections"])
+    case["detections"][-1][field] += delta
+    bad = tmp_path / "decoders_golden_perturbed.json"
+    bad.write_text(json.dumps(doc))
+    proc = _run(build, EDGECNN_DECODERS_GOLDEN=str(bad))
+    assert proc.returncode != 0
+    assert _summary(proc)["failures"] == 1
+    assert "detectionsMatchPythonDecoders" in proc.stdout and case["name"] in proc.stdout

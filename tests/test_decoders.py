@@ -177,9 +177,8 @@ def test_kotlin_core_registers_the_same_layouts():
         body = text[text.index(f"object {name} : DecoderFactory"):]
         types.add(re.search(r'override val type: String = "(\w+)"', body).group(1))
     assert types == set(APP_DECODERS) <= set(decoders.known_decoders())
-    # Not yet in the Kotlin core: 'export android' refuses models that use them.
-    assert set(decoders.known_decoders()) - types == {"ultralytics_yolo", "ultralytics_end2end",
-                                                      "ssd_postprocess"}
+    # Every built-in layout is decoded on the phone too (golden vectors for each).
+    assert set(decoders.BUILTIN) == types
 
 
 def test_model_file_still_loads_through_tflitemodel():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -134,3 +135,57 @@ def test_export_runs_without_tensorflow():
     proc = _import_without_tf(["edgecnn.commands.export", "edgecnn.export.android"])
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
+
+
+# ---------------------------------------------------------------- foreign detection layouts
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory) -> dict[str, Path]:
+    """Tiny foreign-layout detectors (built as in test_foreign_runtime.py) given edgecnn
+    metadata by 'edgecnn metadata set'."""
+    from test_foreign_runtime import END2END, SSD, YOLO, _build, _ultralytics
+
+    from edgecnn.cli import main
+
+    root = tmp_path_factory.mktemp("foreign_export")
+    built = {"ultralytics_yolo": _ultralytics(_build([YOLO])),   # channels first, linear resize
+             "ultralytics_yolo_t": _build([YOLO.transpose(0, 2, 1)]),
+             "ultralytics_end2end": _build([END2END]), "ssd_postprocess": _build(list(SSD))}
+    paths = {}
+    for name, data in built.items():
+        src = root / f"{name}_plain.tflite"
+        src.write_bytes(data)
+        paths[name] = root / f"{name}.tflite"
+        decoder = name.removesuffix("_t")
+        assert main(["metadata", "set", str(src), "-o", str(paths[name]), "--task", "detect",
+                     "--labels", "a,b,c", "--decoder", decoder]) == 0
+    return paths
+
+
+@pytest.mark.parametrize("name", ["ultralytics_yolo", "ultralytics_yolo_t",
+                                  "ultralytics_end2end", "ssd_postprocess"])
+def test_foreign_detection_layouts_are_exported(run_cli, app, foreign, name):
+    res = run_cli("export", "android", foreign[name], "--app", app, "--json")
+    assert res.exit_code == 0, res.err
+    dest = _assets(app) / "model.tflite"
+    assert dest.read_bytes() == foreign[name].read_bytes()
+    meta = md.read(dest.read_bytes())
+    assert meta.decoder.type == name.removesuffix("_t") and meta.input.layout == "NHWC"
+    assert json.loads(res.out)["task"] == "detect"
+    if name == "ultralytics_yolo":   # Ultralytics' file: one bilinear resize, as the app does
+        assert meta.input.interpolation == "linear"
+
+
+def test_layouts_the_app_cannot_feed_or_decode_are_refused(run_cli, app, foreign, tmp_path):
+    data = foreign["ultralytics_end2end"].read_bytes()
+    meta = md.read(data)
+    nchw = tmp_path / "nchw.tflite"
+    nchw.write_bytes(md.attach(data, meta.replace(input=dataclasses.replace(meta.input, layout="NCHW"))))
+    assert_one_line_error(run_cli("export", "android", nchw, "--app", app),
+                          "the Android app feeds NHWC images", "wants NCHW")
+    future = tmp_path / "future.tflite"
+    future.write_bytes(md.attach(data, meta.replace(decoder=md.DecoderSpec(type="yolo_v99"))))
+    assert_one_line_error(run_cli("export", "android", future, "--app", app),
+                          "does not decode 'yolo_v99' detection heads",
+                          "anchor_free_ltrb, ssd_postprocess, ultralytics_end2end, "
+                          "ultralytics_yolo")
+    assert _files(app) == []

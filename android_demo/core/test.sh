@@ -8,6 +8,7 @@
 #   EDGECNN_TINY_MODEL  tiny .tflite     (default: tests/golden/tiny_detect.tflite)
 #   EDGECNN_TINY_JSON   what it holds    (default: tests/golden/tiny_detect.json)
 #   EDGECNN_TRACK_GOLDEN  tracker vectors (default: tests/golden/track_golden.json)
+#   EDGECNN_DECODERS_GOLDEN  foreign layouts' vectors (default: tests/golden/decoders_golden.json)
 #   JUNIT_JAR, HAMCREST_JAR              (default: Debian's junit4 / hamcrest paths)
 # Needs: kotlinc (Debian package `kotlin`, 1.3 is enough) and a JDK (8..17 tested with 17).
 set -euo pipefail
@@ -27,8 +28,9 @@ GOLDEN="${EDGECNN_GOLDEN:-$ROOT/tests/golden/detect_golden.json}"
 TINY_MODEL="${EDGECNN_TINY_MODEL:-$ROOT/tests/golden/tiny_detect.tflite}"
 TINY_JSON="${EDGECNN_TINY_JSON:-$ROOT/tests/golden/tiny_detect.json}"
 TRACK_GOLDEN="${EDGECNN_TRACK_GOLDEN:-$ROOT/tests/golden/track_golden.json}"
+DECODERS_GOLDEN="${EDGECNN_DECODERS_GOLDEN:-$ROOT/tests/golden/decoders_golden.json}"
 
-for f in "$JUNIT" "$HAMCREST" "$GOLDEN" "$TINY_MODEL" "$TINY_JSON" "$TRACK_GOLDEN"; do
+for f in "$JUNIT" "$HAMCREST" "$GOLDEN" "$TINY_MODEL" "$TINY_JSON" "$TRACK_GOLDEN" "$DECODERS_GOLDEN"; do
     if [ ! -f "$f" ]; then echo "test.sh: missing $f" >&2; exit 2; fi
 done
 command -v kotlinc >/dev/null || { echo "test.sh: kotlinc not found (apt-get install kotlin)" >&2; exit 2; }
@@ -44,5 +46,5 @@ if [ ! -f "$JAR" ] || [ -n "$(find "$HERE/src" -name '*.kt' -newer "$JAR" -print
 fi
 
 exec java -Dedgecnn.golden="$GOLDEN" -Dedgecnn.tinyModel="$TINY_MODEL" -Dedgecnn.tinyJson="$TINY_JSON" \
-    -Dedgecnn.trackGolden="$TRACK_GOLDEN" \
+    -Dedgecnn.trackGolden="$TRACK_GOLDEN" -Dedgecnn.decodersGolden="$DECODERS_GOLDEN" \
     -cp "$JAR:$JUNIT:$HAMCREST" org.edgecnn.core.RunTests

@@ -25,7 +25,7 @@ from edgecnn.runtime.task import Task
 
 APP_TASKS = (Task.CLASSIFY, Task.DETECT)
 # The decoders android_demo/core registers (Decoders.kt); a test keeps the two lists equal.
-APP_DECODERS = ("anchor_free_ltrb",)
+APP_DECODERS = ("anchor_free_ltrb", "ssd_postprocess", "ultralytics_end2end", "ultralytics_yolo")
 APP_DTYPES = ("float32", "int8", "uint8")
 ASSETS = Path("app") / "src" / "main" / "assets"
 DEFAULT_NAME = "model.tflite"
@@ -81,12 +81,11 @@ def check_model(path: str | os.PathLike) -> tuple[bytes, md.Metadata, tuple[int,
         kind = getattr(meta.decoder, "type", None)
         raise UsageError(f"the Android app does not decode {kind!r} detection heads",
                          f"it decodes {', '.join(APP_DECODERS)}")
-    if meta.input.layout != "NHWC" or meta.input.interpolation != "area":
-        # The Kotlin core feeds NHWC with edgecnn's area shrink only.
-        raise UsageError(f"the Android app feeds NHWC images shrunk by area; {path} wants "
-                         f"{meta.input.layout} with {meta.input.interpolation} resizing",
-                         "convert the model with 'edgecnn convert' (it writes NHWC) and "
-                         "'--interpolation area'")
+    if meta.input.layout != "NHWC":
+        # The app writes pixels channels last; either interpolation is fine: it resizes every
+        # frame with one filtered (bilinear) bitmap draw.
+        raise UsageError(f"the Android app feeds NHWC images; {path} wants {meta.input.layout}",
+                         "convert the model with 'edgecnn convert', which writes NHWC")
     model = TFLiteModel(data, threads=1, metadata=meta)
     if len(model.inputs) != 1:
         raise UsageError(f"{path} has {len(model.inputs)} inputs; the app feeds exactly one image")

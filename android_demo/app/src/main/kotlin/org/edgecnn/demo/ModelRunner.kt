@@ -5,7 +5,6 @@ import androidx.camera.core.ImageProxy
 import org.edgecnn.core.Category
 import org.edgecnn.core.Classify
 import org.edgecnn.core.Decoder
-import org.edgecnn.core.Decoders
 import org.edgecnn.core.Detection
 import org.edgecnn.core.InputLut
 import org.edgecnn.core.ModelCheck
@@ -67,7 +66,8 @@ class ModelRunner private constructor(
     init {
         val spec = meta.input
         val outputShapes = (0 until interpreter.outputTensorCount).map { interpreter.getOutputTensor(it).shape() }
-        try {
+        // The checked decoder: layouts that read their orientation from the shapes need the check.
+        decoder = try {
             ModelCheck.tensors(model.name, meta, input.shape(), outputShapes)
         } catch (e: UnsupportedModelException) {
             throw ModelException(e.message ?: "${model.name} does not match its metadata")
@@ -80,7 +80,6 @@ class ModelRunner private constructor(
             outputTypes.add(typeOf(t, "output $i"))
             outputQuant.add(quantOf(t))
         }
-        decoder = if (meta.task == "detect") Decoders.create(meta) else null
     }
 
     companion object {

@@ -59,7 +59,7 @@ object AnchorFreeLtrb : DecoderFactory {
     /** The layout's fields, checked as `decoders/anchor_free_ltrb.py: Params` checks them. */
     class Params(val strides: IntArray, val boxOutput: Int, val scoreOutput: Int)
 
-    fun parse(params: Map<String, Any?>): Params {
+    override fun parse(params: Map<String, Any?>): Params {
         val p = DecoderParams(type, params, KEYS)
         val strides = p.ints("strides", intArrayOf(8, 16, 32))
         val ascending = (1 until strides.size).all { strides[it] > strides[it - 1] }
@@ -72,10 +72,6 @@ object AnchorFreeLtrb : DecoderFactory {
             throw MetadataException("metadata decoder outputs box_output, score_output must be different positions in 0..15, got [$box, $score]")
         }
         return Params(strides, box, score)
-    }
-
-    override fun validate(params: Map<String, Any?>) {
-        parse(params)
     }
 
     override fun create(spec: DecoderSpec, settings: DecodeSettings): Decoder {
@@ -167,10 +163,6 @@ class AnchorFreeLtrbDecoder(
             xyxy[i * 4 + 2] = anchors.cx[a] + r
             xyxy[i * 4 + 3] = anchors.cy[a] + b
         }
-        val keep = nms(xyxy, candScore, candClass, settings.iouThreshold, settings.maxDetections)
-        val outBoxes = FloatArray(keep.size * 4)
-        for (j in keep.indices) System.arraycopy(xyxy, keep[j] * 4, outBoxes, j * 4, 4)
-        return RawDetections(outBoxes, FloatArray(keep.size) { candScore[keep[it]] },
-            IntArray(keep.size) { candClass[keep[it]] }, IntArray(keep.size) { candAnchor[keep[it]] })
+        return nmsDetections(xyxy, candScore, candClass, candAnchor, settings)
     }
 }

@@ -64,15 +64,20 @@ interface DecoderFactory {
     /** The metadata's `decoder.type`. */
     val type: String
 
-    /** Check the layout's fields of the `decoder` section; [MetadataException] names the bad one. */
-    fun validate(params: Map<String, Any?>)
+    /** The layout's fields of the `decoder` section, checked; [MetadataException] names the bad one. */
+    fun parse(params: Map<String, Any?>): Any
+
+    /** Check the layout's fields without keeping them. */
+    fun validate(params: Map<String, Any?>) {
+        parse(params)
+    }
 
     fun create(spec: DecoderSpec, settings: DecodeSettings): Decoder
 }
 
 /** The decoders this app runs, by `decoder.type` (the same list as `edgecnn export android`'s). */
 object Decoders {
-    private val FACTORIES: List<DecoderFactory> = listOf(AnchorFreeLtrb)
+    private val FACTORIES: List<DecoderFactory> = listOf(AnchorFreeLtrb, UltralyticsYolo, UltralyticsEnd2end, SsdPostprocess)
     private val byType: Map<String, DecoderFactory> = FACTORIES.associateBy { it.type }
 
     val types: List<String> get() = byType.keys.sorted()
@@ -127,6 +132,40 @@ class DecoderParams(private val type: String, private val params: Map<String, An
     fun number(key: String, default: Double): Double = JsonAccess.number(params, key, default)
 
     fun string(key: String, default: String): String = JsonAccess.string(params, key, default)
+
+    fun bool(key: String, default: Boolean): Boolean {
+        val v = params[key] ?: return default
+        if (v !is Boolean) throw MetadataException("metadata 'decoder.$key' must be true or false, got $v")
+        return v
+    }
+
+    /** An integer within [lo]..[hi], as `_coerce` of `decoders/base.py` bounds it. */
+    fun int(key: String, default: Int, lo: Int, hi: Int): Int {
+        val v = int(key, default)
+        if (v < lo || v > hi) throw MetadataException("metadata 'decoder.$key' must be an integer in $lo..$hi, got $v")
+        return v
+    }
+
+    /**
+     * Output positions (`output`, `*_output` keys): each in 0..15 and all different, as
+     * `Decoder.parse_params` checks them.
+     */
+    fun outputs(defaults: List<Pair<String, Int>>): IntArray {
+        val got = IntArray(defaults.size) { int(defaults[it].first, defaults[it].second, 0, MAX_OUTPUT_INDEX) }
+        for (i in got.indices) {
+            for (j in i + 1 until got.size) {
+                if (got[i] == got[j]) {
+                    throw MetadataException("metadata 'decoder.${defaults[i].first}' and 'decoder.${defaults[j].first}' must differ")
+                }
+            }
+        }
+        return got
+    }
+
+    companion object {
+        /** Highest output position a decoder section may name (`metaschema.MAX_OUTPUT_INDEX`). */
+        const val MAX_OUTPUT_INDEX = 15
+    }
 }
 
 /** Model-input boxes -> original-image [Detection]s through the letterbox (clipped to the image). */

@@ -96,3 +96,45 @@ fun nms(xyxy: FloatArray, scores: List<Float>, classes: List<Int>, iouThreshold:
     }
     return IntArray(keep.size) { keep[it] }
 }
+
+/**
+ * Candidates (boxes `x1, y1, x2, y2` in model-input pixels, best class, score, anchor) ->
+ * the detections class-aware [nms] keeps under [settings]' IoU threshold and cap, best first.
+ */
+fun nmsDetections(xyxy: FloatArray, scores: List<Float>, classes: List<Int>, anchors: List<Int>,
+                  settings: DecodeSettings): RawDetections {
+    val keep = nms(xyxy, scores, classes, settings.iouThreshold, settings.maxDetections)
+    val out = FloatArray(keep.size * 4)
+    for (j in keep.indices) System.arraycopy(xyxy, keep[j] * 4, out, j * 4, 4)
+    return RawDetections(out, FloatArray(keep.size) { scores[keep[it]] }, IntArray(keep.size) { classes[keep[it]] },
+        IntArray(keep.size) { anchors[keep[it]] })
+}
+
+/**
+ * Detections a model selected itself (end-to-end YOLO, the SSD post-processing op), the twin
+ * of `select_rows` in `edgecnn/runtime/postprocess.py`: classes rounded half to even (NaN and
+ * infinities drop the row), rows with `score >= scoreThreshold` and a class among the labels
+ * (and in [allowed], if given), by descending score (ties: lower row first), at most
+ * [maxDetections]. No NMS.
+ *
+ * @param boxes `x1, y1, x2, y2` per row in model-input pixels.
+ * @param classes class numbers as the model wrote them.
+ */
+fun selectRows(boxes: FloatArray, scores: FloatArray, classes: FloatArray, numClasses: Int,
+               scoreThreshold: Double, maxDetections: Int, allowed: IntArray? = null): RawDetections {
+    val thr = scoreThreshold.toFloat()
+    val cls = IntArray(scores.size)
+    val rows = ArrayList<Int>()
+    for (i in scores.indices) {
+        val c = classes[i].toDouble()
+        val r = if (c.isNaN() || c.isInfinite()) -1.0 else Math.rint(c)
+        if (!(scores[i] >= thr) || r < 0.0 || r >= numClasses) continue
+        cls[i] = r.toInt()
+        if (allowed == null || cls[i] in allowed) rows.add(i)
+    }
+    val keep = rows.sortedWith(compareByDescending<Int> { scores[it] }).take(maxDetections)
+    val out = FloatArray(keep.size * 4)
+    for (j in keep.indices) System.arraycopy(boxes, keep[j] * 4, out, j * 4, 4)
+    return RawDetections(out, FloatArray(keep.size) { scores[keep[it]] }, IntArray(keep.size) { cls[keep[it]] },
+        IntArray(keep.size) { keep[it] })
+}

@@ -14,7 +14,12 @@ class InputSpec(
     val resize: String = "stretch",
     val mean: DoubleArray = doubleArrayOf(0.0),
     val std: DoubleArray = doubleArrayOf(255.0),
-    val padValue: Int = 114
+    val padValue: Int = 114,
+    /**
+     * `area` (edgecnn's shrink) or `linear` (one bilinear resize). The app resizes every
+     * frame with one filtered bitmap draw, which is bilinear, whichever this says.
+     */
+    val interpolation: String = "area"
 ) {
     /** Per-channel mean, broadcast from one value if the document gives one. */
     fun meanOf(channel: Int): Double = if (mean.size == 1) mean[0] else mean[channel]
@@ -68,7 +73,7 @@ class Metadata(
         const val JSON_NAME = "edgecnn.json"
         const val LABELS_NAME = "labels.txt"
         val TASKS = listOf("classify", "detect")
-        private val INPUT_KEYS = setOf("height", "width", "channels", "layout", "color", "resize", "mean", "std", "pad_value")
+        private val INPUT_KEYS = setOf("height", "width", "channels", "layout", "color", "resize", "mean", "std", "pad_value", "interpolation")
 
         /** True if the bytes start like a TFLite flatbuffer (identifier `TFL3` at offset 4). */
         fun isTflite(data: ByteArray): Boolean =
@@ -126,6 +131,10 @@ class Metadata(
                 (input.color != "RGB" && input.color != "BGR" && input.color != "GRAY")) {
                 throw MetadataException("metadata input resize/color ${input.resize}/${input.color} is invalid")
             }
+            if ((input.layout != "NHWC" && input.layout != "NCHW") ||
+                (input.interpolation != "area" && input.interpolation != "linear")) {
+                throw MetadataException("metadata input layout/interpolation ${input.layout}/${input.interpolation} is invalid")
+            }
             for (list in listOf(input.mean, input.std)) {
                 if (list.size != 1 && list.size != input.channels) {
                     throw MetadataException("metadata input mean/std must have 1 or ${input.channels} values")
@@ -154,7 +163,8 @@ class Metadata(
                 color = JsonAccess.string(d, "color", "RGB"), resize = JsonAccess.string(d, "resize", "stretch"),
                 mean = JsonAccess.numbers(d, "mean", doubleArrayOf(0.0)),
                 std = JsonAccess.numbers(d, "std", doubleArrayOf(255.0)),
-                padValue = JsonAccess.int(d, "pad_value", 114)
+                padValue = JsonAccess.int(d, "pad_value", 114),
+                interpolation = JsonAccess.string(d, "interpolation", "area")
             )
         }
 

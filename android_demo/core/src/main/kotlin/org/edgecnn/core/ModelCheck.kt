@@ -37,6 +37,10 @@ object ModelCheck {
         if (meta.task == "detect" && (meta.decoder == null || meta.decoder.type !in DECODERS)) {
             throw UnsupportedModelException("$name: detection decoder '${meta.decoder?.type}' is not supported by this app (it decodes ${DECODERS.joinToString(", ")}).")
         }
+        if (meta.input.layout != "NHWC") {
+            throw UnsupportedModelException("$name: input layout ${meta.input.layout} is not supported by this app (it feeds " +
+                "NHWC images). Convert the model with 'edgecnn convert', which writes NHWC.")
+        }
         val dec = meta.decoder
         if (meta.task == "detect" && dec != null &&
             (dec.scoreThreshold !in 0.0..1.0 || dec.iouThreshold !in 0.0..1.0 || dec.maxDetections < 1)) {
@@ -51,8 +55,10 @@ object ModelCheck {
      *
      * @param input shape of input 0.
      * @param outputs shapes of all outputs in interpreter order.
+     * @return the detection decoder, checked against [outputs] and ready to decode (null for
+     *   a classifier).
      */
-    fun tensors(name: String, meta: Metadata, input: IntArray, outputs: List<IntArray>) {
+    fun tensors(name: String, meta: Metadata, input: IntArray, outputs: List<IntArray>): Decoder? {
         val spec = meta.input
         val want = intArrayOf(1, spec.height, spec.width, spec.channels)
         if (!input.contentEquals(want)) {
@@ -66,7 +72,7 @@ object ModelCheck {
             if (n != meta.labels.size) {
                 throw UnsupportedModelException("$name: the model has $n outputs but the metadata lists ${meta.labels.size} labels.")
             }
-            return
+            return null
         }
         val decoder = try {
             Decoders.create(meta)
@@ -74,5 +80,6 @@ object ModelCheck {
             throw UnsupportedModelException("$name: ${e.message}.")
         }
         Decoders.checkOutputs(name, decoder, outputs)
+        return decoder
     }
 }

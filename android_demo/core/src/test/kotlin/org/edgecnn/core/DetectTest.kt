@@ -95,7 +95,7 @@ class DetectTest {
         val dec = Decoders.create(meta)
         assertTrue(dec is AnchorFreeLtrbDecoder)
         assertArrayEquals(intArrayOf(1, 0), dec.outputs) // box_output 1, score_output 0
-        assertEquals(listOf("anchor_free_ltrb"), Decoders.types)
+        assertEquals(listOf("anchor_free_ltrb", "ssd_postprocess", "ultralytics_end2end", "ultralytics_yolo"), Decoders.types)
         // 64x48 input, strides 8/16/32: 48 + 12 + 4 anchors (rounded up per side).
         assertEquals(64, (dec as AnchorFreeLtrbDecoder).anchors.size)
     }

@@ -20,6 +20,7 @@ object Fixtures {
     val tinyModel: ByteArray by lazy { file("edgecnn.tinyModel").readBytes() }
     val tinyExpect: Map<String, Any?> by lazy { obj(Json.parse(file("edgecnn.tinyJson").readText())) }
     val trackGolden: Map<String, Any?> by lazy { obj(Json.parse(file("edgecnn.trackGolden").readText())) }
+    val decodersGolden: Map<String, Any?> by lazy { obj(Json.parse(file("edgecnn.decodersGolden").readText())) }
 
     @Suppress("UNCHECKED_CAST")
     fun obj(v: Any?): Map<String, Any?> = v as Map<String, Any?>
@@ -40,6 +41,44 @@ object Fixtures {
     fun ints(v: Any?): IntArray = list(v).let { l -> IntArray(l.size) { (l[it] as Double).toInt() } }
 
     fun strings(v: Any?): List<String> = list(v).map { it as String }
+
+    /**
+     * Run [block] and check that it throws an [E] whose message contains every needle.
+     *
+     * @param what names the input in the failure message.
+     */
+    inline fun <reified E : Throwable> assertThrows(what: String, vararg needles: String, block: () -> Unit) {
+        try {
+            block()
+        } catch (e: Throwable) {
+            if (e !is E) throw AssertionError("$what: expected ${E::class.java.simpleName}, got $e", e)
+            for (n in needles) {
+                if (!e.message!!.contains(n)) throw AssertionError("$what: '${e.message}' should mention '$n'")
+            }
+            return
+        }
+        throw AssertionError("$what: expected ${E::class.java.simpleName}, nothing was thrown")
+    }
+
+    /**
+     * A golden classify case (`output`, `activation`, `labels`, `top_k`, `top`): dequantization
+     * bit for bit, then [Classify]'s top-k classes exactly and scores within [scoreTol].
+     */
+    fun assertTopKMatches(case: Map<String, Any?>, scoreTol: Double) {
+        val name = case["name"] as String
+        val out = obj(case["output"])
+        val raw = if (out["dtype"] == "int8") dequantizeInt8(bytes(out["raw"]), Quant(num(out["scale"]), int(out["zero_point"])))
+        else floats(out["raw"])
+        org.junit.Assert.assertArrayEquals("$name dequantized", floats(out["dequantized"]), raw, 0f)
+        val top = Classify.topK(Classify.scores(raw, case["activation"] as String), strings(case["labels"]), int(case["top_k"]))
+        val expected = objects(case["top"])
+        org.junit.Assert.assertEquals("$name: top-k size", expected.size, top.size)
+        for (i in expected.indices) {
+            org.junit.Assert.assertEquals("$name rank $i index", int(expected[i]["index"]), top[i].index)
+            org.junit.Assert.assertEquals("$name rank $i label", expected[i]["label"], top[i].label)
+            org.junit.Assert.assertEquals("$name rank $i score", num(expected[i]["score"]), top[i].score.toDouble(), scoreTol)
+        }
+    }
 
     /** A stored (uncompressed) zip built with java.util.zip, to test our reader against. */
     fun storedZip(entries: Map<String, ByteArray>, deflate: Set<String> = emptySet()): ByteArray {

@@ -114,22 +114,7 @@ class GoldenTest {
 
     @Test
     fun topKMatchesPythonClassifier() {
-        for (case in objects(golden["classify"])) {
-            val name = case["name"] as String
-            val out = obj(case["output"])
-            val raw = if (out["dtype"] == "int8") dequantizeInt8(bytes(out["raw"]), Quant(num(out["scale"]), int(out["zero_point"])))
-            else floats(out["raw"])
-            assertArrayEquals("$name dequantized", floats(out["dequantized"]), raw, 0f)
-            val probs = Classify.scores(raw, case["activation"] as String)
-            val top = Classify.topK(probs, strings(case["labels"]), int(case["top_k"]))
-            val expected = objects(case["top"])
-            assertEquals("$name: top-k size", expected.size, top.size)
-            for (i in expected.indices) {
-                assertEquals("$name rank $i index", int(expected[i]["index"]), top[i].index)
-                assertEquals("$name rank $i label", expected[i]["label"], top[i].label)
-                assertEquals("$name rank $i score", num(expected[i]["score"]), top[i].score.toDouble(), scoreTol)
-            }
-        }
+        for (case in objects(golden["classify"])) Fixtures.assertTopKMatches(case, scoreTol)
     }
 
     @Test

@@ -93,7 +93,7 @@ class MetadataTest {
             Decoders.create(m)
             fail()
         } catch (e: MetadataException) {
-            assertTrue(e.message, e.message!!.contains("unknown decoder type 'yolo_v5' (this app decodes: anchor_free_ltrb)"))
+            assertTrue(e.message, e.message!!.contains("unknown decoder type 'yolo_v5' (this app decodes: anchor_free_ltrb, ssd_postprocess, ultralytics_end2end, ultralytics_yolo)"))
         }
     }
 }

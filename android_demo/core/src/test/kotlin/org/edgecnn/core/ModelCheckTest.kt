@@ -55,6 +55,18 @@ class ModelCheckTest {
     }
 
     @Test
+    fun inputLayoutAndInterpolationAreRead() {
+        val linear = Fixtures.metadataJson().replace("\"pad_value\": 114", "\"pad_value\": 114, \"interpolation\": \"linear\"")
+        assertEquals("linear", ModelCheck.metadata("l.tflite", Fixtures.modelWith(linear)).input.interpolation)
+        refused("n.tflite: input layout NCHW is not supported", "NHWC") {
+            ModelCheck.metadata("n.tflite", Fixtures.modelWith(linear.replace("\"channels\": 3", "\"channels\": 3, \"layout\": \"NCHW\"")))
+        }
+        refused("layout/interpolation NHWC/cubic is invalid") {
+            ModelCheck.metadata("c.tflite", Fixtures.modelWith(linear.replace("linear", "cubic")))
+        }
+    }
+
+    @Test
     fun tensorsThatDoNotMatchTheMetadataAreRefused() {
         val meta = ModelCheck.metadata("tiny.tflite", tiny)
         refused("input shape [1, 96, 96, 3]") {

@@ -14,7 +14,7 @@ object RunTests {
     val CLASSES = arrayOf<Class<*>>(
         GoldenTest::class.java, TinyModelTest::class.java, BundleTest::class.java,
         JsonTest::class.java, MetadataTest::class.java, DetectTest::class.java, PreprocessTest::class.java,
-        ModelCheckTest::class.java, TrackerTest::class.java
+        ModelCheckTest::class.java, TrackerTest::class.java, DecodersGoldenTest::class.java
     )
 
     @JvmStatic

@@ -29,6 +29,8 @@ testing {
                     systemProperty("edgecnn.golden", golden.file("detect_golden.json").asFile.path)
                     systemProperty("edgecnn.tinyModel", golden.file("tiny_detect.tflite").asFile.path)
                     systemProperty("edgecnn.tinyJson", golden.file("tiny_detect.json").asFile.path)
+                    systemProperty("edgecnn.trackGolden", golden.file("track_golden.json").asFile.path)
+                    systemProperty("edgecnn.decodersGolden", golden.file("decoders_golden.json").asFile.path)
                 }
             }
         }

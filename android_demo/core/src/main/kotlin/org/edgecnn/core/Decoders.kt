@@ -20,7 +20,9 @@ interface Decoder {
     val outputKeys: List<String>
 
     /**
-     * Check the shapes of this decoder's outputs (in [outputs] order).
+     * Check the shapes of this decoder's outputs (in [outputs] order). A layout whose reading
+     * depends on them (YOLO's orientation, a row count) keeps what it needs, so call this
+     * before [decode] ([Decoders.checkOutputs] and [ModelCheck.tensors] do).
      *
      * @throws UnsupportedModelException saying which shapes were expected.
      */

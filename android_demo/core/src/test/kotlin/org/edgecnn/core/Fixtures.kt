@@ -1,5 +1,7 @@
 package org.edgecnn.core
 
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
 import java.io.ByteArrayOutputStream
 import java.io.File
 import java.util.zip.CRC32
@@ -69,14 +71,14 @@ object Fixtures {
         val out = obj(case["output"])
         val raw = if (out["dtype"] == "int8") dequantizeInt8(bytes(out["raw"]), Quant(num(out["scale"]), int(out["zero_point"])))
         else floats(out["raw"])
-        org.junit.Assert.assertArrayEquals("$name dequantized", floats(out["dequantized"]), raw, 0f)
+        assertArrayEquals("$name dequantized", floats(out["dequantized"]), raw, 0f)
         val top = Classify.topK(Classify.scores(raw, case["activation"] as String), strings(case["labels"]), int(case["top_k"]))
         val expected = objects(case["top"])
-        org.junit.Assert.assertEquals("$name: top-k size", expected.size, top.size)
+        assertEquals("$name: top-k size", expected.size, top.size)
         for (i in expected.indices) {
-            org.junit.Assert.assertEquals("$name rank $i index", int(expected[i]["index"]), top[i].index)
-            org.junit.Assert.assertEquals("$name rank $i label", expected[i]["label"], top[i].label)
-            org.junit.Assert.assertEquals("$name rank $i score", num(expected[i]["score"]), top[i].score.toDouble(), scoreTol)
+            assertEquals("$name rank $i index", int(expected[i]["index"]), top[i].index)
+            assertEquals("$name rank $i label", expected[i]["label"], top[i].label)
+            assertEquals("$name rank $i score", num(expected[i]["score"]), top[i].score.toDouble(), scoreTol)
         }
     }
 

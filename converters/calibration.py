@@ -162,10 +162,14 @@ def _detection_images(spec: str, info: RunInfo, size: int, held_out: int) -> Cal
 
 
 def _looks_like_detection(path: Path) -> bool:
+    from edgecnn.data.loose import find_loose_layout
+
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
         return True
-    return path.is_dir() and any((path / name).exists() for name in
-                                 ("data.yaml", "data.yml", "Annotations", "annotations"))
+    # images/ beside annots/ (the kangaroo layout) is a detection dataset too, not class folders
+    return path.is_dir() and (any((path / name).exists() for name in
+                                  ("data.yaml", "data.yml", "Annotations", "annotations"))
+                              or find_loose_layout(path) is not None)
 
 
 def _has_loose_images(folder: Path) -> bool:

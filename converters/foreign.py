@@ -134,7 +134,7 @@ def convert_foreign(source: str | Path, output: str | Path | None = None,
     converted = _load(flat)
     layout = _check_layout(converted, model, spec)
     spec = md.InputSpec(**{**spec.__dict__, "layout": layout.value})
-    decoder = _decoder(model, converted, task, labels, options)
+    decoder = _decoder(model, converted, task, labels, options, boxes is not None)
     activation = options.activation or _activation(model, task)
     meta = md.Metadata(task=Task(task), labels=labels, input=spec, name=model.name, arch=fmt.name,
                        output_activation=activation, decoder=decoder,
@@ -349,9 +349,12 @@ def _check_layout(converted: TFLiteModel, model: SourceModel, spec: md.InputSpec
 
 
 def _decoder(model: SourceModel, converted: TFLiteModel, task: str, labels,
-             options: MetadataOptions) -> md.DecoderSpec | None:
+             options: MetadataOptions, rewritten: bool = False) -> md.DecoderSpec | None:
     """The decoder the options name, or the one the converted outputs point to (the runtime's
-    own guess, :func:`edgecnn.runtime.describe.guess_decoder`)."""
+    own guess, :func:`edgecnn.runtime.describe.guess_decoder`).
+
+    ``rewritten``: the route divided the YOLO box channels by the input size.
+    """
     if task != "detect":
         return None
     shapes = [tuple(o.shape) for o in converted.outputs]
@@ -364,7 +367,26 @@ def _decoder(model: SourceModel, converted: TFLiteModel, task: str, labels,
                          "pass --decoder TYPE[:key=value,...], or convert with --task classify")
     if not options.decoder and section["type"].startswith("ultralytics"):
         section.update(ULTRALYTICS_THRESHOLDS)
+    if section["type"] == "ultralytics_yolo" and "normalized" not in section:
+        section["normalized"] = rewritten or _boxes_normalized(model)
     return md.DecoderSpec.from_dict(section)
+
+
+def _boxes_normalized(model: SourceModel) -> bool:
+    """Whether a YOLO head the route did not rewrite gives boxes in 0..1 of the input (as
+    Ultralytics' own ``.tflite`` exports do) rather than in pixels: measured on one random
+    image, since the anchors of a pixel-box head reach far past 2 (True without a reference)."""
+    if model.reference is None:
+        return True
+    from edgecnn.runtime.decoders.ultralytics_yolo import channels_first
+
+    rng = np.random.default_rng(2)
+    y = np.asarray(model.reference(rng.uniform(0, 1, model.input.shape).astype(np.float32))[0])
+    first = channels_first(y.shape, min(y.shape[1:]))
+    if first is None:
+        return True
+    boxes = y[0, :4, :] if first else y[0, :, :4]
+    return float(np.abs(boxes).max()) <= 2.0
 
 
 def _activation(model: SourceModel, task: str) -> str:

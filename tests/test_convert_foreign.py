@@ -167,11 +167,13 @@ def tiny_classifier(path: Path, classes: int = 3, size: int = 16, props=None) ->
     return path
 
 
-def tiny_yolo(path: Path, size: int = 32, classes: int = 2) -> Path:
+def tiny_yolo(path: Path, size: int = 32, classes: int = 2, width: int | None = None) -> Path:
     """Ultralytics-like head: boxes in input pixels [1,4,N] and class probabilities [1,nc,N]
-    concatenated into [1, 4 + nc, N], with Ultralytics' metadata props."""
+    concatenated into [1, 4 + nc, N], with Ultralytics' metadata props (``size`` x ``width``
+    input, square by default)."""
     rng = np.random.default_rng(1)
-    n = (size // 8) ** 2
+    width = width or size
+    n = (size // 8) * (width // 8)
     nodes = [helper.make_node("Conv", ["images", "wb"], ["cb"], strides=[8, 8]),
              helper.make_node("Sigmoid", ["cb"], ["sb"]),
              helper.make_node("Reshape", ["sb", "shape_b"], ["rb"]),
@@ -182,19 +184,65 @@ def tiny_yolo(path: Path, size: int = 32, classes: int = 2) -> Path:
              helper.make_node("Concat", ["boxes", "scores"], ["output0"], axis=1)]
     graph = helper.make_graph(
         nodes, "yolo", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                      [1, 3, size, size])],
+                                                      [1, 3, size, width])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, n])],
         initializer=[_const("wb", rng.normal(0, 0.3, (4, 3, 8, 8))),
                      _const("wc", rng.normal(0, 0.3, (classes, 3, 8, 8))),
-                     _const("size", np.array([float(size)])),
+                     _const("size", np.array([width, size, width, size], float).reshape(1, 4, 1)),
                      helper.make_tensor("shape_b", TensorProto.INT64, [3], [1, 4, n]),
                      helper.make_tensor("shape_c", TensorProto.INT64, [3], [1, classes, n])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     for k, v in {"author": "Ultralytics", "task": "detect", "stride": "8",
-                 "names": "{0: 'cat', 1: 'dog'}", "imgsz": f"[{size}, {size}]"}.items():
+                 "names": "{0: 'cat', 1: 'dog'}", "imgsz": f"[{size}, {width}]"}.items():
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, str(path))
     return path
+
+
+def _yolo_decode(output: np.ndarray, normalized: bool, hw: tuple[int, int]):
+    """The runtime's ``ultralytics_yolo`` decoder on one float output (low threshold: many
+    boxes go through NMS)."""
+    from edgecnn.runtime.decoders import find_decoder
+    from edgecnn.runtime.decoders.spec import DecoderSpec
+    from edgecnn.runtime.model import TensorInfo
+
+    spec = DecoderSpec("ultralytics_yolo", score_threshold=0.05, iou_threshold=0.7,
+                       max_detections=300, normalized=normalized)
+    info = TensorInfo(0, "output0", tuple(output.shape), np.dtype(np.float32), 0.0, 0)
+    return find_decoder("ultralytics_yolo")(spec, [info], hw, ("cat", "dog")).decode([output])
+
+
+def _onnx_outputs(path: Path, x: np.ndarray) -> list[np.ndarray]:
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [session.run(None, {"images": xi[None]})[0] for xi in x]
+
+
+def test_box_normalization_rewrite_keeps_decoded_boxes(tmp_path):
+    from converters.sources.onnx import normalize_yolo_boxes
+
+    h, w = 48, 80    # not square: the x channels are divided by the width, y by the height
+    src = tiny_yolo(tmp_path / "yolo.onnx", size=h, width=w)
+    out = tmp_path / "yolo_norm.onnx"
+    assert normalize_yolo_boxes(src, out, h, w)
+    x = np.random.default_rng(2).uniform(0, 1, (4, 3, h, w)).astype(np.float32)
+    decoded = 0
+    for before, after in zip(_onnx_outputs(src, x), _onnx_outputs(out, x)):
+        assert before[0, :4].max() > 2.0 and after[0, :4].max() <= 1.0   # pixels -> 0..1
+        np.testing.assert_array_equal(after[0, 4:], before[0, 4:])      # scores untouched
+        np.testing.assert_allclose(after[0, :4] * np.array([[w], [h], [w], [h]]),
+                                   before[0, :4], rtol=1e-6, atol=1e-5)
+        pixels, normalized = _yolo_decode(before, False, (h, w)), _yolo_decode(after, True, (h, w))
+        np.testing.assert_array_equal(normalized.anchors, pixels.anchors)
+        np.testing.assert_array_equal(normalized.classes, pixels.classes)
+        np.testing.assert_array_equal(normalized.scores, pixels.scores)
+        np.testing.assert_allclose(normalized.boxes, pixels.boxes, rtol=1e-6, atol=1e-4)
+        decoded += len(pixels.boxes)
+    assert decoded >= 8      # the comparison covered real detections, after NMS
+    # a graph that does not end in Concat(boxes [1, 4, N], scores) is left alone
+    assert not normalize_yolo_boxes(tiny_classifier(tmp_path / "cls.onnx"),
+                                    tmp_path / "cls_norm.onnx", 16, 16)
+    assert not (tmp_path / "cls_norm.onnx").exists()
 
 
 @pytest.fixture(scope="module")
@@ -259,8 +307,14 @@ def test_onnx_yolo_layout_gets_its_decoder_and_names(onnx_dir, calib_dir, run_cl
     assert meta.labels == ("cat", "dog") and meta.task == "detect"
     assert meta.decoder.type == "ultralytics_yolo" and meta.input.resize == "letterbox"
     assert doc["agreement"]["max_abs_diff"] < 1e-4     # against onnxruntime, boxes / 32
-    boxes = TFLiteModel(out).run(np.full((1, 32, 32, 3), 0.5, np.float32))[0][0, :4]
-    assert 0.0 < boxes.min() and boxes.max() < 1.0    # normalized, not pixels (0..32)
+    assert meta.decoder.normalized is True and doc["metadata"]["decoder"]["normalized"]
+    x = np.random.default_rng(3).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
+    y = TFLiteModel(out).run(x)[0]
+    assert 0.0 < y[0, :4].min() and y[0, :4].max() < 1.0    # normalized, not pixels (0..32)
+    source = _onnx_outputs(src, x.transpose(0, 3, 1, 2))[0]
+    pixels, normalized = _yolo_decode(source, False, (32, 32)), _yolo_decode(y, True, (32, 32))
+    assert len(pixels.boxes) and np.array_equal(normalized.classes, pixels.classes)
+    np.testing.assert_allclose(normalized.boxes, pixels.boxes, atol=2e-3)
     i8 = onnx_dir / "yolo_i8.tflite"
     result = run_cli("convert", src, "--calib", calib_dir, "--held-out", "4", "-o", i8, "--json")
     assert result.exit_code == 0, result.err
@@ -350,3 +404,30 @@ def test_pt2_loads_without_pickle_and_converts(tmp_path, calib_dir):
     result = convert_foreign(path, tmp_path / "net.tflite", "float32", calib=str(calib_dir),
                              held_out=4)
     assert result.layout == "NHWC" and result.agreement.top1 == 1.0
+
+
+@pytest.mark.parametrize("scale,normalized", [(1.0, True), (64.0, False)])
+def test_kept_yolo_tflite_records_whether_its_boxes_are_normalized(tmp_path, scale, normalized):
+    """A YOLO head the route does not rewrite (a ``.tflite`` kept, a Keras model) is measured:
+    boxes in 0..1 (Ultralytics' own exports) or in input pixels; either way predict finds the
+    same boxes."""
+    pytest.importorskip("tensorflow")
+    from test_foreign_runtime import YOLO, _build
+
+    from converters.foreign import ForeignOptions, convert_foreign
+    from edgecnn.runtime import load
+    from edgecnn.runtime.model import TFLiteModel
+
+    head = YOLO.copy()
+    head[:, :4] *= scale
+    src = tmp_path / "head.tflite"
+    src.write_bytes(_build([head]))
+    result = convert_foreign(src, tmp_path / "kept.tflite", None, held_out=0,
+                             options=ForeignOptions(task="detect", labels=("a", "b", "c")))
+    meta = TFLiteModel(result.path).require_metadata()
+    assert meta.decoder.type == "ultralytics_yolo" and meta.decoder.normalized is normalized
+    assert result.metadata["decoder"]["normalized"] is normalized
+    found = load(result.path)(np.zeros((64, 64, 3), np.uint8))   # black: the constants
+    assert [d.category.label for d in found] == ["b", "a"]
+    b = found[0].box
+    assert [b.left, b.top, b.right, b.bottom] == pytest.approx([16, 16, 48, 48], abs=1e-3)

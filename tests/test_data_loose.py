@@ -82,3 +82,25 @@ def test_a_folder_of_something_else_names_every_layout(run_cli, tmp_path):
     (tmp_path / "x" / "notes").mkdir()
     result = run_cli("data", "check", tmp_path / "x")
     assert_one_line_error(result, "cannot tell the dataset format", "annots/")
+
+
+def test_a_loose_dataset_calibrates_a_foreign_model(tmp_path):
+    """``convert --calib`` of a model without a run (a foreign one) reads ``images/`` beside
+    ``annots/`` as the detection dataset it is, not as class folders: calibration images
+    from its train split, held-out images with their boxes from val."""
+    from converters.calibration import load_calibration_images
+    from edgecnn.rundir import RunInfo
+
+    root = tmp_path / "kangaroo"
+    _images(root, 6)
+    (root / "annots").mkdir()
+    for i in range(6):
+        (root / "annots" / f"{i:05d}.xml").write_text(
+            VOC_XML.format(name=f"{i:05d}.jpg", label="kangaroo"))
+    (root / "train.txt").write_text("00000\n00001\n00002\n00003\n")
+    (root / "val.txt").write_text("00004\n00005\n")
+    probe = RunInfo(task="classify", arch="", labels=["?"], imgsz=(32, 32), channels=3,
+                    color="RGB", data=str(root))
+    images = load_calibration_images(probe, str(root), 200, 200)
+    assert (len(images.calib), len(images.held_out)) == (4, 2)
+    assert images.labels == ("kangaroo",) and len(images.held_out_boxes) == 2

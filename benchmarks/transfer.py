@@ -124,7 +124,7 @@ def int8_top1(model, crops: list[np.ndarray], calib: Path, work: Path) -> tuple[
                            calib=str(calib), calib_size=200, held_out=50)
     seconds = time.perf_counter() - t
     clf = Classifier.from_file(result.path)
-    top1 = np.array([int(clf.postprocess(clf.infer(clf.preprocess(im, "RGB")))[0].index)
+    top1 = np.array([int(clf.classify(im, "RGB")[0].index)
                      for im in crops])
     meta = clf.metadata
     return top1, {"tflite_bytes": result.size_bytes, "convert_s": round(seconds, 1),
@@ -288,7 +288,7 @@ def probe(args) -> dict:
     from edgecnn.runtime.classifier import Classifier
 
     clf = Classifier.from_file(out.path)
-    q = np.array([clf.postprocess(clf.infer(clf.preprocess(im, "RGB")))[0].index
+    q = np.array([clf.classify(im, "RGB")[0].index
                   for im in crops])
     result["int8 .tflite of the adaptive-rounded model"] = float((q == reference).mean())
     return result
@@ -319,7 +319,7 @@ def selective(args) -> dict:
                             calib=str(args.calib), calib_size=200, held_out=0,
                             float_layers=layers, float_worst=worst)
         clf = Classifier.from_file(out.path, ClassifierOptions(threads=1))
-        top1 = np.array([clf.postprocess(clf.infer(clf.preprocess(im, "RGB")))[0].index
+        top1 = np.array([clf.classify(im, "RGB")[0].index
                          for im in crops])
         models[variant or "none"] = clf.model
         result[variant or "none"] = {

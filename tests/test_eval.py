@@ -16,6 +16,7 @@ pytest.importorskip("tensorflow")
 
 import model_factory as mf  # noqa: E402
 from conftest import BLOCK_TENSORFLOW, assert_one_line_error  # noqa: E402
+from test_eval_skips import _detect_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,22 +90,6 @@ def _device_install_block() -> str:
               "raise ModuleNotFoundError('blocked for the test: ' + name, name=name)")
 
 
-def _abcd_detection_dataset(root) -> str:
-    """Three 64x64 scenes with a box each, YOLO layout, the test detector's classes."""
-    for split in ("train", "val"):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "labels" / split).mkdir(parents=True)
-        for i in range(3):
-            image = np.full((64, 64, 3), 40, np.uint8)
-            cv2.rectangle(image, (8 + 4 * i, 10), (40 + 4 * i, 42), (230, 230, 230), -1)
-            cv2.imwrite(str(root / "images" / split / f"{i}.png"), image)
-            (root / "labels" / split / f"{i}.txt").write_text(
-                f"{i} {(24 + 4 * i) / 64:.5f} {26 / 64:.5f} {32 / 64:.5f} {32 / 64:.5f}\n")
-    (root / "data.yaml").write_text("train: images/train\nval: images/val\n"
-                                    "names: [a, b, c, d]\n")
-    return str(root / "data.yaml")
-
-
 def test_device_install_evaluates_quickstart_like_outputs(tmp_path):
     """``pip install edgecnn`` (no TensorFlow, Keras or scikit-learn) evaluates a classifier on
     the idx copy of the held-out digits the quickstart writes (the same images, hence the same
@@ -119,7 +104,8 @@ def test_device_install_evaluates_quickstart_like_outputs(tmp_path):
     assert np.array_equal(copy.x_test, digits.x_test) and copy.labels == digits.labels
     assert np.array_equal(copy.y_test, digits.y_test) and copy.imgsz == 8
     classifier, detector = mf.converted("int8").path, mf.converted_detector("int8").path
-    detect_data = _abcd_detection_dataset(tmp_path / "shapes")
+    # three scenes with a box each and one JPEG that fails to decode (counted, skipped)
+    detect_data = str(_detect_dataset(tmp_path / "shapes", ["a", "b", "c", "d"]))
     code = _device_install_block() + textwrap.dedent(f"""
         import contextlib, io, json, sys
         from edgecnn.cli import main
@@ -145,7 +131,7 @@ def test_device_install_evaluates_quickstart_like_outputs(tmp_path):
     reference = evaluate_model(classifier, "digits")
     assert clf["split"] == "test" and clf["samples"] == reference["samples"] == len(digits.y_test)
     assert clf["accuracy"] == reference["accuracy"] and clf["confusion"] == reference["confusion"]
-    assert det["images"] == 3 and det["instances"] == 3
+    assert det["images"] == det["instances"] == 3 and det["skipped_images"] == 1
     assert 0.0 <= det["map"] <= det["map50"] <= 1.0
 
 

@@ -412,7 +412,8 @@ def test_kept_yolo_tflite_records_whether_its_boxes_are_normalized(tmp_path, sca
     boxes in 0..1 (Ultralytics' own exports) or in input pixels; either way predict finds the
     same boxes."""
     pytest.importorskip("tensorflow")
-    from test_foreign_runtime import YOLO, _build
+    from foreign_models import build_tflite
+    from test_foreign_runtime import YOLO
 
     from converters.foreign import ForeignOptions, convert_foreign
     from edgecnn.runtime import load
@@ -421,7 +422,7 @@ def test_kept_yolo_tflite_records_whether_its_boxes_are_normalized(tmp_path, sca
     head = YOLO.copy()
     head[:, :4] *= scale
     src = tmp_path / "head.tflite"
-    src.write_bytes(_build([head]))
+    src.write_bytes(build_tflite([head]))
     result = convert_foreign(src, tmp_path / "kept.tflite", None, held_out=0,
                              options=ForeignOptions(task="detect", labels=("a", "b", "c")))
     meta = TFLiteModel(result.path).require_metadata()

@@ -16,6 +16,7 @@ pytest.importorskip("tensorflow")
 
 import model_factory as mf  # noqa: E402
 from conftest import BLOCK_TENSORFLOW, assert_one_line_error  # noqa: E402
+from test_eval_skips import _detect_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,60 @@ def test_tflite_eval_runs_without_tensorflow(tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["accuracy"] > 0.8
+
+
+
+def _device_install_block() -> str:
+    """BLOCK_TENSORFLOW that also makes scikit-learn unimportable, as a missing package is."""
+    return BLOCK_TENSORFLOW.replace(
+        "('tensorflow', 'keras', 'tf_keras')", "('tensorflow', 'keras', 'tf_keras', 'sklearn')"
+    ).replace("raise ImportError('blocked for the test: ' + name)",
+              "raise ModuleNotFoundError('blocked for the test: ' + name, name=name)")
+
+
+def test_device_install_evaluates_quickstart_like_outputs(tmp_path):
+    """``pip install edgecnn`` (no TensorFlow, Keras or scikit-learn) evaluates a classifier on
+    the idx copy of the held-out digits the quickstart writes (the same images, hence the same
+    accuracy, as ``--data digits``) and a detector on a data.yaml (pycocotools)."""
+    from edgecnn.data import load_classification
+    from edgecnn.evaluate import evaluate_model
+    from edgecnn.quickstart import QuickstartContext, QuickstartOptions
+    from edgecnn.quickstart.evaluate import write_held_out
+
+    held_out = tmp_path / write_held_out(QuickstartContext(tmp_path, QuickstartOptions()))
+    digits, copy = mf.digits_data(), load_classification(str(held_out))
+    assert np.array_equal(copy.x_test, digits.x_test) and copy.labels == digits.labels
+    assert np.array_equal(copy.y_test, digits.y_test) and copy.imgsz == 8
+    classifier, detector = mf.converted("int8").path, mf.converted_detector("int8").path
+    # three scenes with a box each and one JPEG that fails to decode (counted, skipped)
+    detect_data = str(_detect_dataset(tmp_path / "shapes", ["a", "b", "c", "d"]))
+    code = _device_install_block() + textwrap.dedent(f"""
+        import contextlib, io, json, sys
+        from edgecnn.cli import main
+        docs = []
+        for args in ([{str(classifier)!r}, '--data', {str(held_out)!r}],
+                     [{str(detector)!r}, '--data', {detect_data!r}]):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = main(['eval', *args, '--json'])
+            if code:
+                sys.exit(code)
+            docs.append(json.loads(out.getvalue()))
+        loaded = sorted({{m.split('.')[0] for m in sys.modules}}
+                        & {{'tensorflow', 'keras', 'sklearn'}})
+        print(json.dumps({{'docs': docs, 'loaded': loaded}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["loaded"] == []
+    clf, det = result["docs"]
+    reference = evaluate_model(classifier, "digits")
+    assert clf["split"] == "test" and clf["samples"] == reference["samples"] == len(digits.y_test)
+    assert clf["accuracy"] == reference["accuracy"] and clf["confusion"] == reference["confusion"]
+    assert det["images"] == det["instances"] == 3 and det["skipped_images"] == 1
+    assert 0.0 <= det["map"] <= det["map50"] <= 1.0
 
 
 # ---- bad input ------------------------------------------------------------------------------
@@ -190,7 +245,8 @@ def test_a_folder_counts_whole_unless_it_is_the_runs_training_data(run_cli, tmp_
 
 
 @pytest.mark.parametrize("blocked, args, needle", [
-    ("sklearn", ["--data", "digits"], "pip install scikit-learn"),
+    ("sklearn", ["--data", "digits"], "pip install scikit-learn; or pass the digits as a "
+                                      "folder of idx files, e.g. --data quickstart-run/digits_idx"),
     ("pycocotools", ["--data", "DETECT_DATA"], "pip install pycocotools"),
 ])
 def test_device_install_missing_packages_name_the_package_not_train(tmp_path, blocked, args,
@@ -205,10 +261,7 @@ def test_device_install_missing_packages_name_the_package_not_train(tmp_path, bl
         data = make_synthetic_dataset(tmp_path / "d", n_train=2, n_val=2, imgsz=64)
         args = [str(data) if a == "DETECT_DATA" else a for a in args]
     # Raised as a real missing package is: ModuleNotFoundError with the module's name.
-    block = BLOCK_TENSORFLOW.replace("('tensorflow', 'keras', 'tf_keras')",
-                                     f"('tensorflow', 'keras', 'tf_keras', {blocked!r})").replace(
-        "raise ImportError('blocked for the test: ' + name)",
-        "raise ModuleNotFoundError('blocked for the test: ' + name, name=name)")
+    block = _device_install_block().replace("'sklearn'", repr(blocked))
     code = block + textwrap.dedent(f"""
         import sys
         from edgecnn.cli import main

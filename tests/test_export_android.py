@@ -140,9 +140,11 @@ def test_export_runs_without_tensorflow():
 # ---------------------------------------------------------------- foreign detection layouts
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory) -> dict[str, Path]:
-    """Tiny foreign-layout detectors (built as in test_foreign_runtime.py) given edgecnn
-    metadata by 'edgecnn metadata set'."""
-    from test_foreign_runtime import END2END, SSD, YOLO, _build, _ultralytics
+    """Tiny foreign-layout detectors (foreign_models.py, test_foreign_runtime.py's outputs)
+    given edgecnn metadata by 'edgecnn metadata set'."""
+    from foreign_models import build_tflite as _build
+    from foreign_models import with_ultralytics_metadata as _ultralytics
+    from test_foreign_runtime import END2END, SSD, YOLO
 
     from edgecnn.cli import main
 

@@ -2,24 +2,23 @@
 interpreter's outputs, Ultralytics' metadata.json read as it is, ``--task/--labels/...`` on
 predict, ``edgecnn metadata show|set`` round trips, NCHW inputs, and one-line errors.
 
-The models are tiny ``.tflite`` files built here whose outputs are known constants plus the
-mean of the input: a black image (stretch resize, mean 0) gives exactly the constants, so
-every decoded box is known in advance.
+The models are tiny ``.tflite`` files (``foreign_models.py``) whose outputs are known constants
+plus the mean of the input: a black image (stretch resize, mean 0) gives exactly the constants,
+so every decoded box is known in advance.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from conftest import BLOCK_TENSORFLOW, assert_one_line_error
+from foreign_models import build_tflite, with_ultralytics_metadata
 
 from edgecnn.runtime import load
 from edgecnn.runtime import metadata as md
@@ -50,53 +49,13 @@ SSD = (np.array([[[0.25, 0.5, 0.75, 1.0], [0.0, 0.0, 0.5, 0.5], [0, 0, 1, 1]]], 
        np.array([2], np.float32))
 
 
-def _build(outputs, shape=(1, 64, 64, 3), channel_means: bool = False,
-           signature: bool = False) -> bytes:
-    """A float ``.tflite`` whose outputs are ``constant + mean(input)`` (or, with
-    ``channel_means``, the per-channel means of an NCHW input: a 3-class classifier);
-    ``signature``: through a SavedModel, so the file has a serving signature."""
-    import tensorflow as tf
-
-    consts = [tf.constant(np.asarray(o, np.float32)) for o in outputs]
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
-    def model(x):
-        if channel_means:
-            return tf.reduce_mean(x, axis=[2, 3])
-        m = tf.reduce_mean(x)
-        return tuple(c + m for c in consts)
-
-    if not signature:
-        fn = model.get_concrete_function()
-        return tf.lite.TFLiteConverter.from_concrete_functions([fn], model).convert()
-    import tempfile
-
-    module = tf.Module()
-    module.serve = model
-    with tempfile.TemporaryDirectory() as folder:   # a serving signature (ai-edge-quantizer)
-        tf.saved_model.save(module, folder, signatures={"serving_default": model})
-        return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
-
-
-def _ultralytics(flat: bytes, **keys) -> bytes:
-    """Append metadata.json the way Ultralytics' LiteRT export does (zipfile in "a" mode)."""
-    buf = io.BytesIO(flat)
-    buf.seek(0, io.SEEK_END)
-    doc = {"description": "Ultralytics YOLO11n model", "author": "Ultralytics",
-           "task": "detect", "stride": 32, "imgsz": [64, 64], "names": {"0": "a", "1": "b",
-                                                                       "2": "c"}, **keys}
-    with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("metadata.json", json.dumps(doc, indent=2))
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("foreign")
-    built = {"yolo": _build([YOLO]), "yolo_t": _build([YOLO.transpose(0, 2, 1)]),
-             "end2end": _build([END2END]), "ssd": _build(list(SSD)),
-             "nchw": _build([], shape=(1, 3, 16, 16), channel_means=True)}
-    built["ultra"] = _ultralytics(built["yolo"])
+    built = {"yolo": build_tflite([YOLO]), "yolo_t": build_tflite([YOLO.transpose(0, 2, 1)]),
+             "end2end": build_tflite([END2END]), "ssd": build_tflite(list(SSD)),
+             "nchw": build_tflite([], shape=(1, 3, 16, 16), channel_means=True)}
+    built["ultra"] = with_ultralytics_metadata(built["yolo"])
     paths = {}
     for name, data in built.items():
         paths[name] = root / f"{name}.tflite"
@@ -263,7 +222,7 @@ assert not mods, mods
 
 def test_float_tflite_detector_requantized_with_detection_parity(models, run_cli, tmp_path):
     src = tmp_path / "yolo_sig.tflite"
-    src.write_bytes(_build([YOLO], signature=True))
+    src.write_bytes(build_tflite([YOLO], signature=True))
     calib = tmp_path / "calib"
     calib.mkdir()
     rng = np.random.default_rng(0)
@@ -334,7 +293,7 @@ def test_detector_parity_scores_map_of_both_on_held_out_boxes(run_cli, tmp_path)
     """--calib data.yaml: the held-out images come with boxes, so the report has the mAP of
     the float source and of the int8 file (the toy model's boxes are the ground truth)."""
     src = tmp_path / "yolo_sig.tflite"
-    src.write_bytes(_build([YOLO], signature=True))
+    src.write_bytes(build_tflite([YOLO], signature=True))
     _toy_dataset(tmp_path)
     result = run_cli("convert", src, "--quant", "int8", "--calib", tmp_path / "data.yaml",
                      "--task", "detect", "-o", tmp_path / "int8.tflite", "--json")

@@ -1,4 +1,4 @@
-"""Reader for the idx format of MNIST and Fashion-MNIST (gzip-compressed or raw).
+"""Reader and writer for the idx format of MNIST and Fashion-MNIST (gzip-compressed or raw).
 
 The format is a 4-byte magic (two zero bytes, a type code, the number of dimensions), one
 big-endian uint32 per dimension, then the data. Only unsigned bytes (type 0x08) occur in the
@@ -66,6 +66,37 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise UsageError(f"{path} is truncated: {len(raw) - header} of {count} bytes",
                          "re-download the dataset files")
     return np.frombuffer(raw, dtype=np.uint8, count=count, offset=header).reshape(shape)
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """The idx bytes (uncompressed) of a uint8 array, the inverse of :func:`read_idx`."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    if not 1 <= array.ndim <= 255:
+        raise ValueError(f"an idx file holds 1 to 255 dimensions, not {array.ndim}")
+    return (bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+            + array.tobytes())
+
+
+def write_idx_folder(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+                     labels: tuple[str, ...]) -> None:
+    """Write ``{"train": (x, y), "test": (x, y)}`` as gzipped idx files and ``labels.txt`` into
+    the existing ``folder``: a dataset :func:`load_idx_folder` (and ``--data FOLDER``) reads
+    with numpy alone, where no scikit-learn or TensorFlow is installed.
+
+    Images are N x H x W x 1 (stored N x H x W, as MNIST is) or N x H x W x C; labels must fit
+    in a byte.
+    """
+    for split, (x, y) in splits.items():
+        y = np.asarray(y)
+        if len(y) and (y.min() < 0 or y.max() > 255):
+            raise ValueError("idx labels are bytes: class ids must be within 0..255")
+        x = np.asarray(x)
+        images, names = (x[..., 0] if x.ndim == 4 and x.shape[-1] == 1 else x), SPLIT_FILES[split]
+        for name, array in ((names[0], images), (names[1], y)):
+            # mtime 0: the same data gives the same bytes
+            (folder / f"{name}.gz").write_bytes(gzip.compress(encode_idx(array), mtime=0))
+    (folder / "labels.txt").write_text("".join(f"{name}\n" for name in labels),
+                                       encoding="utf-8")
 
 
 def find_split(folder: Path, split: str) -> tuple[Path, Path] | None:

@@ -86,6 +86,7 @@ quickstart ran in):
 
 ```bash
 edgecnn eval {name}/digits_int8.tflite --data digits     # accuracy of the int8 file
+edgecnn eval {name}/digits_int8.tflite --data {name}/digits_idx   # the same, without scikit-learn
 edgecnn eval {name}/det_run                               # mAP of the detector (Keras)
 edgecnn eval {name}/det_int8.tflite --data {name}/shapes/data.yaml
 edgecnn qat {name}/det_run --epochs 4 --out runs/det_qat  # a better int8 detector

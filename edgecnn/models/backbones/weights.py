@@ -59,6 +59,16 @@ def efficientnet_lite0_pth() -> Path:
     return path
 
 
+def efficientnet_lite0_installed() -> bool:
+    """Whether the ``[pretrained]`` extra's ImageNet weights are here (the quickstart picks its
+    detector by it)."""
+    try:
+        efficientnet_lite0_pth()
+    except UsageError:
+        return False
+    return True
+
+
 def efficientnet_lite0_cache_path() -> Path:
     tag = EFFICIENTNET_FILE.removesuffix(".pth")
     return weights_dir() / f"{tag}-keras-v{PORT_VERSION}.weights.h5"

@@ -39,7 +39,7 @@ def run(ctx: QuickstartContext) -> StepResult:
                                                    progress=ctx.say)["accuracy"]
     drop = (scores["keras float"] - scores["tflite int8"]) * 100
     name = ctx.shown or str(ctx.folder)
-    rows = "\n".join(f"| {name} | {acc:.4f} |" for name, acc in scores.items())
+    rows = "\n".join(f"| {model} | {acc:.4f} |" for model, acc in scores.items())
     report = (f"## Accuracy on the held-out split\n\n| model | accuracy |\n|---|---|\n{rows}\n\n"
               f"int8 vs float: {-drop + 0.0:+.2f} points. The `.tflite` files were measured on "
               f"`{held_out}/` (the same held-out digits as idx files, which a device install "

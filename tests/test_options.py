@@ -38,6 +38,11 @@ def _train(**kw):
     (dict(task="detect", teacher="t", distill_temperature=2.0),
      "--distill-temperature applies to --task classify"),
     (dict(keep="middle"), "--keep"),
+    (dict(mosaic=0.5), "--mosaic applies to --task detect"),
+    (dict(integral_boxes=True), "--integral-boxes applies to --task detect"),
+    (dict(task="detect", mixup=-0.1), "--mixup is a probability"),
+    (dict(task="detect", mosaic=2.0), "--mosaic is a probability"),
+    (dict(task="detect", mosaic=0.5, augment=False), "drop --no-augment"),
 ])
 def test_train_config_refuses_what_cannot_apply(kw, needle):
     with pytest.raises(UsageError) as err:

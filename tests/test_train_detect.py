@@ -91,3 +91,34 @@ def test_bad_detect_options_are_one_line_errors(tiny_yaml, tmp_path, run_cli):
                   "--arch", "det_test", "--out", str(tmp_path / "z"))
     assert res.exit_code == 2 and "Traceback" not in res.err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_box_quality_knobs_train_convert_and_evaluate(tiny_yaml, tmp_path, run_cli):
+    """--mosaic, --mixup and --integral-boxes reach the run: the integral head trains, its int8
+    file decodes with the same decoder, and run.json records the knobs."""
+    import json
+
+    from edgecnn.lazy import keras
+
+    out = tmp_path / "knobs"
+    res = run_cli("train", "--task", "detect", "--data", str(tiny_yaml), "--arch", "det_test",
+                  "--imgsz", "64", "--epochs", "2", "--batch", "8", "--mosaic", "0.5",
+                  "--mixup", "0.5", "--integral-boxes", "--out", str(out), "--quiet")
+    assert res.exit_code == 0, res.err
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert (config["mosaic"], config["mixup"], config["integral_boxes"]) == (0.5, 0.5, True)
+    model = keras().saving.load_model(out / "model.keras", safe_mode=True, compile=False)
+    assert model.get_layer("boxes_softmax") is not None
+    res = run_cli("convert", str(out), "--quant", "int8", "--calib-size", "8", "--held-out", "0",
+                  "-o", str(tmp_path / "knobs.tflite"))
+    assert res.exit_code == 0, res.err
+    res = run_cli("eval", str(tmp_path / "knobs.tflite"), "--data", str(tiny_yaml), "--json")
+    assert res.exit_code == 0, res.err
+    assert 0.0 <= json.loads(res.out)["map"] <= 1.0
+
+
+def test_integral_boxes_for_a_classifier_is_a_usage_error(tmp_path, run_cli):
+    res = run_cli("train", "--task", "classify", "--data", "digits", "--arch", "dsnet_test",
+                  "--integral-boxes", "--out", str(tmp_path / "c"))
+    assert_one_line_error(res, "--integral-boxes", "detect")
+    assert not (tmp_path / "c").exists()

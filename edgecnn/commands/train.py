@@ -39,6 +39,14 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="Decoupled weight decay (adamw).")
 @click.option("--no-augment", is_flag=True, help="Turn off random shifts/flips.")
+@click.option("--mosaic", type=float, default=0.0, show_default=True,
+              help="detect: probability that a training image is a 2x2 mosaic of four "
+                   "(off for the last tenth of the epochs).")
+@click.option("--mixup", type=float, default=0.0, show_default=True,
+              help="detect: probability that a training image is blended with another.")
+@click.option("--integral-boxes", is_flag=True,
+              help="detect: predict each box side as a distribution over 17 bins, trained "
+                   "with distribution focal loss (same outputs and decoder).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder holding the fashion-mnist / mnist idx files.")
@@ -76,7 +84,7 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
               help="classify: softmax temperature of the soft targets (default 4).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, label_smoothing,
-          weight_decay, no_augment, seed, data_dir, val_split, width, distribute, patience,
+          weight_decay, no_augment, mosaic, mixup, integral_boxes, seed, data_dir, val_split, width, distribute, patience,
           max_train, weights, freeze_epochs, overwrite, deterministic, threads, keep, teacher,
           distill_weight, distill_temperature, quiet) -> None:
     """Train a classifier or detector; writes model.keras, run.json, labels.txt,
@@ -107,5 +115,6 @@ def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, 
                          weights=weights, freeze_epochs=freeze_epochs,
                          overwrite=overwrite, deterministic=deterministic, threads=threads,
                          keep=keep, teacher=teacher, distill_weight=distill_weight,
-                         distill_temperature=distill_temperature)
+                         distill_temperature=distill_temperature, mosaic=mosaic, mixup=mixup,
+                         integral_boxes=integral_boxes)
     train_model(config)

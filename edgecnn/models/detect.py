@@ -117,7 +117,8 @@ def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: flo
 
 def build_detector_on_backbone(input_shape, num_classes: int, backbone: str,
                                weights: str | None = None, neck: int = 64,
-                               head_blocks: int = 1, name: str | None = None):
+                               head_blocks: int = 1, name: str | None = None,
+                               integral_boxes: bool = False):
     """The same pyramid and head on a pretrained backbone (``edgecnn.models.backbones``).
 
     The backbone's stride-8/16/32 features feed the top-down pyramid exactly where the
@@ -134,7 +135,7 @@ def build_detector_on_backbone(input_shape, num_classes: int, backbone: str,
     inputs = k.Input((h, w, c), name="image")
     features = backbone_features(backbone, inputs, weights)
     return detection_head(inputs, features, num_classes, neck, FEATURE_STRIDES, head_blocks,
-                          name or f"det_{backbone}")
+                          name or f"det_{backbone}", integral_boxes)
 
 
 def _check_detector_input(h: int, w: int, num_classes: int, strides) -> None:

@@ -128,13 +128,19 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
 
 
 def arch_kwargs(builder, config) -> dict:
-    """Pass ``width`` only when set, so architectures without a width multiplier still work."""
-    if config.width == 1.0:
-        return {}
-    if "width" not in inspect.signature(builder).parameters:
-        raise UsageError(f"architecture {config.arch} has no width multiplier",
-                         "drop --width or choose an architecture that takes one")
-    return {"width": config.width}
+    """Builder options the run sets (``width``, ``integral_boxes``), passed only when set so
+    architectures without them still work; one that does not take a set option is an error."""
+    wanted = {}
+    if config.width != 1.0:
+        wanted["width"] = (config.width, "drop --width or choose an architecture that takes one")
+    if getattr(config, "integral_boxes", False):
+        wanted["integral_boxes"] = (True, "drop --integral-boxes or choose a detector")
+    params = inspect.signature(builder).parameters
+    for name, (_, fix) in wanted.items():
+        if name not in params:
+            flag = "width multiplier" if name == "width" else "integral box head"
+            raise UsageError(f"architecture {config.arch} has no {flag}", fix)
+    return {name: value for name, (value, _) in wanted.items()}
 
 
 def say(config, stream, line: str) -> None:

@@ -22,6 +22,9 @@ TASK_ONLY: dict[str, tuple[Task, object, str]] = {
     "label_smoothing": (Task.CLASSIFY, 0.0, "--label-smoothing"),
     "data_dir": (Task.CLASSIFY, None, "--data-dir"),     # where built-in datasets live
     "distill_temperature": (Task.CLASSIFY, None, "--distill-temperature"),
+    "mosaic": (Task.DETECT, 0.0, "--mosaic"),
+    "mixup": (Task.DETECT, 0.0, "--mixup"),
+    "integral_boxes": (Task.DETECT, False, "--integral-boxes"),
 }
 # Distillation defaults per task: the soft term's weight (classify: its share of the loss).
 DISTILL_WEIGHT = {Task.CLASSIFY: 0.5, Task.DETECT: 1.0}
@@ -62,6 +65,9 @@ class TrainConfig:
     overwrite: bool = False         # replace same-named entries in a folder edgecnn did not write
     weights: str | None = None      # initial weights: "imagenet", a run dir or a weights file
     freeze_epochs: int | None = None  # --weights: epochs with the backbone frozen (None: auto)
+    mosaic: float = 0.0             # detect: probability that a training image is a 2x2 mosaic
+    mixup: float = 0.0              # detect: probability that a training image is blended
+    integral_boxes: bool = False    # detect: box sides as distributions (DFL) instead of values
 
     def __post_init__(self) -> None:
         from edgecnn.train.distribute import strategy_name
@@ -94,6 +100,13 @@ class TrainConfig:
                              "use e.g. --label-smoothing 0.1")
         if self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        for flag, value in (("--mosaic", self.mosaic), ("--mixup", self.mixup)):
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{flag} is a probability in [0, 1], got {value}",
+                                 f"use e.g. {flag} 0.5")
+            if value and not self.augment:
+                raise UsageError(f"{flag} is an augmentation, and augmentation is off",
+                                 f"drop --no-augment or drop {flag}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}",
                              "leave it out to use every core")

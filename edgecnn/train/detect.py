@@ -133,7 +133,7 @@ def transfer_recipe(config: TrainConfig):
         schedule=config.schedule, warmup_epochs=1, ema=TRANSFER_EMA,
         static_epochs=STATIC_EPOCHS, augment=config.augment, seed=config.seed,
         eval_every=max(1, config.epochs // 10), keep_best=config.keep == "best",
-        patience=config.patience, purpose="fine-tuning")
+        patience=config.patience, purpose="fine-tuning", augmentation=augmentation(config))
 
 
 def scratch_recipe(config: TrainConfig):
@@ -149,7 +149,21 @@ def scratch_recipe(config: TrainConfig):
         static_epochs=STATIC_EPOCHS, augment=config.augment, seed=config.seed,
         eval_every=max(1, config.epochs // 10), keep_best=config.keep == "best",
         patience=config.patience,
-        purpose="training")
+        purpose="training", augmentation=augmentation(config))
+
+
+def augmentation(config: TrainConfig):
+    """The augmentation ranges of ``config``: the defaults, plus ``--mosaic`` / ``--mixup``.
+
+    Mosaic stops for the last tenth of the run (at least one epoch), as YOLOv8 closes it: the
+    model ends on whole images like the ones it will see.
+    """
+    from edgecnn.data.detect_pipeline import AugmentConfig
+
+    if not config.augment:
+        return None
+    off = max(1, config.epochs // 10) if config.mosaic > 0 else 0
+    return AugmentConfig(mosaic=config.mosaic, mosaic_off_epochs=off, mixup=config.mixup)
 
 
 def _input_geometry(config: TrainConfig, entry) -> tuple[int, tuple[int, ...]]:

@@ -65,14 +65,15 @@ def _register(name: str) -> None:
                     normalization=BACKBONES[spec.backbone].normalization,
                     description=spec.description)
     def _build(input_shape=(DEFAULT_IMGSZ, DEFAULT_IMGSZ, 3), num_classes: int = 1,
-               weights: str | None = None, **kwargs):
+               weights: str | None = None, integral_boxes: bool = False, **kwargs):
         from edgecnn.models.detect import build_detector_on_backbone
 
         if kwargs:
             raise UsageError(f"architecture {name} does not take option(s) "
                              f"{', '.join(sorted(kwargs))}", "drop them")
         return build_detector_on_backbone(input_shape, num_classes, spec.backbone,
-                                          weights=weights, neck=spec.neck, name=name)
+                                          weights=weights, neck=spec.neck, name=name,
+                                          integral_boxes=integral_boxes)
 
 
 for _name in DETECTORS:

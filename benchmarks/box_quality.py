@@ -16,9 +16,12 @@ Variants (combine with ``+``, e.g. ``mosaic+integral``):
     mixup     ``--mixup 0.15``
     long      twice the epochs (a longer cosine tail at the same peak)
 
-Example (the kangaroo split of benchmarks/kangaroo.py):
+Examples (the kangaroo split of benchmarks/kangaroo.py):
     python benchmarks/box_quality.py --data W/kangaroo_split --work W/box \\
         --variants base,integral,mosaic,mixup --json box_quality.json
+    # the pretrained detector with the knobs that measured better
+    python benchmarks/box_quality.py --data W/kangaroo_split --work W/box_lite0 \\
+        --arch det_lite0 --width 1 --weights imagenet --variants mosaic+mixup+integral
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def variant(args, name: str, work: Path) -> dict:
              "--overwrite", "--out", str(out), *flags]
     if args.width != 1.0:
         train += ["--width", str(args.width)]
+    if args.weights:
+        train += ["--weights", args.weights]
     print(f"[{name}] {' '.join(train[2:])}", flush=True)
     load_before = os.getloadavg()
     cpu0, wall0 = children_cpu(), time.perf_counter()
@@ -118,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--weights", default=None,
+                    help="initial weights, e.g. imagenet with --arch det_lite0 --width 1")
     ap.add_argument("--variants", default="base,integral,mosaic,mixup")
     ap.add_argument("--reuse", action="store_true", help="reuse variants already in --work")
     ap.add_argument("--json", default=None)
@@ -125,7 +132,7 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     records = [variant(args, name, work) for name in args.variants.split(",")]
-    result = {"arch": args.arch, "width": args.width, "imgsz": args.imgsz, "data": args.data,
+    result = {"arch": args.arch, "width": args.width, "weights": args.weights, "imgsz": args.imgsz, "data": args.data,
               "seed": args.seed, "records": records}
     print(markdown(records))
     if args.json:

@@ -84,9 +84,10 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
               help="classify: softmax temperature of the soft targets (default 4).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def train(task, data, arch, out, imgsz, epochs, batch, lr, optimizer, schedule, label_smoothing,
-          weight_decay, no_augment, mosaic, mixup, integral_boxes, seed, data_dir, val_split, width, distribute, patience,
-          max_train, weights, freeze_epochs, overwrite, deterministic, threads, keep, teacher,
-          distill_weight, distill_temperature, quiet) -> None:
+          weight_decay, no_augment, mosaic, mixup, integral_boxes, seed, data_dir, val_split,
+          width, distribute, patience, max_train, weights, freeze_epochs, overwrite,
+          deterministic, threads, keep, teacher, distill_weight, distill_temperature,
+          quiet) -> None:
     """Train a classifier or detector; writes model.keras, run.json, labels.txt,
     history.csv and curves.png into --out (atomically).
 

@@ -133,7 +133,7 @@ def arch_kwargs(builder, config) -> dict:
     wanted = {}
     if config.width != 1.0:
         wanted["width"] = (config.width, "drop --width or choose an architecture that takes one")
-    if getattr(config, "integral_boxes", False):
+    if config.integral_boxes:
         wanted["integral_boxes"] = (True, "drop --integral-boxes or choose a detector")
     params = inspect.signature(builder).parameters
     for name, (_, fix) in wanted.items():

@@ -262,7 +262,8 @@ def transfer(model, weights: dict, report: WeightsReport, arch: str, origin: str
             got = [tuple(np.shape(w)) for w in source] if source is not None else "no such layer"
             raise UsageError(f"--weights {origin} is for another architecture: {arch} layer "
                              f"{layer.name} needs {shapes}, the weights have {got}",
-                             f"pass weights of a {arch} run, or train without --weights")
+                             f"pass weights of a {arch} run trained with the same --width "
+                             f"and --integral-boxes, or train without --weights")
         layer.set_weights([np.asarray(w, dtype=c.dtype) for w, c in zip(source, current)])
         report.loaded_layers += 1
     if report.loaded_layers == 0:

@@ -8,9 +8,11 @@ another in fresh processes; their CPU seconds (children's user + system time) ar
 beside the wall time, since CPU time changes little when other jobs share the machine.
 
 Variants (combine with ``+``, e.g. ``mosaic+integral``):
-    base      today's defaults
+    base      today's defaults (the dense head for ``det_s``, the integral one for the
+              EfficientNet-Lite0 detectors)
     integral  ``--integral-boxes``: each box side a distribution over 17 bins, trained with
               distribution focal loss (GFL / YOLOv8's DFL) instead of L1
+    dense     ``--dense-boxes``: each box side one value, trained with L1
     mosaic    ``--mosaic 0.5`` (off for the last tenth of the epochs)
     mosaic1   ``--mosaic 1.0`` (every image a mosaic until the last tenth, as YOLOv8 trains)
     mixup     ``--mixup 0.15``
@@ -35,7 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-FLAGS = {"base": [], "integral": ["--integral-boxes"], "mosaic": ["--mosaic", "0.5"],
+FLAGS = {"base": [], "integral": ["--integral-boxes"], "dense": ["--dense-boxes"],
+         "mosaic": ["--mosaic", "0.5"],
          "mosaic1": ["--mosaic", "1.0"], "mixup": ["--mixup", "0.15"], "long": []}
 
 

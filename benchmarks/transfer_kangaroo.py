@@ -32,7 +32,7 @@ IMGSZ = 256
 BATCH = 16
 PROBE_EPOCHS = 4
 FAMILIES = {"det_s": {}, "det_s_w1.5": {"width": 1.5}, "det_m": {}, "det_lite0": {},
-            "det_mnv2": {}, "det_mnv3": {}}
+            "det_lite0_slim": {}, "det_mnv2": {}, "det_mnv3": {}}
 
 
 def cpu_seconds() -> float:

@@ -198,6 +198,47 @@ def test_detection_head_sits_on_a_backbone():
     assert model.get_layer("block4_project_bn") is not None   # flat graph, no nested model
 
 
+def test_slim_detector_leaves_out_residual_blocks_and_the_last_one():
+    from edgecnn.models.backbones.efficientnet_lite import SLIM_SKIP
+    from edgecnn.models.detect import anchor_count
+
+    full = create_model("det_lite0", (64, 96, 3), 2)
+    slim = create_model("det_lite0_slim", (64, 96, 3), 2)
+    blocks = {layer.name.split("_")[0] for layer in slim.layers
+              if layer.name.startswith("block") and layer.name.endswith("_dw")}
+    assert blocks == {f"block{i}" for i in range(16) if i not in SLIM_SKIP}
+    assert tuple(slim.outputs[0].shape) == (None, anchor_count((64, 96)), 4)
+    # the stride-32 level now comes from block 12 (192 channels), not block 15 (320)
+    assert slim.get_layer("neck_lateral32_conv").input.shape[-1] == 192
+    assert full.get_layer("neck_lateral32_conv").input.shape[-1] == 320
+    assert slim.count_params() < 0.45 * full.count_params()
+    # the EfficientNet-Lite0 detectors build the integral box head unless told otherwise
+    names = {layer.name for layer in full.layers}
+    assert "boxes_softmax" in names and "boxes_softmax" in {x.name for x in slim.layers}
+    dense = create_model("det_lite0", (64, 96, 3), 2, integral_boxes=False)
+    assert "boxes_softmax" not in {layer.name for layer in dense.layers}
+
+
+@needs_weights
+def test_slim_detector_keeps_the_imagenet_weights_of_every_block_it_keeps(cache):
+    slim = create_model("det_lite0_slim", (64, 64, 3), 1, weights="imagenet")
+    reference = wt.load_efficientnet_lite0_reference()
+    for name in ("stem_conv", "block3_dw", "block9_project_conv", "block12_expand_bn"):
+        for got, want in zip(slim.get_layer(name).get_weights(),
+                             reference.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("skip, needle", [({1}, "changes the shape"), ({16}, "does not exist")])
+def test_only_residual_blocks_can_be_skipped(skip, needle):
+    import keras
+
+    from edgecnn.models.backbones.efficientnet_lite import efficientnet_lite0_features
+
+    with pytest.raises(ValueError, match=needle):
+        efficientnet_lite0_features(keras.Input((64, 64, 3)), frozenset(skip))
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"name": "resnet50"}, "unknown backbone"),
     ({"weights": "instagram"}, "unknown weights"),

@@ -117,8 +117,55 @@ def test_box_quality_knobs_train_convert_and_evaluate(tiny_yaml, tmp_path, run_c
     assert 0.0 <= json.loads(res.out)["map"] <= 1.0
 
 
-def test_integral_boxes_for_a_classifier_is_a_usage_error(tmp_path, run_cli):
+def test_box_head_is_the_flag_else_the_weights_run_else_the_architecture(tiny_run, tmp_path):
+    """Without --integral-boxes / --dense-boxes a run gets the head of the --weights run it
+    starts from (no other fits its weights), else its architecture's default: integral on
+    EfficientNet-Lite0, dense on edgecnn's own families."""
+    import shutil
+
+    from edgecnn.rundir import RunInfo
+    from edgecnn.train.config import TrainConfig
+    from edgecnn.train.detect import box_head
+    from edgecnn.train.initial_weights import parse_weights
+
+    def head(arch, weights=None, flag=None):
+        config = TrainConfig(task="detect", data="d", arch=arch, out="o", weights=weights,
+                             integral_boxes=flag)
+        return box_head(config, parse_weights(weights))
+
+    assert (head("det_lite0"), head("det_lite0_slim"), head("det_s"), head("det_mnv2")) == (
+        True, True, False, False)
+    assert (head("det_lite0", flag=False), head("det_s", flag=True)) == (False, True)
+    assert RunInfo.load(tiny_run).config["integral_boxes"] is False   # resolved, recorded
+    assert head("det_lite0", weights=str(tiny_run)) is False       # a dense det_test run
+    integral_run = tmp_path / "integral_run"
+    shutil.copytree(tiny_run, integral_run)
+    info = RunInfo.load(integral_run)
+    info.config["integral_boxes"] = True
+    info.save(integral_run)
+    assert head("det_test", weights=str(integral_run)) is True
+    assert head("det_test", weights=str(integral_run), flag=False) is False
+
+
+def test_the_resolved_box_head_reaches_the_builder_either_way():
+    """--dense-boxes must reach a builder whose own default is the integral head."""
+    from edgecnn.models import get_entry
+    from edgecnn.train.common import arch_kwargs
+    from edgecnn.train.config import TrainConfig
+
+    def kwargs(arch, task, flag):
+        config = TrainConfig(task=task, data="d", arch=arch, out="o", integral_boxes=flag)
+        return arch_kwargs(get_entry(arch, task=task).builder, config)
+
+    assert kwargs("det_lite0", "detect", False) == {"integral_boxes": False}
+    assert kwargs("det_s", "detect", True) == {"integral_boxes": True}
+    assert kwargs("det_s", "detect", None) == {}
+    assert kwargs("dsnet_s", "classify", None) == {}
+
+
+@pytest.mark.parametrize("flag", ["--integral-boxes", "--dense-boxes"])
+def test_integral_boxes_for_a_classifier_is_a_usage_error(tmp_path, run_cli, flag):
     res = run_cli("train", "--task", "classify", "--data", "digits", "--arch", "dsnet_test",
-                  "--integral-boxes", "--out", str(tmp_path / "c"))
-    assert_one_line_error(res, "--integral-boxes", "detect")
+                  flag, "--out", str(tmp_path / "c"))
+    assert_one_line_error(res, "--integral-boxes/--dense-boxes", "detect")
     assert not (tmp_path / "c").exists()

@@ -264,6 +264,7 @@ def test_pretrained_detector_normalization_reaches_the_tflite(run_cli, synth, tm
     assert (info["mean"], info["std"]) == ([127.0], [128.0])
     assert info["provenance"]["weights"] == "imagenet:efficientnet_lite0"
     assert info["metrics"]["kept_epoch"] == 2
+    assert info["config"]["integral_boxes"] is True     # det_lite0's default box head
     result = convert_model(out, tmp_path / "det.tflite", "int8", held_out=4)
     detector = load(result.path)
     assert tuple(detector.metadata.input.mean) == (127.0,)

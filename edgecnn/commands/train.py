@@ -44,9 +44,11 @@ def _list_archs(ctx: click.Context, _param, value: bool) -> None:
                    "(off for the last tenth of the epochs).")
 @click.option("--mixup", type=float, default=0.0, show_default=True,
               help="detect: probability that a training image is blended with another.")
-@click.option("--integral-boxes", is_flag=True,
+@click.option("--integral-boxes/--dense-boxes", default=None,
               help="detect: predict each box side as a distribution over 17 bins, trained "
-                   "with distribution focal loss (same outputs and decoder).")
+                   "with distribution focal loss, or as one value (same outputs and "
+                   "decoder). Default: integral for det_lite0 / det_lite0_slim, dense for the "
+                   "others; a --weights run's own head.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder holding the fashion-mnist / mnist idx files.")

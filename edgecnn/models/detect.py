@@ -118,11 +118,13 @@ def build_detector(input_shape, num_classes: int, spec: DetectorSpec, width: flo
 def build_detector_on_backbone(input_shape, num_classes: int, backbone: str,
                                weights: str | None = None, neck: int = 64,
                                head_blocks: int = 1, name: str | None = None,
-                               integral_boxes: bool = False):
+                               integral_boxes: bool = False,
+                               skip_blocks: frozenset[int] = frozenset()):
     """The same pyramid and head on a pretrained backbone (``edgecnn.models.backbones``).
 
     The backbone's stride-8/16/32 features feed the top-down pyramid exactly where the
     compact backbone's stages do in :func:`build_detector`; outputs follow docs/FORMAT.md.
+    ``skip_blocks``: see :func:`edgecnn.models.backbones.backbone_features`.
 
     Example:
         model = build_detector_on_backbone((256, 256, 3), 1, "efficientnet_lite0", "imagenet")
@@ -133,7 +135,7 @@ def build_detector_on_backbone(input_shape, num_classes: int, backbone: str,
     h, w, c = (int(v) for v in input_shape)
     _check_detector_input(h, w, num_classes, FEATURE_STRIDES)
     inputs = k.Input((h, w, c), name="image")
-    features = backbone_features(backbone, inputs, weights)
+    features = backbone_features(backbone, inputs, weights, skip_blocks)
     return detection_head(inputs, features, num_classes, neck, FEATURE_STRIDES, head_blocks,
                           name or f"det_{backbone}", integral_boxes)
 

@@ -130,12 +130,14 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
 def arch_kwargs(builder, config) -> dict:
     """Builder options the run sets (``width``, ``integral_boxes``), passed only when set so
     architectures without them still work; one that does not take a set option is an error."""
+    params = inspect.signature(builder).parameters
     wanted = {}
     if config.width != 1.0:
         wanted["width"] = (config.width, "drop --width or choose an architecture that takes one")
-    if config.integral_boxes:
-        wanted["integral_boxes"] = (True, "drop --integral-boxes or choose a detector")
-    params = inspect.signature(builder).parameters
+    # False is passed too where the builder takes it: its own default may be the integral head
+    if config.integral_boxes or (config.integral_boxes is False and "integral_boxes" in params):
+        wanted["integral_boxes"] = (config.integral_boxes, "drop --integral-boxes or choose "
+                                                           "a detector")
     for name, (_, fix) in wanted.items():
         if name not in params:
             flag = "width multiplier" if name == "width" else "integral box head"

@@ -24,7 +24,7 @@ TASK_ONLY: dict[str, tuple[Task, object, str]] = {
     "distill_temperature": (Task.CLASSIFY, None, "--distill-temperature"),
     "mosaic": (Task.DETECT, 0.0, "--mosaic"),
     "mixup": (Task.DETECT, 0.0, "--mixup"),
-    "integral_boxes": (Task.DETECT, False, "--integral-boxes"),
+    "integral_boxes": (Task.DETECT, None, "--integral-boxes/--dense-boxes"),
 }
 # Distillation defaults per task: the soft term's weight (classify: its share of the loss).
 DISTILL_WEIGHT = {Task.CLASSIFY: 0.5, Task.DETECT: 1.0}
@@ -67,7 +67,8 @@ class TrainConfig:
     freeze_epochs: int | None = None  # --weights: epochs with the backbone frozen (None: auto)
     mosaic: float = 0.0             # detect: probability that a training image is a 2x2 mosaic
     mixup: float = 0.0              # detect: probability that a training image is blended
-    integral_boxes: bool = False    # detect: box sides as distributions (DFL) instead of values
+    integral_boxes: bool | None = None  # detect: box sides as distributions (DFL) instead of
+    #                                 values; None: the architecture's (or --weights run's) head
 
     def __post_init__(self) -> None:
         from edgecnn.train.distribute import strategy_name

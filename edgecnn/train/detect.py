@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from edgecnn.errors import UsageError
@@ -72,6 +72,7 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     entry = get_entry(config.arch, task="detect")  # fail fast on a bad name, before data
     source = parse_weights(config.weights)
     check_weights_for(source, config.arch, Task.DETECT)
+    config = replace(config, integral_boxes=box_head(config, source))   # run.json records it
     imgsz, strides = _input_geometry(config, entry)
     samples = read_detection_samples(config.data, config.val_split, config.seed,
                                      config.max_train)
@@ -93,8 +94,9 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
     recipe = transfer_recipe(config) if pretrained else scratch_recipe(config)
     say(config, out, f"model {config.arch}: {model.count_params():,} parameters, input "
          f"{imgsz}x{imgsz}, strides {list(strides)}, {anchor_count(imgsz, strides)} anchors, "
-         f"{data.steps_per_epoch(recipe.batch)} steps/epoch, {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}; "
-         f"{weights.summary()}")
+         f"{'integral' if config.integral_boxes else 'dense'} boxes, "
+         f"{data.steps_per_epoch(recipe.batch)} steps/epoch, {recipe.optimizer} lr "
+         f"{recipe.lr:g} {recipe.schedule}; {weights.summary()}")
     if teacher is not None:
         say(config, out, f"teacher {teacher.source}: soft scores and boxes, weight "
              f"{config.distill_options().weight:g}")
@@ -105,6 +107,20 @@ def train_detector(config: TrainConfig, stream=None) -> Path:
          f"{fit.kept_map50:.4f} mAP {fit.kept_map:.4f}; {fit.seconds:.1f}s training "
          f"({fit.usage.summary()}) -> {run_dir}")
     return run_dir
+
+
+def box_head(config: TrainConfig, source) -> bool:
+    """True for the integral box head: ``--integral-boxes`` / ``--dense-boxes`` when given,
+    else the head of the ``--weights`` detector run (its weights fit no other), else the
+    architecture's default (:func:`~edgecnn.models.backbones.detectors.default_integral_boxes`).
+    """
+    from edgecnn.models.backbones.detectors import default_integral_boxes
+    from edgecnn.train.initial_weights import source_box_head
+
+    if config.integral_boxes is not None:
+        return config.integral_boxes
+    followed = source_box_head(source)
+    return default_integral_boxes(config.arch) if followed is None else followed
 
 
 def _fit(config: TrainConfig, model, data, recipe, pretrained: bool, teacher, say):

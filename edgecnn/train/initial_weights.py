@@ -164,6 +164,19 @@ def check_weights_for(source: WeightsSource | None, arch: str, task: Task) -> No
                              f"{arch} run")
 
 
+def source_box_head(source: WeightsSource | None) -> bool | None:
+    """Whether the detector run ``source`` names has the integral box head; None when the
+    source is not a detector run (nothing to follow: ImageNet, a file, a classifier run)."""
+    if source is None or source.kind is not WeightsKind.RUN:
+        return None
+    from edgecnn.rundir import RunInfo
+
+    info = RunInfo.load(source.file)
+    if info.task is not Task.DETECT:
+        return None
+    return bool(info.config.get("integral_boxes"))   # runs before the flag were all dense
+
+
 def build_with_weights(entry, source: WeightsSource | None, input_shape, labels,
                        **kwargs) -> tuple[Any, WeightsReport]:
     """Build registry ``entry`` for ``labels`` and load its initial weights from ``source``.
@@ -263,7 +276,8 @@ def transfer(model, weights: dict, report: WeightsReport, arch: str, origin: str
             raise UsageError(f"--weights {origin} is for another architecture: {arch} layer "
                              f"{layer.name} needs {shapes}, the weights have {got}",
                              f"pass weights of a {arch} run trained with the same --width "
-                             f"and --integral-boxes, or train without --weights")
+                             f"and box head (--integral-boxes / --dense-boxes), or train "
+                             f"without --weights")
         layer.set_weights([np.asarray(w, dtype=c.dtype) for w, c in zip(source, current)])
         report.loaded_layers += 1
     if report.loaded_layers == 0:

@@ -104,19 +104,23 @@ def _check_request(name: str, input_shape, weights: str | None) -> tuple[int, in
     return h, w, c
 
 
-def backbone_features(name: str, inputs, weights: str | None = None) -> dict[int, object]:
+def backbone_features(name: str, inputs, weights: str | None = None,
+                      skip_blocks: frozenset[int] = frozenset()) -> dict[int, object]:
     """Build backbone ``name`` on the Keras tensor ``inputs``; {stride: feature tensor}.
 
     The layers join the caller's graph (not a nested model), so a detector built on top is
     one flat functional model that the converter and the channel pruner walk layer by layer.
     With ``weights="imagenet"`` the layers hold the pretrained weights on return.
+    ``skip_blocks``: EfficientNet-Lite0 blocks to leave out (``efficientnet_lite.SLIM_SKIP``).
     """
     _check_request(name, inputs.shape[1:], weights)
     k = keras()
+    if skip_blocks and name != "efficientnet_lite0":
+        raise ValueError(f"only efficientnet_lite0 can skip blocks, not {name}")
     if name == "efficientnet_lite0":
         from edgecnn.models.backbones import efficientnet_lite as el
 
-        _, features = el.efficientnet_lite0_features(inputs)
+        _, features = el.efficientnet_lite0_features(inputs, frozenset(skip_blocks))
         if weights == "imagenet":
             part = k.Model(inputs, [features[s] for s in FEATURE_STRIDES])
             el.assign_weights(part, _efficientnet_weights())

@@ -9,20 +9,24 @@ quantization.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgecnn.errors import UsageError
 from edgecnn.models.backbones.api import BACKBONES
+from edgecnn.models.backbones.efficientnet_lite import SLIM_SKIP
 from edgecnn.models.registry import register_model
 
 
 @dataclass(frozen=True)
 class BackboneDetector:
-    """A registered detector: which backbone, and the pyramid's channel count."""
+    """A registered detector: which backbone, the pyramid's channel count, and the backbone
+    blocks it leaves out."""
 
     backbone: str
     neck: int
     description: str
+    skip_blocks: frozenset[int] = field(default_factory=frozenset)
+    integral_boxes: bool = False   # the box head a run gets unless it asks for the other
 
 
 # neck 64: the pyramid of det_s at --width 1.5 is 72 channels wide; 64 keeps every tensor a
@@ -31,7 +35,11 @@ DETECTORS: dict[str, BackboneDetector] = {
     "det_lite0": BackboneDetector(
         "efficientnet_lite0", 64,
         "EfficientNet-Lite0 + pyramid + anchor-free head; --weights imagenet from the "
-        "[pretrained] extra"),
+        "[pretrained] extra", integral_boxes=True),
+    "det_lite0_slim": BackboneDetector(
+        "efficientnet_lite0", 64,
+        "det_lite0 on 9 of EfficientNet-Lite0's 16 blocks (0.6x its int8 time); --weights "
+        "imagenet from the [pretrained] extra", SLIM_SKIP, integral_boxes=True),
     "det_mnv2": BackboneDetector(
         "mobilenet_v2", 64,
         "MobileNetV2 + pyramid + anchor-free head; --weights imagenet from Keras' cache"),
@@ -51,6 +59,15 @@ def backbone_of(arch: str) -> str | None:
     return arch if arch in BACKBONES else None
 
 
+def default_integral_boxes(arch: str) -> bool:
+    """Whether ``arch`` gets the integral box head when a run does not choose: the detectors
+    on EfficientNet-Lite0, where it measured +11 to +13 points of mAP@0.5:0.95 on kangaroo
+    (docs/DECISIONS.md). Elsewhere the dense head (from scratch it bought ~1.6 points for
+    24% more int8 time on ``det_s``; the MobileNet detectors are not measured)."""
+    spec = DETECTORS.get(arch)
+    return spec is not None and spec.integral_boxes
+
+
 def pretrained_archs(task: str | None = None) -> list[str]:
     """Registered architectures that ``--weights imagenet`` applies to."""
     from edgecnn.models.registry import list_models
@@ -65,7 +82,8 @@ def _register(name: str) -> None:
                     normalization=BACKBONES[spec.backbone].normalization,
                     description=spec.description)
     def _build(input_shape=(DEFAULT_IMGSZ, DEFAULT_IMGSZ, 3), num_classes: int = 1,
-               weights: str | None = None, integral_boxes: bool = False, **kwargs):
+               weights: str | None = None, integral_boxes: bool = spec.integral_boxes,
+               **kwargs):
         from edgecnn.models.detect import build_detector_on_backbone
 
         if kwargs:
@@ -73,7 +91,8 @@ def _register(name: str) -> None:
                              f"{', '.join(sorted(kwargs))}", "drop them")
         return build_detector_on_backbone(input_shape, num_classes, spec.backbone,
                                           weights=weights, neck=spec.neck, name=name,
-                                          integral_boxes=integral_boxes)
+                                          integral_boxes=integral_boxes,
+                                          skip_blocks=spec.skip_blocks)
 
 
 for _name in DETECTORS:

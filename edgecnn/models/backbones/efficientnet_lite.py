@@ -48,6 +48,11 @@ LITE0_STAGES = (
 )
 # Last block at each output stride (block indices count over all stages).
 FEATURE_BLOCKS = {8: 4, 16: 10, 32: 15}
+# det_lite0_slim leaves out one stride-1 residual block of each repeated stage (two of stage 6's)
+# and the last, 320-channel block: 9 of the 16 blocks, 0.6x the int8 time of the whole
+# backbone at 256 px (docs/BENCHMARKS.md). A skipped residual block maps its input to itself
+# in shape, so every kept block keeps its ImageNet weights under its own name.
+SLIM_SKIP = frozenset({2, 4, 7, 10, 13, 14, 15})
 
 
 def block_plan(stages=LITE0_STAGES) -> list[tuple[int, int, int, int, int]]:
@@ -86,16 +91,34 @@ def mbconv(x, index: int, in_ch: int, out_ch: int, kernel: int, stride: int, exp
     return y
 
 
-def efficientnet_lite0_features(inputs) -> tuple[object, dict[int, object]]:
-    """(stride-32 output of the last block, {8: ..., 16: ..., 32: ...} block outputs)."""
+def efficientnet_lite0_features(inputs, skip: frozenset[int] = frozenset()
+                                ) -> tuple[object, dict[int, object]]:
+    """(output of the last block, {8: ..., 16: ..., 32: ...}: the last block at each stride).
+
+    ``skip``: indices of blocks to leave out; each must be a stride-1 block whose input and
+    output channels match (a residual block), or the last block.
+    """
+    plan = block_plan()
+    _check_skip(plan, skip)
     x = _conv_bn(inputs, STEM_CHANNELS, 3, 2, "stem")
-    features = {}
-    by_block = {b: s for s, b in FEATURE_BLOCKS.items()}
-    for i, (cin, cout, k, s, e) in enumerate(block_plan()):
+    features, stride = {}, 2
+    for i, (cin, cout, k, s, e) in enumerate(plan):
+        stride *= s
+        if i in skip:
+            continue
         x = mbconv(x, i, cin, cout, k, s, e)
-        if i in by_block:
-            features[by_block[i]] = x
-    return x, features
+        features[stride] = x
+    return x, {s: features[s] for s in FEATURE_BLOCKS}
+
+
+def _check_skip(plan, skip: frozenset[int]) -> None:
+    for i in skip:
+        if not 0 <= i < len(plan):
+            raise ValueError(f"block {i} does not exist (0..{len(plan) - 1})")
+        cin, cout, _, stride, _ = plan[i]
+        if i != len(plan) - 1 and (stride != 1 or cin != cout):
+            raise ValueError(f"block {i} changes the shape of its input; only residual "
+                             "blocks and the last block can be skipped")
 
 
 def efficientnet_lite0(input_shape=(224, 224, 3), num_classes: int = 1000,

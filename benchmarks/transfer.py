@@ -36,6 +36,8 @@ Usage (parity needs ``pip install torch==2.13.0 efficientnet-lite-pytorch``, not
     python benchmarks/kangaroo.py DATA/kangaroo W/kangaroo_split       # the val split, once
     python benchmarks/transfer.py kangaroo --data W/kangaroo_split --pretrained det_lite0:60 \\
         --scratch det_s:1.5 --clock cpu --work W --json kangaroo.json
+    # runs trained elsewhere (box_quality.py) scored, timed and plotted beside them:
+    python benchmarks/transfer.py kangaroo ... --reuse --also det_lite0_slim=W/slim/base
     python benchmarks/transfer.py pareto kangaroo.json -o docs/pareto.png
 """
 

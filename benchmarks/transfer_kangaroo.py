@@ -233,8 +233,11 @@ def kangaroo(args) -> dict:
         run["matching"] = matching
         run["eval"] = convert_and_eval(args, Path(run["run"]))
         scratch_runs[key] = run
+    also = {name: {"run": run_dir, "eval": convert_and_eval(args, Path(run_dir))}
+            for name, run_dir in (item.split("=", 1) for item in args.also or [])}
     trained = {arch: pretrained["eval"]["int8_file"]}
     trained.update({k: r["eval"]["int8_file"] for k, r in scratch_runs.items()})
+    trained.update({k: r["eval"]["int8_file"] for k, r in also.items()})
     lat = latency(family_models(args, work, trained), args.runs)
     # The gain target is against the first --scratch entry (det_s:1.5 by default).
     reference = next(iter(scratch_runs))
@@ -242,7 +245,7 @@ def kangaroo(args) -> dict:
     return {
         "clock": {"kind": args.clock, "cores": args.cores}, "imgsz": IMGSZ, "batch": BATCH,
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "pretrained": pretrained, "scratch": scratch_runs,
+        "pretrained": pretrained, "scratch": scratch_runs, "also": also,
         "yolo11n": yolo_reference(args.yolo_results),
         "yolo11n_int8_eval": [_eval_tflite(args, p) for p in args.yolo_int8 or []],
         "targets": {
@@ -273,6 +276,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--runs", type=int, default=100, help="timed invokes per variant")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse training runs already in --work with the same settings")
+    parser.add_argument("--also", action="append", metavar="NAME=RUN_DIR",
+                        help="a run trained elsewhere (e.g. by box_quality.py) to convert, "
+                             "score, time and plot beside the others (repeatable)")
 
 
 def pareto(result: dict, out: Path) -> Path:
@@ -318,6 +324,7 @@ def _trained_points(result: dict) -> list[tuple[str, dict, str]]:
     arch = result["pretrained"]["arch"]
     points = [(arch, result["pretrained"]["eval"]["int8"], "o")]
     points += [(name, run["eval"]["int8"], "s") for name, run in result["scratch"].items()]
+    points += [(name, run["eval"]["int8"], "D") for name, run in result.get("also", {}).items()]
     for i, entry in enumerate(result.get("yolo11n_int8_eval") or []):
         if "map50" in entry:
             points.append((f"yolo11n_int8{'' if i == 0 else f'_{i}'}", entry, "^"))

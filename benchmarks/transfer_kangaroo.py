@@ -299,8 +299,10 @@ def pareto(result: dict, out: Path) -> Path:
         for name, maps, style in points:
             if name in ms:
                 ax.plot(ms[name], maps[key], style, markersize=9)
-                ax.annotate(name, (ms[name], maps[key]), textcoords="offset points",
-                            xytext=(6, 4), fontsize=8)
+                below = style == "D"    # --also runs sit near the others: label under them
+                ax.annotate(_label(name, result), (ms[name], maps[key]),
+                            textcoords="offset points", xytext=(6, -12 if below else 4),
+                            fontsize=8)
         for name, t in ms.items():
             if name not in {p[0] for p in points}:
                 ax.axvline(t, color="0.8", linestyle=":", linewidth=1)
@@ -310,13 +312,26 @@ def pareto(result: dict, out: Path) -> Path:
         ax.set_ylabel(f"val {label} (int8, kangaroo)")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    fig.suptitle("Kangaroo (131 train / 33 val), 256 px, same training time; "
+    fig.suptitle("Kangaroo (131 train / 33 val), 256 px, int8; "
                  f"load average {result['load_average_before'][0]:.1f}", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _label(name: str, result: dict) -> str:
+    """The family name, with the box head of the pretrained run when its run.json says it
+    was the dense one (runs made before the integral head became det_lite0's default)."""
+    if name != result["pretrained"]["arch"]:
+        return name
+    run_json = Path(result["pretrained"]["run"]) / "run.json"
+    if run_json.is_file():
+        config = json.loads(run_json.read_text()).get("config", {})
+        if not config.get("integral_boxes"):
+            return f"{name} (dense boxes)"
+    return name
 
 
 def _trained_points(result: dict) -> list[tuple[str, dict, str]]:

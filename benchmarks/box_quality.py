@@ -24,6 +24,10 @@ Examples (the kangaroo split of benchmarks/kangaroo.py):
     # the pretrained detector with the knobs that measured better
     python benchmarks/box_quality.py --data W/kangaroo_split --work W/box_lite0 \\
         --arch det_lite0 --width 1 --weights imagenet --variants mosaic+mixup+integral
+    # the slim detector taught by a trained det_lite0 run
+    python benchmarks/box_quality.py --data W/kangaroo_split --work W/kd_slim \\
+        --arch det_lite0_slim --width 1 --weights imagenet --teacher W/box_lite0/integral \\
+        --variants base
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ def variant(args, name: str, work: Path) -> dict:
         train += ["--width", str(args.width)]
     if args.weights:
         train += ["--weights", args.weights]
+    if args.teacher:
+        train += ["--teacher", args.teacher]
     print(f"[{name}] {' '.join(train[2:])}", flush=True)
     load_before = os.getloadavg()
     cpu0, wall0 = children_cpu(), time.perf_counter()
@@ -128,6 +134,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--weights", default=None,
                     help="initial weights, e.g. imagenet with --arch det_lite0 --width 1")
+    ap.add_argument("--teacher", default=None,
+                    help="a detector run whose predictions the runs distil (--teacher)")
     ap.add_argument("--variants", default="base,integral,mosaic,mixup")
     ap.add_argument("--reuse", action="store_true", help="reuse variants already in --work")
     ap.add_argument("--json", default=None)

@@ -15,7 +15,7 @@ ALLOWED = {"InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReL
 
 def test_registry_lists_classify_models():
     names = {e.name for e in list_models("classify")}
-    assert {"seed", "dsnet_test", "dsnet_s", "dsnet_sf", "dsnet_m"} <= names
+    assert {"seed", "dsnet_test", "dsnet_s", "dsnet_sf", "dsnet_m", "cnn_teacher"} <= names
 
 
 def test_seed_is_the_article_cnn():
@@ -35,7 +35,7 @@ def test_seed_rejects_tiny_inputs():
         create_model("seed", (8, 8, 1), 10)
 
 
-@pytest.mark.parametrize("name", ["dsnet_test", "dsnet_s", "dsnet_sf", "dsnet_m"])
+@pytest.mark.parametrize("name", ["dsnet_test", "dsnet_s", "dsnet_sf", "dsnet_m", "cnn_teacher"])
 def test_dsnet_uses_only_int8_friendly_layers(name):
     model = create_model(name, (28, 28, 1), 10, task="classify")
     kinds = {type(l).__name__ for l in model.layers}
@@ -52,6 +52,13 @@ def test_width_multiplier_scales_the_model():
     wide = create_model("dsnet_s", (28, 28, 1), 10, width=1.5).count_params()
     assert small < base < wide
     assert base < 100_000          # the int8 file must stay under 100 KB
+
+
+def test_cnn_teacher_keeps_full_resolution_in_its_stem():
+    model = create_model("cnn_teacher", (28, 28, 1), 10)
+    assert model.get_layer("stem_conv").output.shape[1:3] == (28, 28)
+    student = create_model("dsnet_sf", (28, 28, 1), 10).count_params()
+    assert model.count_params() > 5 * student       # a teacher, not another compact net
 
 
 def test_dsnet_builds_for_small_rgb_inputs():

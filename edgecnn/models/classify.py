@@ -197,8 +197,9 @@ def cnn_teacher(input_shape, num_classes: int, width: float = 1.0, dropout: floa
     A teacher for ``edgecnn train --teacher``: the compact nets underfit Fashion-MNIST, and a
     teacher built from their own blocks at twice the width was only 0.3 points better than
     them, too little for its soft targets to carry anything. This one keeps the full 28x28
-    resolution in its stem and spends its capacity in dense convolutions, at about 2.4x the
-    training cost of ``dsnet_sf`` at width 2.
+    resolution in its stem and spends its capacity in dense convolutions: 93.5% test accuracy
+    after 15 epochs of the compact recipe, at 50 s an epoch on 2 cores against 33 s for
+    ``dsnet_sf`` at width 2 (docs/BENCHMARKS.md).
     """
     _reject_unused("cnn_teacher", kwargs)
     stages = (Stage(64, 2, 2, fused=True), Stage(128, 2, 2, fused=True),

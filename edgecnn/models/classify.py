@@ -1,4 +1,5 @@
-"""Classification architectures: the seed article's CNN and the compact ``dsnet`` family.
+"""Classification architectures: the seed article's CNN, the compact ``dsnet`` family and a
+larger ``cnn_teacher`` built from the same blocks to teach it by distillation.
 
 Every builder returns a functional ``keras.Model`` made of plain Conv2D, DepthwiseConv2D,
 BatchNormalization, ReLU, Add, pooling, Flatten and Dense layers only, so that

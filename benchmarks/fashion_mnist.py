@@ -42,7 +42,8 @@ TARGETS = {"compact_int8_acc": 0.930, "compact_int8_kb": 100.0, "int8_vs_float_p
            "compact_int8_speedup_vs_f32": 1.5, "train_minutes": 10.0}
 
 
-def train(name: str, recipe: dict, work: Path, data_dir, reuse: bool, **extra) -> Path:
+def train(name: str, recipe: dict, work: Path, data_dir, reuse: bool, seed: int = 0,
+          **extra) -> Path:
     from edgecnn.train.classify import train_classifier
     from edgecnn.train.config import TrainConfig
 
@@ -51,7 +52,7 @@ def train(name: str, recipe: dict, work: Path, data_dir, reuse: bool, **extra) -
         print(f"[{name}] reusing {out}", flush=True)
         return out
     config = TrainConfig(task="classify", data="fashion-mnist", out=str(out), data_dir=data_dir,
-                         seed=0, deterministic=False, overwrite=True, **recipe, **extra)
+                         seed=seed, deterministic=False, overwrite=True, **recipe, **extra)
     print(f"[{name}] training {recipe['arch']}: {recipe}", flush=True)
     return train_classifier(config)
 
@@ -78,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher-epochs", type=int, default=None)
     ap.add_argument("--distill-weight", type=float, default=None)
     ap.add_argument("--distill-temperature", type=float, default=None)
+    ap.add_argument("--compact-seed", type=int, default=0,
+                    help="seed of the compact run (a second seed measures the spread)")
     ap.add_argument("--runs", type=int, default=2000, help="timed invokes per model and thread")
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--json", default=None)
@@ -99,7 +102,8 @@ def main(argv=None) -> int:
         distill = {"teacher": teacher, "distill_weight": args.distill_weight,
                    "distill_temperature": args.distill_temperature}
     runs = {"seed": train("seed", SEED, work, args.data_dir, args.reuse),
-            "compact": train("compact", compact, work, args.data_dir, args.reuse, **distill)}
+            "compact": train("compact", compact, work, args.data_dir, args.reuse,
+                             seed=args.compact_seed, **distill)}
     load_after_train = load_avg()
 
     from converters import convert_model
@@ -139,7 +143,7 @@ def main(argv=None) -> int:
     doc = {"date": started.isoformat(timespec="seconds"), "machine": machine_info(),
            "load_avg_before": load_before, "load_avg_after_training": load_after_train,
            "load_avg_after": load_avg(), "command": " ".join(["python", "benchmarks/fashion_mnist.py"] + sys.argv[1:]),
-           "recipes": {"seed": SEED, "compact": compact}, "rows": rows,
+           "recipes": {"seed": SEED, "compact": dict(compact, seed=args.compact_seed)}, "rows": rows,
            "teacher": _teacher_record(teacher, args.data_dir),
            "checks": checks(rows)}
     table = markdown(doc)

@@ -10,7 +10,8 @@ Steps (each writes under ``--work``, outside the repository; the data set is nev
 
 * ``dataset``: a YOLO-format view of a Pascal VOC folder (``images/`` beside ``annots/``),
   split as the kangaroo set's SOURCE.txt says (sorted names, the last 20% are val).
-* ``train``: YOLO11n from its yaml, ``imgsz`` 256, 150 epochs, batch 16, on CPU, seed 0.
+* ``train``: YOLO11n from its yaml, ``imgsz`` 256, 150 epochs, batch 16, on CPU, seed 0
+  (``--seed N`` trains another seed beside it, to measure the peer's seed-to-seed spread).
 * ``val``: Ultralytics' own val (mAP@0.5 and mAP@0.5:0.95) on the val split -> ``val.json``.
 * ``export``: Ultralytics' ONNX (default opset, plain and simplified) and TFLite exports
   (float32 and int8 when its exporter's dependencies are installed) -> ``exports.json``.
@@ -107,19 +108,25 @@ def versions() -> dict:
             "torch": torch.__version__, "machine": platform.machine()}
 
 
-def train(work: Path, imgsz: int, epochs: int, batch: int) -> None:
+def run_name(seed: int) -> str:
+    """Seed 0 keeps the original run folder; other seeds train beside it."""
+    return RUN_NAME if seed == 0 else f"{RUN_NAME}_seed{seed}"
+
+
+def train(work: Path, imgsz: int, epochs: int, batch: int, seed: int = 0) -> None:
     from ultralytics import YOLO
 
     model = YOLO("yolo11n.yaml")  # architecture only: random init, nothing downloaded
     t0 = time.perf_counter()
     model.train(data=str(work / "data.yaml"), imgsz=imgsz, epochs=epochs, batch=batch,
-                device="cpu", workers=2, seed=0, deterministic=True, pretrained=False,
-                amp=False, plots=False, project=str(work / "runs"), name=RUN_NAME,
+                device="cpu", workers=2, seed=seed, deterministic=True, pretrained=False,
+                amp=False, plots=False, project=str(work / "runs"), name=run_name(seed),
                 exist_ok=True, verbose=False)
     info = {"command": " ".join(sys.argv), "imgsz": imgsz, "epochs": epochs, "batch": batch,
-            "train_seconds": round(time.perf_counter() - t0, 1), "load_avg": os.getloadavg(),
+            "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1), "load_avg": os.getloadavg(),
             **versions()}
-    (work / "train.json").write_text(json.dumps(info, indent=2) + "\n")
+    name = "train.json" if seed == 0 else f"train_seed{seed}.json"
+    (work / name).write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info))
 
 
@@ -185,6 +192,9 @@ def main(argv=None) -> int:
     ap.add_argument("--imgsz", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="train step: seed (other seeds train in runs/yolo11n_kangaroo_seedN; "
+                         "its results.csv holds Ultralytics' val of every epoch)")
     ap.add_argument("--only", nargs="*", choices=sorted(EXPORTS), default=[],
                     help="export step: these formats only")
     args = ap.parse_args(argv)
@@ -192,7 +202,7 @@ def main(argv=None) -> int:
     if args.step == "dataset":
         build_dataset(args.src, args.work)
     elif args.step == "train":
-        train(args.work, args.imgsz, args.epochs, args.batch)
+        train(args.work, args.imgsz, args.epochs, args.batch, args.seed)
     elif args.step == "val":
         val(args.work, args.imgsz)
     else:

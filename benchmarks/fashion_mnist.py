@@ -143,7 +143,8 @@ def main(argv=None) -> int:
     doc = {"date": started.isoformat(timespec="seconds"), "machine": machine_info(),
            "load_avg_before": load_before, "load_avg_after_training": load_after_train,
            "load_avg_after": load_avg(), "command": " ".join(["python", "benchmarks/fashion_mnist.py"] + sys.argv[1:]),
-           "recipes": {"seed": SEED, "compact": dict(compact, seed=args.compact_seed)}, "rows": rows,
+           "recipes": {"seed": SEED, "compact": dict(compact, seed=args.compact_seed)},
+           "rows": rows,
            "teacher": _teacher_record(teacher, args.data_dir),
            "checks": checks(rows)}
     table = markdown(doc)

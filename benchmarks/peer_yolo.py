@@ -123,8 +123,8 @@ def train(work: Path, imgsz: int, epochs: int, batch: int, seed: int = 0) -> Non
                 amp=False, plots=False, project=str(work / "runs"), name=run_name(seed),
                 exist_ok=True, verbose=False)
     info = {"command": " ".join(sys.argv), "imgsz": imgsz, "epochs": epochs, "batch": batch,
-            "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1), "load_avg": os.getloadavg(),
-            **versions()}
+            "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1),
+            "load_avg": os.getloadavg(), **versions()}
     name = "train.json" if seed == 0 else f"train_seed{seed}.json"
     (work / name).write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info))
